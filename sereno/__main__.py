@@ -1,0 +1,5 @@
+import sys
+
+from sereno.cli import main
+
+sys.exit(main())

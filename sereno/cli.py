@@ -1,0 +1,316 @@
+"""Command line: parses arguments and wires the stages together, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import IO, NoReturn
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from sereno import __version__
+from sereno.engine import Engine
+from sereno.errors import ConditionError, InputError, RulesError, SerenoError
+from sereno.events import Event, EventReader, RecordError, event_type
+from sereno.output import (
+    AlertSink,
+    CountingSink,
+    JsonSink,
+    RunSummary,
+    TextSink,
+    severity_palette,
+    wants_color,
+)
+from sereno.rulefmt import RuleSet, RuleSpec, load_default_rules, load_rules
+from sereno.windows import Windows
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+
+MAX_REPORTED = 100
+PROGRESS_MIN_BYTES = 8 << 20
+PROGRESS_EVERY = 1 << 14
+
+COMMANDS = {
+    "check": "validate a rules file and list its rules",
+}
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"sereno: error: {message}\n")
+
+
+def _batch_parser() -> argparse.ArgumentParser:
+    commands = "\n".join(f"  sereno {name:<14}{text}" for name, text in COMMANDS.items())
+    parser = _Parser(
+        prog="sereno",
+        usage="sereno [options] FILE\n       sereno COMMAND [options] ...",
+        description="Evaluate alerting rules over a file of JSON events and print the alerts.",
+        epilog=(
+            f"commands:\n{commands}\n  (sereno COMMAND -h shows a command's options)\n\n"
+            "exit status: 0 done; 1 done, but some records were rejected, arrived late or\n"
+            "could not be evaluated; 2 usage error, unreadable input or bad rules."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "file", metavar="FILE", help="events as a JSON array or JSON Lines; - reads standard input"
+    )
+    _add_rules_option(parser)
+    parser.add_argument(
+        "-s", "--show-severity", action="store_true", help="put each alert's severity first"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: the classic alert lines (default); json: one JSON object per alert per line",
+    )
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour text alerts by severity: auto (default) only on a terminal and "
+        "unless NO_COLOR is set",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first bad record (exit status 2) instead of skipping it",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no summary line on standard error"
+    )
+    parser.add_argument("-v", "--version", action="version", version=f"sereno {__version__}")
+    return parser
+
+
+def _add_rules_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-r",
+        "--rules-config",
+        metavar="FILE",
+        help="the rules file (default: the rules packaged with sereno)",
+    )
+
+
+def _check_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="sereno check",
+        description="Validate a rules file and list its rules; exit 0 if it is valid, 2 if not.",
+    )
+    parser.add_argument(
+        "rules",
+        metavar="RULES",
+        nargs="?",
+        help="the rules file (default: the rules packaged with sereno)",
+    )
+    return parser
+
+
+def _load(path: str | None) -> RuleSet:
+    return load_default_rules() if path is None else load_rules(path)
+
+
+# --- sereno check --------------------------------------------------------------------------
+
+
+def check_command(argv: Sequence[str]) -> int:
+    args = _check_parser().parse_args(argv)
+    ruleset = _load(args.rules)
+    print(
+        f"{ruleset.source}: valid, {len(ruleset.rules)} rules, {len(ruleset.severities)} severities"
+    )
+    for spec in ruleset.rules:
+        print(_describe(spec))
+    return EXIT_OK
+
+
+def _describe(spec: RuleSpec) -> str:
+    kind = "majority" if spec.majority else "per-server"
+    threshold = f", threshold {spec.threshold}" if spec.threshold is not None else ""
+    engine = "compiled" if spec.condition.compiled else "rule-engine"
+    return (
+        f"  {spec.name}\n"
+        f"    {spec.severity.name}, {kind}{threshold}\n"
+        f"    condition ({engine}): {spec.condition.text}"
+    )
+
+
+# --- sereno FILE ---------------------------------------------------------------------------
+
+
+class _StrictStop(SerenoError):
+    pass
+
+
+@dataclass
+class _Problems:
+    """Counts and reports what went wrong with records, keeping stderr readable."""
+
+    strict: bool
+    rejected: int = 0
+    late: int = 0
+    reported: int = 0
+    condition_errors: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def _report(self, message: str) -> None:
+        self.reported += 1
+        if self.reported <= MAX_REPORTED:
+            _stderr(message)
+        elif self.reported == MAX_REPORTED + 1:
+            _stderr(f"sereno: more than {MAX_REPORTED} problems; the rest are only counted")
+
+    def record(self, error: RecordError) -> None:
+        self.rejected += 1
+        if self.strict:
+            raise _StrictStop(f"{error} (stopped: --strict)")
+        self._report(f"{error}; record skipped")
+
+    def late_event(self, location: str, event: Event) -> None:
+        self.late += 1
+        if self.strict:
+            raise _StrictStop(f"{location}: late event (stopped: --strict)")
+        self._report(
+            f"{location}: late event: timestamp {event.timestamp} belongs to a minute that was "
+            "already evaluated; record skipped"
+        )
+
+    def condition(self, spec: RuleSpec, event: Event, error: ConditionError) -> None:
+        count, first = self.condition_errors.get(spec.name, (0, ""))
+        if not first:
+            first = f"server {event.server}, component {event.component}: {error}"
+        self.condition_errors[spec.name] = (count + 1, first)
+
+    def report_conditions(self) -> None:
+        for rule, (count, first) in self.condition_errors.items():
+            _stderr(
+                f"sereno: rule {rule!r}: the condition could not be evaluated for {count} "
+                f"event(s), which did not match (first: {first})"
+            )
+
+    @property
+    def any(self) -> bool:
+        return bool(self.rejected or self.late or self.condition_errors)
+
+
+def _open_input(path: str, stack: ExitStack) -> tuple[io.BufferedReader, str]:
+    if path == "-":
+        stdin = sys.stdin.buffer
+        assert isinstance(stdin, io.BufferedReader)
+        return stdin, "<stdin>"
+    try:
+        stream = stack.enter_context(open(path, "rb"))  # noqa: SIM115
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror or error}") from None
+    return stream, path
+
+
+def _sink(args: argparse.Namespace, ruleset: RuleSet, stdout: IO[bytes]) -> AlertSink:
+    if args.format == "json":
+        return JsonSink(stdout)
+    palette = severity_palette(ruleset) if wants_color(args.color, sys.stdout) else None
+    return TextSink(stdout, show_severity=args.show_severity, palette=palette)
+
+
+def _with_progress(events: Iterator[Event], reader: EventReader, size: int) -> Iterator[Event]:
+    """Show a progress bar on stderr while `events` are read (stderr a terminal, big file)."""
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(reader.name, total=size)
+        for count, event in enumerate(events):
+            if count % PROGRESS_EVERY == 0:
+                progress.update(task, completed=reader.bytes_read)
+            yield event
+
+
+def _progress_size(stream: io.BufferedReader) -> int | None:
+    if not sys.stderr.isatty() or sys.stdout.isatty():
+        return None
+    try:
+        size = os.fstat(stream.fileno()).st_size
+    except (OSError, ValueError):
+        return None
+    return size if size >= PROGRESS_MIN_BYTES else None
+
+
+def batch_command(argv: Sequence[str]) -> int:
+    args = _batch_parser().parse_args(argv)
+    ruleset = _load(args.rules_config)
+    problems = _Problems(strict=args.strict)
+    stdout = sys.stdout.buffer
+    sink = CountingSink(_sink(args, ruleset, stdout))
+    with ExitStack() as stack:
+        stream, name = _open_input(args.file, stack)
+        reader = EventReader(stream, name, problems.record, event_type(ruleset.fields))
+        events: Iterator[Event] = iter(reader)
+        size = _progress_size(stream)
+        if size is not None:
+            events = _with_progress(events, reader, size)
+        engine = Engine(ruleset, problems.condition)
+        on_late: Callable[[Event], None] = lambda event: problems.late_event(  # noqa: E731
+            reader.last_location(), event
+        )
+        for alerts in engine.run(events, Windows(), on_late):
+            sink.write(alerts)
+        stdout.flush()
+    problems.report_conditions()
+    if reader.records_read == 0:
+        _stderr(f"sereno: {name}: no events in the input")
+    if not args.quiet:
+        summary = RunSummary(
+            reader.records_read,
+            problems.rejected,
+            problems.late,
+            sink.per_rule,
+            [spec.name for spec in ruleset.rules],
+        )
+        _stderr(summary.line())
+    return EXIT_REJECTED if problems.any else EXIT_OK
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+_SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"check": check_command}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = _SUBCOMMANDS.get(arguments[0]) if arguments else None
+    try:
+        if command is not None:
+            return command(arguments[1:])
+        return batch_command(arguments)
+    except RulesError as error:
+        for problem in error.problems:
+            _stderr(problem)
+        _stderr("sereno: the rules file was refused")
+        return EXIT_USAGE
+    except SerenoError as error:
+        _stderr(f"sereno: {error}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _stderr("sereno: interrupted")
+        return 130
+    except BrokenPipeError:
+        # the reader went away (`sereno FILE | head`): not an error worth a traceback
+        sys.stderr.close()
+        return EXIT_OK

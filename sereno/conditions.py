@@ -1,0 +1,397 @@
+"""Rule conditions: rule-engine expressions, compiled to Python closures where we can.
+
+rule-engine parses and type-checks every condition. Interpreting its syntax tree costs a few
+microseconds per event, so the common subset (literals, field access, comparisons, `and`/`or`/
+`not`, arithmetic, membership, regex matching, `?:`) is compiled into nested closures that
+follow rule-engine's semantics exactly; anything else is evaluated by rule-engine itself.
+
+Two rule-engine semantics shape the compiled code:
+
+- Numbers are compared as `Decimal(repr(x))`. Comparing two floats directly gives the same
+  answer (the shortest round-tripping decimal preserves order), so floats, and integers small
+  enough to be exact floats, take the fast path; anything else is compared as a Decimal.
+  Arithmetic is always done in Decimal, in rule-engine's decimal context.
+- `==` between values of different types is false, never an error; ordering them is an error.
+"""
+
+from __future__ import annotations
+
+import decimal
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+import rule_engine
+import rule_engine.ast as re_ast
+from rule_engine.types import DataType
+
+from sereno.errors import ConditionError
+
+Evaluator = Callable[[Any], Any]
+
+FIELD_TYPES = {
+    "server": DataType.STRING,
+    "service": DataType.STRING,
+    "component": DataType.STRING,
+    "value": DataType.FLOAT,
+    "timestamp": DataType.FLOAT,
+    "active": DataType.BOOLEAN,
+}
+_EXACT_INT = 2**53
+_SCALARS = (str, bool, int, float, type(None))
+_TYPE_MISMATCH = "data type mismatch"
+
+
+class ConditionSyntaxError(ValueError):
+    """A condition that rule-engine refuses: bad syntax or types that cannot work."""
+
+
+class _Unsupported(Exception):
+    """A syntax-tree node outside the compiled subset: rule-engine evaluates the condition."""
+
+
+class _Fallback(Exception):
+    """A value the compiled code does not handle (an array field, say): ask rule-engine."""
+
+
+def _resolve_field(thing: Any, name: str) -> Any:
+    value = getattr(thing, name, msgspec.UNSET)
+    if value is msgspec.UNSET:
+        raise rule_engine.SymbolResolutionError(name)
+    return value
+
+
+def make_context() -> rule_engine.Context:
+    """The context every condition is parsed in: event fields typed, missing fields null."""
+    return rule_engine.Context(
+        type_resolver=lambda name: FIELD_TYPES.get(name, DataType.UNDEFINED),
+        resolver=_resolve_field,
+        default_value=None,
+        default_timezone="utc",
+        decimal_context=decimal.Context(),
+    )
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A parsed condition: `matches(event)` says whether an event satisfies it."""
+
+    text: str
+    fields: frozenset[str]
+    compiled: bool
+    _rule: rule_engine.Rule = field(repr=False)
+    _fast: Evaluator | None = field(repr=False)
+
+    def matches(self, event: Any) -> bool:
+        if self._fast is not None:
+            try:
+                return bool(self._fast(event))
+            except _Fallback:
+                pass
+        return self._interpret(event)
+
+    def _interpret(self, event: Any) -> bool:
+        try:
+            return bool(self._rule.matches(event))
+        except Exception as error:  # rule-engine raises assorted errors for bad values
+            raise ConditionError(_engine_message(error)) from None
+
+
+def parse_condition(text: str) -> Condition:
+    """Parse, type-check and compile a condition; `ConditionSyntaxError` says what is wrong."""
+    context = make_context()
+    try:
+        rule = rule_engine.Rule(text, context=context)
+    except rule_engine.RuleSyntaxError as error:
+        raise ConditionSyntaxError(_syntax_message(text, error)) from None
+    except rule_engine.EngineError as error:
+        raise ConditionSyntaxError(
+            f"invalid condition {text!r}: {_engine_message(error)}"
+        ) from None
+    compiler = _Compiler(context)
+    try:
+        fast: Evaluator | None = compiler.compile(rule.statement.expression)
+    except _Unsupported:
+        fast = None
+    return Condition(text, frozenset(context.symbols), fast is not None, rule, fast)
+
+
+def _engine_message(error: Exception) -> str:
+    message = str(getattr(error, "message", error))
+    detail = getattr(error, "error", None)
+    return f"{message} ({detail})" if detail is not None else message
+
+
+def _syntax_message(text: str, error: rule_engine.RuleSyntaxError) -> str:
+    token = error.token
+    if token is None:
+        return f"syntax error at the end of the condition {text!r}"
+    return f"syntax error at position {token.lexpos + 1} (near {token.value!r}) in {text!r}"
+
+
+# --- values, with rule-engine's semantics -------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    kind = type(value)
+    return kind is float or kind is int or kind is Decimal
+
+
+def _is_exact_float(value: Any) -> bool:
+    kind = type(value)
+    return kind is float or (kind is int and -_EXACT_INT <= value <= _EXACT_INT)
+
+
+def _to_decimal(value: Any) -> Decimal:
+    if type(value) is float:
+        return Decimal(repr(value))
+    return Decimal(value)
+
+
+def _numbers(left: Any, right: Any) -> tuple[Any, Any]:
+    """Two numbers in a form Python compares as rule-engine would."""
+    if _is_exact_float(left) and _is_exact_float(right):
+        return left, right
+    return _to_decimal(left), _to_decimal(right)
+
+
+def _equal(left: Any, right: Any) -> bool:
+    if _is_number(left) and _is_number(right):
+        left, right = _numbers(left, right)
+        return bool(left == right)
+    if type(left) is not type(right):
+        return False
+    return bool(left == right)
+
+
+def _ordered(compare: Callable[[Any, Any], bool], left: Any, right: Any) -> bool:
+    if left is None and right is None:
+        return compare in (operator.ge, operator.le)
+    if _is_number(left) and _is_number(right):
+        return compare(*_numbers(left, right))
+    if type(left) is not type(right):
+        raise ConditionError(_TYPE_MISMATCH)
+    return compare(left, right)
+
+
+def _number_operand(value: Any) -> Decimal:
+    if not _is_number(value):
+        raise ConditionError(f"{_TYPE_MISMATCH} (not a numeric value)")
+    return _to_decimal(value)
+
+
+def _literal(value: Any) -> Any:
+    """A literal as the compiled code holds it: a float when that compares identically."""
+    if type(value) is Decimal and value.is_finite() and Decimal(repr(float(value))) == value:
+        return float(value)
+    return value
+
+
+def _membership_key(value: Any) -> Any:
+    return _to_decimal(value) if _is_number(value) else value
+
+
+# --- the compiler -------------------------------------------------------------------------
+
+_ORDERINGS: dict[str, Callable[[Any, Any], bool]] = {
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
+}
+_REGEX_OPERATORS = {
+    "eq_fzm": ("match", True),
+    "eq_fzs": ("search", True),
+    "ne_fzm": ("match", False),
+    "ne_fzs": ("search", False),
+}
+
+
+class _Compiler:
+    def __init__(self, context: rule_engine.Context) -> None:
+        self._context = context
+        self._decimal = context.decimal_context
+        self._arithmetic: dict[str, Callable[[Decimal, Decimal], Decimal]] = {
+            "mul": self._decimal.multiply,
+            "tdiv": self._decimal.divide,
+            "fdiv": self._decimal.divide_int,
+            "mod": self._decimal.remainder,
+            "pow": self._decimal.power,
+        }
+
+    def compile(self, node: Any) -> Evaluator:
+        kind = type(node)
+        if kind in (re_ast.BooleanExpression, re_ast.StringExpression, re_ast.NullExpression):
+            return self._constant(node.value)
+        if kind is re_ast.FloatExpression:
+            return self._constant(_literal(node.value))
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            raise _Unsupported(kind.__name__)
+        return handler(self, node)
+
+    @staticmethod
+    def _constant(value: Any) -> Evaluator:
+        return lambda event: value
+
+    def _symbol(self, node: Any) -> Evaluator:
+        if node.scope is not None:
+            raise _Unsupported("scoped symbol")
+        name: str = node.name
+        if name in FIELD_TYPES:
+            return operator.attrgetter(name)
+
+        def extra_field(event: Any) -> Any:
+            value = getattr(event, name, None)
+            if value is msgspec.UNSET:
+                return None
+            if not isinstance(value, _SCALARS):
+                raise _Fallback(name)
+            return value
+
+        return extra_field
+
+    def _logic(self, node: Any) -> Evaluator:
+        left, right = self.compile(node.left), self.compile(node.right)
+        if node.type == "and":
+            return lambda event: bool(left(event) and right(event))
+        return lambda event: bool(left(event) or right(event))
+
+    def _unary(self, node: Any) -> Evaluator:
+        right = self.compile(node.right)
+        if node.type == "not":
+            return lambda event: not right(event)
+        minus = self._decimal.minus
+
+        def negative(event: Any) -> Any:
+            value = right(event)
+            if _is_exact_float(value):
+                return -value
+            return minus(_number_operand(value))
+
+        return negative
+
+    def _comparison(self, node: Any) -> Evaluator:
+        left, right = self.compile(node.left), self.compile(node.right)
+        if node.type == "eq":
+            return lambda event: _equal(left(event), right(event))
+        if node.type == "ne":
+            return lambda event: not _equal(left(event), right(event))
+        raise _Unsupported(node.type)
+
+    def _ordering(self, node: Any) -> Evaluator:
+        compare = _ORDERINGS[node.type]
+        left = self.compile(node.left)
+        right_node = node.right
+        if type(right_node) is re_ast.FloatExpression and type(_literal(right_node.value)) is float:
+            # the hot path of threshold rules: a field against a number
+            bound = float(right_node.value)
+
+            def against_number(event: Any) -> bool:
+                value = left(event)
+                if type(value) is float:
+                    return compare(value, bound)
+                return _ordered(compare, value, bound)
+
+            return against_number
+        right = self.compile(node.right)
+        return lambda event: _ordered(compare, left(event), right(event))
+
+    def _regex(self, node: Any) -> Evaluator:
+        if type(node.right) is not re_ast.StringExpression:
+            raise _Unsupported("regex from an expression")
+        method, wanted = _REGEX_OPERATORS[node.type]
+        search = getattr(re.compile(node.right.value, self._context.regex_flags), method)
+        left = self.compile(node.left)
+
+        def regex(event: Any) -> bool:
+            text = left(event)
+            if text is None:
+                return not wanted
+            if type(text) is not str:
+                raise ConditionError(_TYPE_MISMATCH)
+            return (search(text) is not None) is wanted
+
+        return regex
+
+    def _contains(self, node: Any) -> Evaluator:
+        member = self.compile(node.member)
+        container_node = node.container
+        if type(container_node) in (re_ast.ArrayExpression, re_ast.SetExpression):
+            if not container_node.is_reduced:
+                raise _Unsupported("collection with computed members")
+            members = frozenset(container_node.evaluate(None))
+            return lambda event: _membership_key(member(event)) in members
+        container = self.compile(container_node)
+
+        def within(event: Any) -> bool:
+            whole = container(event)
+            if type(whole) is not str:
+                if _is_number(whole) or whole is None or type(whole) is bool:
+                    raise ConditionError(_TYPE_MISMATCH)
+                raise _Fallback("container")
+            part = member(event)
+            if type(part) is not str:
+                raise ConditionError(_TYPE_MISMATCH)
+            return part in whole
+
+        return within
+
+    def _add(self, node: Any) -> Evaluator:
+        left, right = self.compile(node.left), self.compile(node.right)
+        add = self._decimal.add
+
+        def plus(event: Any) -> Any:
+            a, b = left(event), right(event)
+            if type(a) is str or type(b) is str:
+                if type(a) is not str or type(b) is not str:
+                    raise ConditionError(f"{_TYPE_MISMATCH} (not a string value)")
+                return a + b
+            return add(_number_operand(a), _number_operand(b))
+
+        return plus
+
+    def _subtract(self, node: Any) -> Evaluator:
+        return self._decimal_operation(node, self._decimal.subtract)
+
+    def _arithmetic_operation(self, node: Any) -> Evaluator:
+        return self._decimal_operation(node, self._arithmetic[node.type])
+
+    def _decimal_operation(
+        self, node: Any, operation: Callable[[Decimal, Decimal], Decimal]
+    ) -> Evaluator:
+        left, right = self.compile(node.left), self.compile(node.right)
+
+        def calculate(event: Any) -> Decimal:
+            a = _number_operand(left(event))
+            b = _number_operand(right(event))
+            try:
+                return operation(a, b)
+            except ArithmeticError:
+                raise ConditionError("arithmetic error") from None
+
+        return calculate
+
+    def _ternary(self, node: Any) -> Evaluator:
+        condition = self.compile(node.condition)
+        when_true, when_false = self.compile(node.case_true), self.compile(node.case_false)
+        return lambda event: when_true(event) if condition(event) else when_false(event)
+
+
+_HANDLERS: dict[type, Callable[[_Compiler, Any], Evaluator]] = {
+    re_ast.SymbolExpression: _Compiler._symbol,
+    re_ast.LogicExpression: _Compiler._logic,
+    re_ast.UnaryExpression: _Compiler._unary,
+    re_ast.ComparisonExpression: _Compiler._comparison,
+    re_ast.ArithmeticComparisonExpression: _Compiler._ordering,
+    re_ast.FuzzyComparisonExpression: _Compiler._regex,
+    re_ast.ContainsExpression: _Compiler._contains,
+    re_ast.AddExpression: _Compiler._add,
+    re_ast.SubtractExpression: _Compiler._subtract,
+    re_ast.ArithmeticExpression: _Compiler._arithmetic_operation,
+    re_ast.TernaryExpression: _Compiler._ternary,
+}

@@ -1,0 +1,58 @@
+"""The engine: events in, alerts out, through windows and rules.
+
+Batch and service modes share it; it never reads the clock or touches I/O. Time is the
+events' own, and problems are handed to callbacks for the caller to report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from sereno.alerts import Alert
+from sereno.events import Event
+from sereno.rulefmt import RuleSet
+from sereno.rules import ConditionErrorHandler, build_rule
+from sereno.windows import Window, Windows
+
+LateEventHandler = Callable[[Event], None]
+
+
+class Engine:
+    """Evaluates a rule set over closed windows."""
+
+    def __init__(self, ruleset: RuleSet, on_condition_error: ConditionErrorHandler) -> None:
+        self.ruleset = ruleset
+        self._rules = [build_rule(spec) for spec in ruleset.rules]
+        self._rank = {spec.name: rank for rank, spec in enumerate(ruleset.rules)}
+        self._on_condition_error = on_condition_error
+
+    def evaluate(self, window: Window) -> list[Alert]:
+        """The window's alerts in order: time, then rule order, then service, then server."""
+        alerts = [
+            alert
+            for rule in self._rules
+            for alert in rule.evaluate(window, self._on_condition_error)
+        ]
+        alerts.sort(key=self._order)
+        return alerts
+
+    def _order(self, alert: Alert) -> tuple[float, int, str, str]:
+        return (
+            alert.timestamp,
+            self._rank[alert.rule],
+            alert.service,
+            getattr(alert, "server", ""),
+        )
+
+    def run(
+        self, events: Iterable[Event], windows: Windows, on_late: LateEventHandler
+    ) -> Iterator[list[Alert]]:
+        """Feed a stream of events through `windows`; yield each closed window's alerts."""
+        for event in events:
+            if not windows.add(event):
+                on_late(event)
+                continue
+            for window in windows.close_ready():
+                yield self.evaluate(window)
+        for window in windows.close_all():
+            yield self.evaluate(window)

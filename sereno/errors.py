@@ -1,0 +1,23 @@
+"""The errors a user can cause, each turned into a one-line message by the CLI."""
+
+from __future__ import annotations
+
+
+class SerenoError(Exception):
+    """A problem with something the user gave us: a file, a record, a rule."""
+
+
+class InputError(SerenoError):
+    """An events input that cannot be read at all (missing, a directory, unreadable)."""
+
+
+class RulesError(SerenoError):
+    """A rules file that cannot be used; carries every problem found, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class ConditionError(SerenoError):
+    """A condition that could not be evaluated against one event (a type mismatch, say)."""

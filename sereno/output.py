@@ -1,0 +1,136 @@
+"""Sinks for the console: alert lines as text or JSON, colour, and the run's summary."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, Protocol
+
+import msgspec
+from rich.color import ColorSystem
+from rich.style import Style
+
+from sereno.alerts import Alert, MajorityAlert
+from sereno.events import Number
+from sereno.rulefmt import RuleSet
+
+
+class AlertSink(Protocol):
+    def write(self, alerts: Sequence[Alert]) -> None: ...
+
+
+def format_number(number: Number) -> str:
+    """A number as the agent sent it: 95 stays 95, 0.93 stays 0.93."""
+    return repr(number)
+
+
+def alert_line(alert: Alert) -> str:
+    """The seed's alert line (without severity or colour)."""
+    head = (
+        f"ALERT timestamp: {format_number(alert.timestamp)}, component: {alert.component}, "
+        f"value: {format_number(alert.value)}"
+    )
+    if isinstance(alert, MajorityAlert):
+        return f"{head}, service: {alert.service}, threshold: {alert.threshold}"
+    return f"{head}, server: {alert.server}, service: {alert.service}"
+
+
+def wants_color(mode: str, stream: IO[bytes] | IO[str]) -> bool:
+    """`--color auto` colours only a terminal, and not when NO_COLOR is set or TERM is dumb."""
+    if mode != "auto":
+        return mode == "always"
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return stream.isatty()
+
+
+def _color_system() -> ColorSystem:
+    if os.environ.get("COLORTERM", "").lower() in ("truecolor", "24bit"):
+        return ColorSystem.TRUECOLOR
+    return ColorSystem.EIGHT_BIT
+
+
+def severity_palette(ruleset: RuleSet) -> dict[str, tuple[str, str]]:
+    """Each coloured severity's ANSI start and end codes."""
+    palette = {}
+    system = _color_system()
+    for severity in ruleset.severities:
+        if severity.color is not None:
+            start, _, end = (
+                Style(color=severity.color).render("\0", color_system=system).partition("\0")
+            )
+            palette[severity.name] = (start, end)
+    return palette
+
+
+class TextSink:
+    """One line per alert, never wrapped: `[SEVERITY ]ALERT timestamp: ..., ...`."""
+
+    def __init__(
+        self,
+        stream: IO[bytes],
+        show_severity: bool = False,
+        palette: dict[str, tuple[str, str]] | None = None,
+    ) -> None:
+        self._stream = stream
+        self._show_severity = show_severity
+        self._palette = palette or {}
+
+    def _line(self, alert: Alert) -> str:
+        line = alert_line(alert)
+        if self._show_severity:
+            line = f"{alert.severity} {line}"
+        start, end = self._palette.get(alert.severity, ("", ""))
+        return f"{start}{line}{end}\n"
+
+    def write(self, alerts: Sequence[Alert]) -> None:
+        if alerts:
+            self._stream.write("".join(map(self._line, alerts)).encode("utf-8"))
+
+
+class JsonSink:
+    """One JSON object per alert per line (JSON Lines), for jq and other programs."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._encoder = msgspec.json.Encoder()
+
+    def write(self, alerts: Sequence[Alert]) -> None:
+        if alerts:
+            buffer = bytearray()
+            for alert in alerts:
+                self._encoder.encode_into(alert, buffer, -1)
+                buffer += b"\n"
+            self._stream.write(buffer)
+
+
+@dataclass
+class CountingSink:
+    """Passes alerts on and counts them per rule, for the summary."""
+
+    inner: AlertSink
+    per_rule: Counter[str] = field(default_factory=Counter)
+
+    def write(self, alerts: Sequence[Alert]) -> None:
+        self.per_rule.update(alert.rule for alert in alerts)
+        self.inner.write(alerts)
+
+
+@dataclass
+class RunSummary:
+    records: int
+    rejected: int
+    late: int
+    alerts_per_rule: Counter[str]
+    rule_order: Sequence[str]
+
+    def line(self) -> str:
+        total = sum(self.alerts_per_rule.values())
+        parts = [f"{self.alerts_per_rule[name]} {name!r}" for name in self.rule_order]
+        alerts = f"{total} alert{'s' if total != 1 else ''}"
+        if parts:
+            alerts += f" ({', '.join(parts)})"
+        late = f", {self.late} late" if self.late else ""
+        return f"sereno: {alerts}; {self.records} records read, {self.rejected} rejected{late}"
