@@ -92,9 +92,10 @@ class Condition:
                 return bool(self._fast(event))
             except _Fallback:
                 pass
-        return self._interpret(event)
+        return self.interpret(event)
 
-    def _interpret(self, event: Any) -> bool:
+    def interpret(self, event: Any) -> bool:
+        """rule-engine's own evaluation: the reference the compiled form must agree with."""
         try:
             return bool(self._rule.matches(event))
         except Exception as error:  # rule-engine raises assorted errors for bad values

@@ -97,7 +97,9 @@ def _explain(error: Exception) -> tuple[str | None, str]:
     if isinstance(error, UnicodeDecodeError):
         return None, "not valid UTF-8 text"
     if not isinstance(error, msgspec.ValidationError):
-        return None, f"not valid JSON: {text.removeprefix('JSON is malformed: ')}"
+        detail = text.removeprefix("JSON is malformed: ")
+        detail = _BYTE.sub(lambda m: f"at byte {int(m['offset']) + 1} of the record", detail)
+        return None, f"not valid JSON: {detail[:1].lower()}{detail[1:]}"
     missing = _MISSING.match(text)
     if missing:
         return missing["field"], "missing"
@@ -193,8 +195,9 @@ class EventReader:
         self.bytes_read += len(data)
         try:
             elements = msgspec.json.decode(data, type=list[msgspec.Raw])
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            yield from _ArraySalvage(self, data).events()
+        except (msgspec.DecodeError, UnicodeDecodeError) as error:
+            truncated = "truncated" in str(error)
+            yield from _ArraySalvage(self, data, truncated).events()
             return
         yield from self._decode_elements(enumerate(elements))
 
@@ -217,9 +220,10 @@ class _ArraySalvage:
     first point where the array itself is malformed and reports it with line and column.
     """
 
-    def __init__(self, reader: EventReader, data: bytes) -> None:
+    def __init__(self, reader: EventReader, data: bytes, truncated: bool) -> None:
         self._reader = reader
         self._data = data
+        self._truncated = truncated
 
     def events(self) -> Iterator[Event]:
         text = self._data.decode("utf-8", errors="surrogateescape")
@@ -237,7 +241,10 @@ class _ArraySalvage:
             try:
                 _, end = decoder.raw_decode(text, position)
             except json.JSONDecodeError as error:
-                self._malformed(text, error.pos, error.msg)
+                if self._truncated:
+                    self._malformed(text, position, "truncated inside the element starting here")
+                else:
+                    self._malformed(text, error.pos, error.msg[:1].lower() + error.msg[1:])
                 return
             yield index, text[position:end].encode("utf-8", errors="surrogateescape")
             index += 1
@@ -252,7 +259,7 @@ class _ArraySalvage:
     def _malformed(self, text: str, position: int, message: str) -> None:
         offset = len(text[:position].encode("utf-8", errors="surrogateescape"))
         if offset >= len(self._data.rstrip()):
-            message = "the array is truncated"
+            message = "truncated after the last element"
         line, column = _line_and_column(self._data, offset)
         reason = f"malformed JSON array: {message}; the rest of the input was skipped"
         self._reader._on_error(RecordError(f"{self._reader.name}:{line}:{column}", None, reason))
