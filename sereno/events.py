@@ -6,13 +6,12 @@ the field at fault and why, and never stops the records around it.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import msgspec
 
@@ -119,6 +118,16 @@ def _line_and_column(data: bytes, offset: int) -> tuple[int, int]:
     return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
 
 
+class ByteStream(Protocol):
+    """What the reader needs of its input: a buffered binary stream it can peek into."""
+
+    def peek(self, size: int = ..., /) -> bytes: ...
+
+    def read(self, size: int | None = ..., /) -> bytes: ...
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+
 class EventReader:
     """Reads events from a binary stream holding a JSON array or JSON Lines.
 
@@ -129,7 +138,7 @@ class EventReader:
 
     def __init__(
         self,
-        stream: io.BufferedReader,
+        stream: ByteStream,
         name: str,
         on_error: ErrorHandler,
         decode_as: type[Event] = Event,

@@ -54,7 +54,7 @@ def event(
     server: str = "inbox_production01",
     service: str = "InboxService",
     component: str = "Load5mAvg",
-    value: float = 1.0,
+    value: Any = 1.0,
     timestamp: float = 1476057600,
     active: bool = True,
     **extra: Any,

@@ -49,7 +49,11 @@ def assert_agree(condition: Condition, event: Event) -> None:
         ('component == "Load5mAvg" and value > 4.0 and active', {"value": 4.0}, False),
         ('component == "Load5mAvg" and value > 4.0 and active', {"value": 4.01}, True),
         ('component == "Load5mAvg" and value > 4.0 and active', {"value": 5}, True),
-        ('component == "Load5mAvg" and value > 4.0 and active', {"value": 5, "active": False}, False),
+        (
+            'component == "Load5mAvg" and value > 4.0 and active',
+            {"value": 5, "active": False},
+            False,
+        ),
         ("value >= 0.9", {"value": 0.9}, True),
         ("value > 0.9", {"value": 0.9}, False),
         # rule-engine compares decimals: 0.1 + 0.8 is exactly 0.9, unlike in floats
@@ -158,7 +162,9 @@ REGEX = st.sampled_from(['"inbox.*"', '"a"', '"^$"', '".*01"'])
 
 def _compound(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     return st.one_of(
-        st.tuples(children, st.sampled_from(BINARY), children).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        st.tuples(children, st.sampled_from(BINARY), children).map(
+            lambda t: f"({t[0]} {t[1]} {t[2]})"
+        ),
         children.map(lambda c: f"(not {c})"),
         children.map(lambda c: f"(-{c})"),
         st.tuples(children, st.sampled_from(["=~", "=~~", "!~", "!~~"]), REGEX).map(
@@ -195,7 +201,6 @@ EVENTS = st.builds(
     active=st.booleans(),
     x=st.one_of(st.just(msgspec.UNSET), EXTRAS),
     y=st.one_of(st.just(msgspec.UNSET), EXTRAS),
-
 )
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import io
 
 import pytest
-
 from conftest import event, json_lines
+
 from sereno.events import Event, EventReader, RecordError, event_type
 
 
 def read(data: bytes, name: str = "in.json") -> tuple[list[tuple[str, Event]], list[str]]:
     errors: list[RecordError] = []
-    reader = EventReader(io.BufferedReader(io.BytesIO(data)), name, errors.append)  # type: ignore[arg-type]
+    reader = EventReader(io.BufferedReader(io.BytesIO(data)), name, errors.append)
     events = [(reader.last_location(), decoded) for decoded in reader]
     return events, [str(error) for error in errors]
 
@@ -29,7 +29,9 @@ def test_json_lines_are_read_with_line_numbers() -> None:
 
 
 def test_a_json_array_is_told_apart_by_content_not_name() -> None:
-    data = b'  \n[{"server":"s","service":"v","component":"c","value":1,"timestamp":2,"active":false}]'
+    data = (
+        b'  \n[{"server":"s","service":"v","component":"c","value":1,"timestamp":2,"active":false}]'
+    )
     events, errors = read(data, "events.jsonl")
     assert [location for location, _ in events] == ["events.jsonl[0]"]
     assert errors == []
@@ -121,7 +123,7 @@ def test_empty_inputs_have_no_events_and_no_errors() -> None:
 def test_extra_fields_read_by_rules_are_kept() -> None:
     errors: list[RecordError] = []
     data = json_lines(event(region="eu", rack=7), GOOD)
-    stream = io.BufferedReader(io.BytesIO(data))  # type: ignore[arg-type]
+    stream = io.BufferedReader(io.BytesIO(data))
     reader = EventReader(stream, "in", errors.append, event_type({"region", "value"}))
     first, second = list(reader)
     assert first.region == "eu"  # type: ignore[attr-defined]

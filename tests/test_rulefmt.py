@@ -65,7 +65,8 @@ def test_a_seed_format_file_loads_unchanged(tmp_path: Path) -> None:
 
 def test_threshold_is_kept_as_written() -> None:
     ruleset = parse_rules(
-        HEADER + "  - {name: a, severity: HIGH, condition: value > 4, threshold: 4.00, majority: true}\n",
+        HEADER
+        + "  - {name: a, severity: HIGH, condition: value > 4, threshold: 4.00, majority: true}\n",
         "r.yaml",
     )
     assert ruleset.rules[0].threshold == "4.00"
@@ -127,13 +128,27 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("- a\n", "r.yaml:1:1: the rules file must be a mapping with 'severities' and 'rules', got a list"),
+        (
+            "- a\n",
+            "r.yaml:1:1: the rules file must be a mapping with 'severities' and 'rules', "
+            "got a list",
+        ),
         ("", "r.yaml: the rules file must be a mapping with 'severities' and 'rules', got empty"),
-        ("severities: {A: {}}\nrules: []\nextra: 1\n", "r.yaml:3:1: unknown key 'extra' (known keys: severities, rules)"),
-        ("severities: {A: {color: blurple}}\nrules: []\n", "r.yaml:1:25: severity 'A': unknown color 'blurple' (use a name such as red or bright_yellow, a number 0-255, or #rrggbb)"),
+        (
+            "severities: {A: {}}\nrules: []\nextra: 1\n",
+            "r.yaml:3:1: unknown key 'extra' (known keys: severities, rules)",
+        ),
+        (
+            "severities: {A: {color: blurple}}\nrules: []\n",
+            "r.yaml:1:25: severity 'A': unknown color 'blurple' "
+            "(use a name such as red or bright_yellow, a number 0-255, or #rrggbb)",
+        ),
         ("severities: {A: {}}\n", "r.yaml:1:1: missing required key 'rules'"),
         ("severities: {A: {}}\nrules: {a: 1}\n", "r.yaml:2:8: 'rules' must be a list of rules"),
-        ("severities: [\n", "r.yaml:2:1: not valid YAML: expected the node content, but found '<stream end>'"),
+        (
+            "severities: [\n",
+            "r.yaml:2:1: not valid YAML: expected the node content, but found '<stream end>'",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_as_a_whole(text: str, expected: str) -> None:
