@@ -119,14 +119,21 @@ class _RulesReader:
     def __init__(self, source: str) -> None:
         self._source = source
         self._constructor = yaml.constructor.SafeConstructor()
-        self.problems: list[str] = []
+        self._found: list[tuple[int, int, str]] = []
+
+    @property
+    def problems(self) -> list[str]:
+        """Every problem found, in the order of the file."""
+        return [message for *_, message in sorted(self._found)]
 
     def _problem(self, node: yaml.Node | None, message: str, rule: str | None = None) -> None:
         where = self._source
+        line = column = 0
         if node is not None:
-            where += f":{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+            line, column = node.start_mark.line + 1, node.start_mark.column + 1
+            where += f":{line}:{column}"
         subject = f" rule {rule!r}:" if rule is not None else ""
-        self.problems.append(f"{where}:{subject} {message}")
+        self._found.append((line, column, f"{where}:{subject} {message}"))
 
     def read(self, root: yaml.Node | None) -> RuleSet | None:
         if not isinstance(root, yaml.MappingNode):
@@ -254,7 +261,7 @@ class _RulesReader:
         label = f"#{position}"
         if isinstance(name_node, yaml.ScalarNode) and name_node.tag == _STR:
             label = str(name_node.value)
-        before = len(self.problems)
+        before = len(self._found)
         fields = self._mapping(node, _RULE_KEYS, ("name", "severity", "condition"), rule=label)
         name = self._string(fields["name"], "name", label) if "name" in fields else None
         if name in seen:
@@ -265,7 +272,7 @@ class _RulesReader:
         condition = self._condition(fields.get("condition"), label)
         majority = self._majority(fields.get("majority"), label)
         threshold = self._threshold(fields.get("threshold"), majority, node, label)
-        if len(self.problems) > before:
+        if len(self._found) > before:
             return None
         assert name is not None and severity is not None and condition is not None
         return RuleSpec(name, description, severity, condition, threshold, bool(majority))
