@@ -311,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stderr("sereno: interrupted")
         return 130
     except BrokenPipeError:
-        # the reader went away (`sereno FILE | head`): not an error worth a traceback
-        sys.stderr.close()
+        # the reader went away (`sereno FILE | head`): stop quietly, as other filters do;
+        # stdout now points at /dev/null so that the final flush at exit cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK

@@ -119,18 +119,24 @@ def run_on_terminal(*args: str | Path, env: dict[str, str] | None = None) -> str
         env=environment,
     )
     os.close(replica)
+    seen = drain(main)
+    process.wait(timeout=30)
+    return seen.decode()
+
+
+def drain(terminal: int) -> bytes:
+    """Everything written to a pseudo-terminal until its other end closes; closes it."""
     chunks = []
     while True:
         try:
-            chunk = os.read(main, 65536)
-        except OSError:
+            chunk = os.read(terminal, 65536)
+        except OSError:  # Linux reports the closed end as EIO
             break
         if not chunk:
             break
         chunks.append(chunk)
-    process.wait(timeout=30)
-    os.close(main)
-    return b"".join(chunks).decode()
+    os.close(terminal)
+    return b"".join(chunks)
 
 
 def test_a_terminal_gets_colored_lines_never_wrapped() -> None:
@@ -323,3 +329,45 @@ def peak_rss_kib(command: list[str]) -> int:
         [python, "-c", measure, *command], capture_output=True, text=True, check=True
     )
     return int(result.stdout)
+
+
+def many_alerts(path: Path, minutes: int) -> Path:
+    line = (
+        '{{"server":"s{s}","service":"S","component":"DiskUsedPercentage","value":0.95,'
+        '"timestamp":{t},"active":true}}\n'
+    )
+    with path.open("w") as out:
+        for minute in range(minutes):
+            out.write(
+                "".join(line.format(s=s, t=1476057600 + minute * 60 + s % 60) for s in range(1000))
+            )
+    return path
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path: Path) -> None:
+    path = many_alerts(tmp_path / "alerts.jsonl", 50)
+    process = subprocess.Popen(
+        [sereno_executable(), str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()  # like `sereno FILE | head -1`
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=30) == 0
+    assert first.startswith(b"ALERT timestamp: 1476057600")
+    assert "Traceback" not in stderr and "Error" not in stderr
+
+
+def test_a_progress_bar_shows_on_a_terminal_for_large_files(tmp_path: Path) -> None:
+    path = many_alerts(tmp_path / "alerts.jsonl", 80)  # about 10 MB
+    main, replica = pty.openpty()
+    process = subprocess.Popen(
+        [sereno_executable(), "-q", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=replica,
+        env={**os.environ, "TERM": "xterm", "COLUMNS": "100"},
+    )
+    os.close(replica)
+    seen = drain(main)
+    assert process.wait(timeout=60) == 0
+    assert b"alerts.jsonl" in seen and "━".encode() in seen
