@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,30 +22,26 @@ def ev(**fields: Any) -> Event:
     return Event(**event(**fields))
 
 
-def load(
-    server: str, value: float, ts: float = T0, active: bool = True, service: str = "S"
-) -> Event:
-    return ev(
-        server=server,
-        service=service,
-        component="Load5mAvg",
-        value=value,
-        timestamp=ts,
-        active=active,
-    )
+def measurement(component: str) -> Callable[..., Event]:
+    """A maker of `component` events: `maker(server, value, ts=T0, active=True, service="S")`."""
+
+    def make(
+        server: str, value: float, ts: float = T0, active: bool = True, service: str = "S"
+    ) -> Event:
+        return ev(
+            server=server,
+            service=service,
+            component=component,
+            value=value,
+            timestamp=ts,
+            active=active,
+        )
+
+    return make
 
 
-def disk(
-    server: str, value: float, ts: float = T0, active: bool = True, service: str = "S"
-) -> Event:
-    return ev(
-        server=server,
-        service=service,
-        component="DiskUsedPercentage",
-        value=value,
-        timestamp=ts,
-        active=active,
-    )
+load = measurement("Load5mAvg")
+disk = measurement("DiskUsedPercentage")
 
 
 def run(events: list[Event], ruleset: RuleSet | None = None) -> list[Alert]:
