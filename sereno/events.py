@@ -158,8 +158,8 @@ class EventReader:
     def __iter__(self) -> Iterator[Event]:
         blank_lines = self._skip_leading_blanks()
         if self._stream.peek(1)[:1] == b"[":
-            return self._read_array(self._stream.read())
-        return self._read_lines(first_line_number=blank_lines + 1)
+            return self._read_array(self._stream.read(), first_line_number=blank_lines + 1)
+        return self._read_lines(self._stream, first_line_number=blank_lines + 1)
 
     def _skip_leading_blanks(self) -> int:
         """Consume a byte-order mark and blank space before the first record; count the lines."""
@@ -187,11 +187,11 @@ class EventReader:
             return None
         return event
 
-    def _read_lines(self, first_line_number: int) -> Iterator[Event]:
+    def _read_lines(self, lines: Iterable[bytes], first_line_number: int) -> Iterator[Event]:
         line_number = first_line_number - 1
         location = lambda: f"{self.name}:{line_number}"  # noqa: E731
         self._location = location
-        for line in self._stream:
+        for line in lines:
             line_number += 1
             self.bytes_read += len(line)
             if line.isspace():
@@ -200,14 +200,19 @@ class EventReader:
             if event is not None:
                 yield event
 
-    def _read_array(self, data: bytes) -> Iterator[Event]:
-        self.bytes_read += len(data)
+    def _read_array(self, data: bytes, first_line_number: int) -> Iterator[Event]:
         try:
             elements = msgspec.json.decode(data, type=list[msgspec.Raw])
         except (msgspec.DecodeError, UnicodeDecodeError) as error:
+            if "trailing characters" in str(error):
+                # not one array but JSON Lines whose first line is an array (a bad record)
+                yield from self._read_lines(data.splitlines(keepends=True), first_line_number)
+                return
+            self.bytes_read += len(data)
             truncated = "truncated" in str(error)
             yield from _ArraySalvage(self, data, truncated).events()
             return
+        self.bytes_read += len(data)
         yield from self._decode_elements(enumerate(elements))
 
     def _decode_elements(

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import event
 
 from sereno.alerts import Alert, MajorityAlert, ServerAlert
 from sereno.engine import Engine
@@ -14,6 +13,8 @@ from sereno.errors import ConditionError
 from sereno.events import Event
 from sereno.rulefmt import RuleSet, RuleSpec, load_default_rules, parse_rules
 from sereno.windows import Window, Windows, window_start
+
+from conftest import event
 
 T0 = 1476057600  # a minute boundary
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 
 import pytest
-from conftest import event, json_lines
 
 from sereno.events import Event, EventReader, RecordError, event_type
+
+from conftest import event, json_lines
 
 
 def read(data: bytes, name: str = "in.json") -> tuple[list[tuple[str, Event]], list[str]]:

@@ -1,0 +1,295 @@
+"""Bad input, case by case: the message, the exit status, and the good records still evaluated."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import event, json_lines, run_sereno
+
+GOOD = event(
+    server="reporting_pdf02",
+    service="ReportPDFGenerator",
+    component="DiskUsedPercentage",
+    value=0.95,
+    timestamp=1476057600,
+)
+GOOD_ALERT = (
+    "ALERT timestamp: 1476057600, component: DiskUsedPercentage, value: 0.95, "
+    "server: reporting_pdf02, service: ReportPDFGenerator\n"
+)
+GOOD_LINE = json.dumps(GOOD)
+
+
+def without(field: str) -> str:
+    return json.dumps({k: v for k, v in GOOD.items() if k != field})
+
+
+def with_value(field: str, raw: str) -> str:
+    """GOOD as a JSON line with `field` set to the raw JSON text `raw`."""
+    return json.dumps({**GOOD, field: "@"}).replace('"@"', raw)
+
+
+@dataclass(frozen=True)
+class Case:
+    content: bytes
+    status: int
+    message: str  # expected on stderr; {path} is the input file
+    alert: bool = True  # the good record's alert is still printed
+    args: tuple[str, ...] = ()
+
+
+def lines(*records: str) -> bytes:
+    return ("\n".join(records) + "\n").encode()
+
+
+EVENT_CASES = {
+    "broken JSON line": Case(
+        lines(GOOD_LINE, '{"server" "a"}'),
+        1,
+        "{path}:2: not valid JSON: expected ':' at byte 11 of the record; record skipped",
+    ),
+    "truncated last line": Case(
+        lines(GOOD_LINE, GOOD_LINE[:50]).rstrip(b"\n"),
+        1,
+        "{path}:2: not valid JSON: input data was truncated; record skipped",
+    ),
+    "truncated JSON array": Case(
+        f"[\n{GOOD_LINE},\n{GOOD_LINE[:60]}".encode(),
+        1,
+        "{path}:3:1: malformed JSON array: truncated inside the element starting here; "
+        "the rest of the input was skipped; record skipped",
+    ),
+    "JSON array missing its comma": Case(
+        f"[{GOOD_LINE}\n{GOOD_LINE}]".encode(),
+        1,
+        "{path}:2:1: malformed JSON array: expected ',' or ']' after an array element",
+    ),
+    "missing server": Case(
+        lines(without("server"), GOOD_LINE), 1, "{path}:1: field 'server': missing"
+    ),
+    "missing service": Case(
+        lines(GOOD_LINE, without("service")), 1, "{path}:2: field 'service': missing"
+    ),
+    "missing component": Case(
+        lines(GOOD_LINE, without("component")), 1, "{path}:2: field 'component': missing"
+    ),
+    "missing value": Case(
+        lines(GOOD_LINE, without("value")), 1, "{path}:2: field 'value': missing"
+    ),
+    "missing timestamp": Case(
+        lines(GOOD_LINE, without("timestamp")), 1, "{path}:2: field 'timestamp': missing"
+    ),
+    "missing active": Case(
+        lines(GOOD_LINE, without("active")), 1, "{path}:2: field 'active': missing"
+    ),
+    "bool value": Case(
+        lines(GOOD_LINE, with_value("value", "true")),
+        1,
+        "{path}:2: field 'value': expected a finite number, got a boolean",
+    ),
+    "string value": Case(
+        lines(GOOD_LINE, with_value("value", '"0.95"')),
+        1,
+        "{path}:2: field 'value': expected a finite number, got a string",
+    ),
+    "null value": Case(
+        lines(GOOD_LINE, with_value("value", "null")),
+        1,
+        "{path}:2: field 'value': expected a finite number, got null",
+    ),
+    "out of range value": Case(
+        lines(GOOD_LINE, with_value("value", "1e999")),
+        1,
+        "{path}:2: field 'value': expected a finite number, got a number out of range",
+    ),
+    "bool timestamp": Case(
+        lines(GOOD_LINE, with_value("timestamp", "false")),
+        1,
+        "{path}:2: field 'timestamp': expected a number of Unix seconds, got a boolean",
+    ),
+    "string timestamp": Case(
+        lines(GOOD_LINE, with_value("timestamp", '"2016-10-10"')),
+        1,
+        "{path}:2: field 'timestamp': expected a number of Unix seconds, got a string",
+    ),
+    "number server": Case(
+        lines(GOOD_LINE, with_value("server", "17")),
+        1,
+        "{path}:2: field 'server': expected a non-empty string, got an integer",
+    ),
+    "empty server": Case(
+        lines(GOOD_LINE, with_value("server", '""')),
+        1,
+        "{path}:2: field 'server': expected a non-empty string; record skipped",
+    ),
+    "string active": Case(
+        lines(GOOD_LINE, with_value("active", '"yes"')),
+        1,
+        "{path}:2: field 'active': expected true or false, got a string",
+    ),
+    "integer active": Case(
+        lines(GOOD_LINE, with_value("active", "1")),
+        1,
+        "{path}:2: field 'active': expected true or false, got an integer",
+    ),
+    "array line": Case(
+        lines("[1, 2]", GOOD_LINE), 1, "{path}:1: expected a JSON object, got an array"
+    ),
+    "scalar line": Case(
+        lines(GOOD_LINE, "42"), 1, "{path}:2: expected a JSON object, got an integer"
+    ),
+    "array element not an object": Case(
+        f"[{GOOD_LINE}, 42]".encode(), 1, "{path}[1]: expected a JSON object, got an integer"
+    ),
+    "non-UTF-8 bytes": Case(
+        lines(GOOD_LINE) + b'{"server": "caf\xe9"}\n', 1, "{path}:2: not valid UTF-8 text"
+    ),
+    "empty file": Case(b"", 0, "sereno: {path}: no events in the input", alert=False),
+    "blank file": Case(b"\n  \n", 0, "sereno: {path}: no events in the input", alert=False),
+    "empty array": Case(b"[]", 0, "sereno: {path}: no events in the input", alert=False),
+    "strict stops at a bad record": Case(
+        lines(with_value("value", '"x"'), GOOD_LINE),
+        2,
+        "sereno: {path}:1: field 'value': expected a finite number, got a string "
+        "(stopped: --strict)",
+        alert=False,
+        args=("--strict",),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", EVENT_CASES.values(), ids=EVENT_CASES.keys())
+def test_bad_events(case: Case, write_file: Callable[[str, bytes], Path]) -> None:
+    path = write_file("events.json", case.content)
+    result = run_sereno(*case.args, path)
+    assert result.returncode == case.status, result.stderr
+    assert case.message.format(path=path) in result.stderr
+    assert result.stdout == (GOOD_ALERT if case.alert else "")
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_events_on_stdin_are_located_as_stdin() -> None:
+    result = run_sereno("-", stdin=lines(GOOD_LINE, with_value("value", "true")))
+    assert result.returncode == 1
+    assert "<stdin>:2: field 'value': expected a finite number, got a boolean" in result.stderr
+    assert result.stdout == GOOD_ALERT
+
+
+def test_too_many_problems_are_counted_not_all_printed(
+    write_file: Callable[[str, bytes], Path],
+) -> None:
+    path = write_file("events.jsonl", lines(*["{}"] * 150, GOOD_LINE))
+    result = run_sereno(path)
+    assert result.returncode == 1
+    assert result.stdout == GOOD_ALERT
+    messages = result.stderr.splitlines()
+    assert len(messages) == 102
+    assert messages[100] == "sereno: more than 100 problems; the rest are only counted"
+    assert messages[101].endswith("151 records read, 150 rejected")
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("missing.json", "sereno: cannot read {path}: No such file or directory"),
+        (".", "sereno: cannot read {path}: Is a directory"),
+    ],
+    ids=["nonexistent file", "directory"],
+)
+def test_unreadable_input(target: str, message: str, tmp_path: Path) -> None:
+    path = tmp_path / target
+    result = run_sereno(path)
+    assert result.returncode == 2
+    assert result.stderr == message.format(path=path) + "\n"
+    assert result.stdout == ""
+
+
+HEADER = """\
+severities:
+  MEDIUM: {color: yellow}
+rules:
+"""
+RULE = "  - {name: disk, severity: MEDIUM, condition: value > 0.9"
+
+RULES_CASES = {
+    "unknown severity": (
+        HEADER + "  - {name: disk, severity: URGENT, condition: value > 0.9}\n",
+        "{path}:4:28: rule 'disk': key 'severity': unknown severity 'URGENT' (known: MEDIUM)",
+    ),
+    "condition syntax": (
+        HEADER + "  - {name: disk, severity: MEDIUM, condition: value >> > 0.9}\n",
+        "{path}:4:47: rule 'disk': key 'condition': syntax error at position 10 (near '>') "
+        "in 'value >> > 0.9'",
+    ),
+    "condition type error": (
+        HEADER + "  - {name: disk, severity: MEDIUM, condition: 'value > \"x\"'}\n",
+        "{path}:4:47: rule 'disk': key 'condition': invalid condition 'value > \"x\"': "
+        "data type mismatch",
+    ),
+    "duplicate rule name": (
+        HEADER + RULE + "}\n" + RULE + "}\n",
+        "{path}:5:12: rule 'disk': duplicate rule name: each rule needs its own",
+    ),
+    "unknown key": (
+        HEADER + RULE + ", colour: red}\n",
+        "{path}:4:60: rule 'disk': unknown key 'colour' (known keys: name, description, "
+        "severity, condition, threshold, majority)",
+    ),
+    "majority not a bool": (
+        HEADER + RULE + ", majority: yes please}\n",
+        "{path}:4:70: rule 'disk': key 'majority': expected true or false, got a string",
+    ),
+    "list where a string belongs": (
+        HEADER + RULE + ", description: [a, b]}\n",
+        "{path}:4:73: rule 'disk': key 'description': expected a string, got a list",
+    ),
+    "unknown color": (
+        "severities:\n  MEDIUM: {color: mauvish}\nrules: []\n",
+        "{path}:2:19: severity 'MEDIUM': unknown color 'mauvish'",
+    ),
+    "not a mapping": (
+        "- name: disk\n",
+        "{path}:1:1: the rules file must be a mapping with 'severities' and 'rules', got a list",
+    ),
+    "YAML syntax": (
+        HEADER + '  - {name: "disk}\n',
+        "{path}:5:1: not valid YAML: found unexpected end of stream",
+    ),
+    "missing condition": (
+        HEADER + "  - {name: disk, severity: MEDIUM}\n",
+        "{path}:4:5: rule 'disk': missing required key 'condition'",
+    ),
+    "majority without threshold": (
+        HEADER + RULE + ", majority: true}\n",
+        "{path}:4:5: rule 'disk': majority rules need a 'threshold' to show in their alerts",
+    ),
+}
+
+
+@pytest.mark.parametrize(("rules", "message"), RULES_CASES.values(), ids=RULES_CASES.keys())
+def test_bad_rules_are_refused(
+    rules: str, message: str, write_file: Callable[[str, bytes], Path]
+) -> None:
+    rules_path = write_file("rules.yaml", rules.encode())
+    events = write_file("events.jsonl", json_lines(GOOD))
+    for args in (("-r", rules_path, events), ("check", rules_path)):
+        result = run_sereno(*args)
+        assert result.returncode == 2
+        assert result.stdout == ""
+        assert message.format(path=rules_path) in result.stderr
+        assert result.stderr.endswith("sereno: the rules file was refused\n")
+        assert "Traceback" not in result.stderr
+
+
+def test_a_missing_rules_file(tmp_path: Path) -> None:
+    result = run_sereno("-r", tmp_path / "nope.yaml", "-")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"{tmp_path / 'nope.yaml'}: cannot read the rules file: No such file or directory\n"
+        "sereno: the rules file was refused\n"
+    )
