@@ -16,7 +16,7 @@ RUN python3 -m venv /opt/sereno \
     && /opt/sereno/bin/pip install --no-cache-dir . \
     && rm -rf /src
 
-RUN useradd --system --create-home --uid 10001 sereno
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin sereno
 USER sereno
 WORKDIR /data
 
