@@ -8,16 +8,13 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from typing import IO, NoReturn
 
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
 from sereno import __version__
+from sereno.diagnostics import Diagnostics, progress_size, to_stderr, with_progress
 from sereno.engine import Engine
-from sereno.errors import ConditionError, InputError, RulesError, SerenoError
-from sereno.events import Event, EventReader, RecordError, event_type
+from sereno.errors import InputError, RulesError, SerenoError
+from sereno.events import Event, EventReader, event_type
 from sereno.output import (
     AlertSink,
     CountingSink,
@@ -34,17 +31,10 @@ EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
 
-MAX_REPORTED = 100
-PROGRESS_MIN_BYTES = 8 << 20
-PROGRESS_EVERY = 1 << 14
 
 COMMANDS = {
     "check": "validate a rules file and list its rules",
 }
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -153,60 +143,6 @@ def _describe(spec: RuleSpec) -> str:
 # --- sereno FILE ---------------------------------------------------------------------------
 
 
-class _StrictStop(SerenoError):
-    pass
-
-
-@dataclass
-class _Problems:
-    """Counts and reports what went wrong with records, keeping stderr readable."""
-
-    strict: bool
-    rejected: int = 0
-    late: int = 0
-    reported: int = 0
-    condition_errors: dict[str, tuple[int, str]] = field(default_factory=dict)
-
-    def _report(self, message: str) -> None:
-        self.reported += 1
-        if self.reported <= MAX_REPORTED:
-            _stderr(message)
-        elif self.reported == MAX_REPORTED + 1:
-            _stderr(f"sereno: more than {MAX_REPORTED} problems; the rest are only counted")
-
-    def record(self, error: RecordError) -> None:
-        self.rejected += 1
-        if self.strict:
-            raise _StrictStop(f"{error} (stopped: --strict)")
-        self._report(f"{error}; record skipped")
-
-    def late_event(self, location: str, event: Event) -> None:
-        self.late += 1
-        if self.strict:
-            raise _StrictStop(f"{location}: late event (stopped: --strict)")
-        self._report(
-            f"{location}: late event: timestamp {event.timestamp} belongs to a minute that was "
-            "already evaluated; record skipped"
-        )
-
-    def condition(self, spec: RuleSpec, event: Event, error: ConditionError) -> None:
-        count, first = self.condition_errors.get(spec.name, (0, ""))
-        if not first:
-            first = f"server {event.server}, component {event.component}: {error}"
-        self.condition_errors[spec.name] = (count + 1, first)
-
-    def report_conditions(self) -> None:
-        for rule, (count, first) in self.condition_errors.items():
-            _stderr(
-                f"sereno: rule {rule!r}: the condition could not be evaluated for {count} "
-                f"event(s), which did not match (first: {first})"
-            )
-
-    @property
-    def any(self) -> bool:
-        return bool(self.rejected or self.late or self.condition_errors)
-
-
 def _open_input(path: str, stack: ExitStack) -> tuple[io.BufferedReader, str]:
     if path == "-":
         stdin = sys.stdin.buffer
@@ -226,45 +162,19 @@ def _sink(args: argparse.Namespace, ruleset: RuleSet, stdout: IO[bytes]) -> Aler
     return TextSink(stdout, show_severity=args.show_severity, palette=palette)
 
 
-def _with_progress(events: Iterator[Event], reader: EventReader, size: int) -> Iterator[Event]:
-    """Show a progress bar on stderr while `events` are read (stderr a terminal, big file)."""
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task(reader.name, total=size)
-        for count, event in enumerate(events):
-            if count % PROGRESS_EVERY == 0:
-                progress.update(task, completed=reader.bytes_read)
-            yield event
-
-
-def _progress_size(stream: io.BufferedReader) -> int | None:
-    if not sys.stderr.isatty() or sys.stdout.isatty():
-        return None
-    try:
-        size = os.fstat(stream.fileno()).st_size
-    except (OSError, ValueError):
-        return None
-    return size if size >= PROGRESS_MIN_BYTES else None
-
-
 def batch_command(argv: Sequence[str]) -> int:
     args = _batch_parser().parse_args(argv)
     ruleset = _load(args.rules_config)
-    problems = _Problems(strict=args.strict)
+    problems = Diagnostics(strict=args.strict)
     stdout = sys.stdout.buffer
     sink = CountingSink(_sink(args, ruleset, stdout))
     with ExitStack() as stack:
         stream, name = _open_input(args.file, stack)
         reader = EventReader(stream, name, problems.record, event_type(ruleset.fields))
         events: Iterator[Event] = iter(reader)
-        size = _progress_size(stream)
+        size = progress_size(stream)
         if size is not None:
-            events = _with_progress(events, reader, size)
+            events = with_progress(events, reader, size)
         engine = Engine(ruleset, problems.condition)
         on_late: Callable[[Event], None] = lambda event: problems.late_event(  # noqa: E731
             reader.last_location(), event
@@ -274,7 +184,7 @@ def batch_command(argv: Sequence[str]) -> int:
         stdout.flush()
     problems.report_conditions()
     if reader.records_read == 0:
-        _stderr(f"sereno: {name}: no events in the input")
+        problems.warn(f"{name}: no events in the input")
     if not args.quiet:
         summary = RunSummary(
             reader.records_read,
@@ -283,7 +193,7 @@ def batch_command(argv: Sequence[str]) -> int:
             sink.per_rule,
             [spec.name for spec in ruleset.rules],
         )
-        _stderr(summary.line())
+        to_stderr(summary.line())
     return EXIT_REJECTED if problems.any else EXIT_OK
 
 
@@ -301,14 +211,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return batch_command(arguments)
     except RulesError as error:
         for problem in error.problems:
-            _stderr(problem)
-        _stderr("sereno: the rules file was refused")
+            to_stderr(problem)
+        to_stderr("sereno: the rules file was refused")
         return EXIT_USAGE
     except SerenoError as error:
-        _stderr(f"sereno: {error}")
+        to_stderr(f"sereno: {error}")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        _stderr("sereno: interrupted")
+        to_stderr("sereno: interrupted")
         return 130
     except BrokenPipeError:
         # the reader went away (`sereno FILE | head`): stop quietly, as other filters do;

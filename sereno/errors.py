@@ -21,3 +21,7 @@ class RulesError(SerenoError):
 
 class ConditionError(SerenoError):
     """A condition that could not be evaluated against one event (a type mismatch, say)."""
+
+
+class StrictStop(SerenoError):
+    """`--strict`: the first bad record stops the run."""

@@ -1,0 +1,110 @@
+"""Diagnostics on standard error: what went wrong with the input, and progress."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from sereno.errors import ConditionError, StrictStop
+from sereno.events import Event, EventReader, RecordError
+from sereno.rulefmt import RuleSpec
+
+MAX_REPORTED = 100
+PROGRESS_MIN_BYTES = 8 << 20
+PROGRESS_EVERY = 1 << 14
+
+
+def to_stderr(message: str) -> None:
+    """One diagnostic line, flushed at once so that it keeps its place among the others."""
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Diagnostics:
+    """Counts and reports what went wrong with the input, keeping stderr readable.
+
+    Bad and late records are reported as they come (the first hundred of them); condition
+    errors are summed up per rule at the end.
+    """
+
+    strict: bool
+    rejected: int = 0
+    late: int = 0
+    reported: int = 0
+    condition_errors: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def _report(self, message: str) -> None:
+        self.reported += 1
+        if self.reported <= MAX_REPORTED:
+            to_stderr(message)
+        elif self.reported == MAX_REPORTED + 1:
+            to_stderr(f"sereno: more than {MAX_REPORTED} problems; the rest are only counted")
+
+    def record(self, error: RecordError) -> None:
+        self.rejected += 1
+        if self.strict:
+            raise StrictStop(f"{error} (stopped: --strict)")
+        self._report(f"{error}; record skipped")
+
+    def late_event(self, location: str, event: Event) -> None:
+        self.late += 1
+        if self.strict:
+            raise StrictStop(f"{location}: late event (stopped: --strict)")
+        self._report(
+            f"{location}: late event: timestamp {event.timestamp} belongs to a minute that was "
+            "already evaluated; record skipped"
+        )
+
+    def condition(self, spec: RuleSpec, event: Event, error: ConditionError) -> None:
+        count, first = self.condition_errors.get(spec.name, (0, ""))
+        if not first:
+            first = f"server {event.server}, component {event.component}: {error}"
+        self.condition_errors[spec.name] = (count + 1, first)
+
+    def report_conditions(self) -> None:
+        for rule, (count, first) in self.condition_errors.items():
+            to_stderr(
+                f"sereno: rule {rule!r}: the condition could not be evaluated for {count} "
+                f"event(s), which did not match (first: {first})"
+            )
+
+    @property
+    def any(self) -> bool:
+        return bool(self.rejected or self.late or self.condition_errors)
+
+    def warn(self, message: str) -> None:
+        to_stderr(f"sereno: {message}")
+
+
+def with_progress(events: Iterator[Event], reader: EventReader, size: int) -> Iterator[Event]:
+    """Show a progress bar on stderr while `events` are read (stderr a terminal, big file)."""
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(reader.name, total=size)
+        for count, event in enumerate(events):
+            if count % PROGRESS_EVERY == 0:
+                progress.update(task, completed=reader.bytes_read)
+            yield event
+
+
+def progress_size(stream: IO[bytes]) -> int | None:
+    """The size to show progress against: only for a big file, with stderr on a terminal
+    and the alerts going elsewhere (on the same terminal they show the progress themselves)."""
+    if not sys.stderr.isatty() or sys.stdout.isatty():
+        return None
+    try:
+        size = os.fstat(stream.fileno()).st_size
+    except (OSError, ValueError):
+        return None
+    return size if size >= PROGRESS_MIN_BYTES else None
