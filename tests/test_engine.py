@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sereno.alerts import Alert, MajorityAlert, ServerAlert
 from sereno.engine import Engine
@@ -235,3 +237,74 @@ def test_condition_errors_are_handed_to_the_caller_as_non_matches() -> None:
     alerts = list(engine.run([ev(server="a")], Windows(), lambda event: None))
     assert alerts == [[]]
     assert errors == [("r", "a")]
+
+
+# --- property: the engine agrees with a plain reading of the definitions ---------------------
+
+
+def reference_alerts(events: list[Event]) -> list[tuple[object, ...]]:
+    """Alerts computed the obvious way from the whole input: DESIGN's words, no streaming."""
+    latest: dict[tuple[int, str, str], Event] = {}
+    for e in events:  # in input order, so a later sample of the same second wins
+        key = (window_start(e.timestamp), e.server, e.component)
+        if key not in latest or e.timestamp >= latest[key].timestamp:
+            latest[key] = e
+    found: list[tuple[object, ...]] = []
+    minutes = sorted({minute for minute, _, _ in latest})
+    for minute in minutes:
+        samples = [e for (m, _, _), e in latest.items() if m == minute]
+        for e in samples:
+            if e.component == "DiskUsedPercentage" and e.value > 0.9 and e.active:
+                found.append((e.timestamp, 0, e.service, e.server, e.value))
+        for service in sorted({e.service for e in samples}):
+            newest: dict[str, Event] = {}
+            for e in sorted(
+                (e for e in samples if e.service == service), key=lambda e: e.timestamp
+            ):
+                newest[e.server] = e
+            active = {server for server, e in newest.items() if e.active}
+            matched = {
+                e.server: e.value
+                for e in samples
+                if e.service == service
+                and e.server in active
+                and e.component == "Load5mAvg"
+                and e.value > 4.0
+                and e.active
+            }
+            if active and len(matched) / len(active) > 0.5:
+                found.append((minute, 1, service, "", max(matched.values())))
+    return sorted(found, key=lambda a: (a[0], a[1], a[2], a[3]))
+
+
+def as_tuple(alert: Alert) -> tuple[object, ...]:
+    rank = 0 if isinstance(alert, ServerAlert) else 1
+    return (alert.timestamp, rank, alert.service, getattr(alert, "server", ""), alert.value)
+
+
+SERVERS = [("a", "X"), ("b", "X"), ("c", "X"), ("d", "Y"), ("e", "Y")]
+
+
+@st.composite
+def fleets(draw: st.DrawFn) -> list[Event]:
+    """A few minutes of a small fleet, in time order, with duplicates and passive servers."""
+    events = []
+    for minute in range(draw(st.integers(1, 4))):
+        for server, service in draw(st.lists(st.sampled_from(SERVERS), max_size=8)):
+            events.append(
+                ev(
+                    server=server,
+                    service=service,
+                    component=draw(st.sampled_from(["Load5mAvg", "DiskUsedPercentage"])),
+                    value=draw(st.sampled_from([0.5, 0.9, 0.95, 3.0, 4.0, 4.5, 9])),
+                    timestamp=T0 + 60 * minute + draw(st.integers(0, 59)),
+                    active=draw(st.booleans()),
+                )
+            )
+    return sorted(events, key=lambda e: e.timestamp)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fleets())
+def test_engine_agrees_with_a_plain_reading_of_the_rules(events: list[Event]) -> None:
+    assert [as_tuple(alert) for alert in run(events)] == reference_alerts(events)
