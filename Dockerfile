@@ -18,6 +18,8 @@ RUN python3 -m venv /opt/sereno \
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin sereno
 USER sereno
+# rule-engine's parser tables, built once here rather than on every start of a container
+RUN sereno check > /dev/null
 WORKDIR /data
 
 ENTRYPOINT ["sereno"]

@@ -14,7 +14,7 @@ from sereno import __version__
 from sereno.diagnostics import Diagnostics, progress_size, to_stderr, with_progress
 from sereno.engine import Engine
 from sereno.errors import InputError, RulesError, SerenoError
-from sereno.events import Event, EventReader, event_type
+from sereno.events import EventBatch, EventReader, event_type
 from sereno.output import (
     AlertSink,
     CountingSink,
@@ -171,15 +171,12 @@ def batch_command(argv: Sequence[str]) -> int:
     with ExitStack() as stack:
         stream, name = _open_input(args.file, stack)
         reader = EventReader(stream, name, problems.record, event_type(ruleset.fields))
-        events: Iterator[Event] = iter(reader)
+        batches: Iterator[EventBatch] = reader.batches()
         size = progress_size(stream)
         if size is not None:
-            events = with_progress(events, reader, size)
+            batches = with_progress(batches, reader, size)
         engine = Engine(ruleset, problems.condition)
-        on_late: Callable[[Event], None] = lambda event: problems.late_event(  # noqa: E731
-            reader.last_location(), event
-        )
-        for alerts in engine.run(events, Windows(), on_late):
+        for alerts in engine.run_batches(batches, Windows(), problems.late_event):
             sink.write(alerts)
         stdout.flush()
     problems.report_conditions()

@@ -25,6 +25,10 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
+
+from sereno import parsercache  # noqa: F401 (imports rule-engine, quickly)
+
+# isort: split
 import rule_engine
 import rule_engine.ast as re_ast
 from rule_engine.types import DataType
@@ -83,6 +87,8 @@ class Condition:
     text: str
     fields: frozenset[str]
     compiled: bool
+    components: frozenset[str] | None
+    """The only components an event can have and match; None when any component can."""
     _rule: rule_engine.Rule = field(repr=False)
     _fast: Evaluator | None = field(repr=False)
 
@@ -118,7 +124,8 @@ def parse_condition(text: str) -> Condition:
         fast: Evaluator | None = compiler.compile(rule.statement.expression)
     except _Unsupported:
         fast = None
-    return Condition(text, frozenset(context.symbols), fast is not None, rule, fast)
+    components = matching_components(rule.statement.expression)
+    return Condition(text, frozenset(context.symbols), fast is not None, components, rule, fast)
 
 
 def _engine_message(error: Exception) -> str:
@@ -132,6 +139,77 @@ def _syntax_message(text: str, error: rule_engine.RuleSyntaxError) -> str:
     if token is None:
         return f"syntax error at the end of the condition {text!r}"
     return f"syntax error at position {token.lexpos + 1} (near {token.value!r}) in {text!r}"
+
+
+# --- which components a condition can match -----------------------------------------------
+#
+# A condition such as `component == "Load5mAvg" and value > 4.0` can only match Load5mAvg events,
+# so the engine need not evaluate it on any other. `matching_components(node)` returns a set S
+# such that every event whose component is not in S makes `node` false *without an error*, so
+# skipping those events changes nothing, not even the condition errors reported.
+
+
+def matching_components(node: Any) -> frozenset[str] | None:
+    """The components an event must have for `node` to be true; None if it cannot be told."""
+    kind = type(node)
+    if kind is re_ast.LogicExpression:
+        return _logic_components(node)
+    if kind is re_ast.ComparisonExpression and node.type == "eq":
+        return _component_literal(node.left, node.right) or _component_literal(
+            node.right, node.left
+        )
+    if kind is re_ast.ContainsExpression and _is_component(node.member):
+        container = node.container
+        literal = type(container) in (re_ast.ArrayExpression, re_ast.SetExpression)
+        if literal and container.is_reduced:
+            return frozenset(value for value in container.evaluate(None) if type(value) is str)
+    return None
+
+
+def _logic_components(node: Any) -> frozenset[str] | None:
+    left, right = matching_components(node.left), matching_components(node.right)
+    if node.type == "or":
+        return None if left is None or right is None else left | right
+    # `and` stops at a false left side, but a true one lets the right side be evaluated, so
+    # the right side's restriction holds only if the left side cannot fail
+    if right is not None and _cannot_fail(node.left):
+        return right if left is None else left & right
+    return left
+
+
+def _is_component(node: Any) -> bool:
+    return type(node) is re_ast.SymbolExpression and node.name == "component" and not node.scope
+
+
+def _component_literal(symbol: Any, literal: Any) -> frozenset[str] | None:
+    if _is_component(symbol) and type(literal) is re_ast.StringExpression:
+        return frozenset([literal.value])
+    return None
+
+
+def _static_type(node: Any) -> Any:
+    """The type of a literal or of an event field every event has; None for anything else."""
+    if type(node) is re_ast.SymbolExpression and not node.scope:
+        return FIELD_TYPES.get(node.name)
+    literal_types = {
+        re_ast.FloatExpression: DataType.FLOAT,
+        re_ast.StringExpression: DataType.STRING,
+        re_ast.BooleanExpression: DataType.BOOLEAN,
+    }
+    return literal_types.get(type(node))
+
+
+def _cannot_fail(node: Any) -> bool:
+    """Whether evaluating `node` can never raise an error, whatever the event."""
+    kind = type(node)
+    if kind in (re_ast.LogicExpression, re_ast.ComparisonExpression):
+        return _cannot_fail(node.left) and _cannot_fail(node.right)
+    if kind is re_ast.UnaryExpression and node.type == "not":
+        return _cannot_fail(node.right)
+    if kind is re_ast.ArithmeticComparisonExpression:
+        left, right = _static_type(node.left), _static_type(node.right)
+        return left is not None and left == right and left is not DataType.BOOLEAN
+    return _static_type(node) is not None
 
 
 # --- values, with rule-engine's semantics -------------------------------------------------

@@ -12,12 +12,11 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sereno.errors import ConditionError, StrictStop
-from sereno.events import Event, EventReader, RecordError
+from sereno.events import Event, EventBatch, EventReader, RecordError
 from sereno.rulefmt import RuleSpec
 
 MAX_REPORTED = 100
 PROGRESS_MIN_BYTES = 8 << 20
-PROGRESS_EVERY = 1 << 14
 
 
 def to_stderr(message: str) -> None:
@@ -52,8 +51,9 @@ class Diagnostics:
             raise StrictStop(f"{error} (stopped: --strict)")
         self._report(f"{error}; record skipped")
 
-    def late_event(self, location: str, event: Event) -> None:
+    def late_event(self, batch: EventBatch, index: int) -> None:
         self.late += 1
+        location, event = batch.location(index), batch.events[index]
         if self.strict:
             raise StrictStop(f"{location}: late event (stopped: --strict)")
         self._report(
@@ -82,8 +82,10 @@ class Diagnostics:
         to_stderr(f"sereno: {message}")
 
 
-def with_progress(events: Iterator[Event], reader: EventReader, size: int) -> Iterator[Event]:
-    """Show a progress bar on stderr while `events` are read (stderr a terminal, big file)."""
+def with_progress(
+    batches: Iterator[EventBatch], reader: EventReader, size: int
+) -> Iterator[EventBatch]:
+    """Show a progress bar on stderr while `batches` are read (stderr a terminal, big file)."""
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -92,10 +94,9 @@ def with_progress(events: Iterator[Event], reader: EventReader, size: int) -> It
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task(reader.name, total=size)
-        for count, event in enumerate(events):
-            if count % PROGRESS_EVERY == 0:
-                progress.update(task, completed=reader.bytes_read)
-            yield event
+        for batch in batches:
+            progress.update(task, completed=reader.bytes_read)
+            yield batch
 
 
 def progress_size(stream: IO[bytes]) -> int | None:

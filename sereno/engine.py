@@ -7,14 +7,18 @@ events' own, and problems are handed to callbacks for the caller to report.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 
 from sereno.alerts import Alert
-from sereno.events import Event
+from sereno.events import Event, EventBatch
 from sereno.rulefmt import RuleSet
 from sereno.rules import ConditionErrorHandler, build_rule
-from sereno.windows import Window, Windows
+from sereno.windows import Window, Windows, in_batches
 
 LateEventHandler = Callable[[Event], None]
+LateRecordHandler = Callable[[EventBatch, int], None]
+"""Told of the late event `batch.events[index]`."""
+BATCH_SIZE = 4096
 
 
 class Engine:
@@ -48,11 +52,18 @@ class Engine:
         self, events: Iterable[Event], windows: Windows, on_late: LateEventHandler
     ) -> Iterator[list[Alert]]:
         """Feed a stream of events through `windows`; yield each closed window's alerts."""
-        for event in events:
-            if not windows.add(event):
-                on_late(event)
-                continue
-            for window in windows.close_ready():
+        batches = (
+            EventBatch(chunk, range(len(chunk)), "", in_array=True)
+            for chunk in in_batches(events, BATCH_SIZE)
+        )
+        return self.run_batches(batches, windows, lambda batch, index: on_late(batch.events[index]))
+
+    def run_batches(
+        self, batches: Iterable[EventBatch], windows: Windows, on_late: LateRecordHandler
+    ) -> Iterator[list[Alert]]:
+        """`run` for events that come in batches, as readers give them."""
+        for batch in batches:
+            for window in windows.extend(batch.events, partial(on_late, batch)):
                 yield self.evaluate(window)
         for window in windows.close_all():
             yield self.evaluate(window)

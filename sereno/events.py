@@ -6,10 +6,11 @@ the field at fault and why, and never stops the records around it.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
@@ -125,15 +126,44 @@ class ByteStream(Protocol):
 
     def read(self, size: int | None = ..., /) -> bytes: ...
 
-    def __iter__(self) -> Iterator[bytes]: ...
+    def read1(self, size: int = ..., /) -> bytes: ...
+
+    def readline(self, size: int | None = ..., /) -> bytes: ...
+
+
+CHUNK_BYTES = 1 << 20
+
+
+class EventBatch:
+    """Consecutive good events of one input, each with its place: a line or an array index."""
+
+    __slots__ = ("events", "in_array", "positions", "source")
+
+    def __init__(
+        self, events: list[Event], positions: Sequence[int], source: str, in_array: bool
+    ) -> None:
+        self.events = events
+        self.positions = positions
+        self.source = source
+        self.in_array = in_array
+
+    def location(self, index: int) -> str:
+        """Where `events[index]` came from: `FILE:LINE` or `FILE[INDEX]`."""
+        return record_location(self.source, self.positions[index], self.in_array)
+
+
+def record_location(source: str, position: int, in_array: bool) -> str:
+    return f"{source}[{position}]" if in_array else f"{source}:{position}"
 
 
 class EventReader:
     """Reads events from a binary stream holding a JSON array or JSON Lines.
 
     The format is told by content: a first non-blank byte of `[` means a JSON array (held in
-    memory whole); anything else is read as JSON Lines, one line at a time, so memory follows
-    the window being evaluated and not the size of the file.
+    memory whole); anything else is read as JSON Lines, a chunk of lines at a time, so memory
+    follows the window being evaluated and not the size of the file.
+
+    Events come in batches (`batches()`), or one by one (iterating over the reader).
     """
 
     def __init__(
@@ -147,15 +177,26 @@ class EventReader:
         self.name = name
         self._on_error = on_error
         self._decoder = msgspec.json.Decoder(decode_as)
+        self._array_decoder = msgspec.json.Decoder(list[decode_as])  # type: ignore[valid-type]
         self.bytes_read = 0
         self.records_read = 0
-        self._location: Callable[[], str] = lambda: self.name
+        self._last: tuple[EventBatch, int] | None = None
 
     def last_location(self) -> str:
         """Where the event most recently yielded came from (`FILE:LINE` or `FILE[INDEX]`)."""
-        return self._location()
+        if self._last is None:
+            return self.name
+        batch, index = self._last
+        return batch.location(index)
 
     def __iter__(self) -> Iterator[Event]:
+        for batch in self.batches():
+            for index, event in enumerate(batch.events):
+                self._last = (batch, index)
+                yield event
+
+    def batches(self) -> Iterator[EventBatch]:
+        """The input's good events, in order, in batches; bad records go to `on_error`."""
         blank_lines = self._skip_leading_blanks()
         if self._stream.peek(1)[:1] == b"[":
             return self._read_array(self._stream.read(), first_line_number=blank_lines + 1)
@@ -174,57 +215,82 @@ class EventReader:
             newlines += ahead.count(b"\n", 0, blank)
             self.bytes_read += len(self._stream.read(blank))
 
-    def _reject(self, location: str, error: Exception) -> None:
-        field, reason = _explain(error)
-        self._on_error(RecordError(location, field, reason))
+    def _read_lines(self, stream: ByteStream, first_line_number: int) -> Iterator[EventBatch]:
+        line_number = first_line_number
+        while chunk := stream.read1(CHUNK_BYTES):
+            if not chunk.endswith(b"\n"):
+                chunk += stream.readline()
+            self.bytes_read += len(chunk)
+            lines = chunk.split(b"\n")
+            if not lines[-1]:
+                lines.pop()  # what follows the chunk's last newline: nothing
+            yield from self._decode_lines(lines, line_number)
+            line_number += len(lines)
 
-    def _decode(self, raw: bytes | msgspec.Raw, location: Callable[[], str]) -> Event | None:
-        self.records_read += 1
+    def _decode_lines(self, lines: list[bytes], first_line_number: int) -> Iterator[EventBatch]:
         try:
-            event: Event = self._decoder.decode(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError) as error:
-            self._reject(location(), error)
-            return None
-        return event
+            events = list(map(self._decoder.decode, lines))
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            # a bad record, or a blank line, somewhere in the chunk: take it line by line
+            numbered = enumerate(lines, first_line_number)
+            records = ((number, line) for number, line in numbered if line.strip())
+            yield from self._decode_each(records, in_array=False)
+            return
+        self.records_read += len(events)
+        positions = range(first_line_number, first_line_number + len(events))
+        yield EventBatch(events, positions, self.name, in_array=False)
 
-    def _read_lines(self, lines: Iterable[bytes], first_line_number: int) -> Iterator[Event]:
-        line_number = first_line_number - 1
-        location = lambda: f"{self.name}:{line_number}"  # noqa: E731
-        self._location = location
-        for line in lines:
-            line_number += 1
-            self.bytes_read += len(line)
-            if line.isspace():
+    def _decode_each(
+        self, records: Iterable[tuple[int, bytes | msgspec.Raw]], in_array: bool
+    ) -> Iterator[EventBatch]:
+        """Decode records one by one, reporting the bad ones.
+
+        The good events before a bad record are handed on before it is reported, so that they
+        are evaluated even when the report stops the run (`--strict`).
+        """
+        events: list[Event] = []
+        positions: list[int] = []
+        for position, raw in records:
+            self.records_read += 1
+            try:
+                events.append(self._decoder.decode(raw))
+            except (msgspec.DecodeError, UnicodeDecodeError) as error:
+                if events:
+                    yield EventBatch(events, positions, self.name, in_array)
+                    events, positions = [], []
+                field, reason = _explain(error)
+                where = record_location(self.name, position, in_array)
+                self._on_error(RecordError(where, field, reason))
                 continue
-            event = self._decode(line, location)
-            if event is not None:
-                yield event
+            positions.append(position)
+        if events:
+            yield EventBatch(events, positions, self.name, in_array)
 
-    def _read_array(self, data: bytes, first_line_number: int) -> Iterator[Event]:
+    def _read_array(self, data: bytes, first_line_number: int) -> Iterator[EventBatch]:
+        try:
+            events: list[Event] = self._array_decoder.decode(data)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            pass  # a bad element, or a bad array: see which
+        else:
+            self.bytes_read += len(data)
+            self.records_read += len(events)
+            if events:
+                yield EventBatch(events, range(len(events)), self.name, in_array=True)
+            return
         try:
             elements = msgspec.json.decode(data, type=list[msgspec.Raw])
         except (msgspec.DecodeError, UnicodeDecodeError) as error:
             if "trailing characters" in str(error):
                 # not one array but JSON Lines whose first line is an array (a bad record)
-                yield from self._read_lines(data.splitlines(keepends=True), first_line_number)
+                lines = io.BufferedReader(io.BytesIO(data))
+                yield from self._read_lines(lines, first_line_number)
                 return
             self.bytes_read += len(data)
             truncated = "truncated" in str(error)
-            yield from _ArraySalvage(self, data, truncated).events()
+            yield from _ArraySalvage(self, data, truncated).batches()
             return
         self.bytes_read += len(data)
-        yield from self._decode_elements(enumerate(elements))
-
-    def _decode_elements(
-        self, elements: Iterable[tuple[int, bytes | msgspec.Raw]]
-    ) -> Iterator[Event]:
-        index = 0
-        location = lambda: f"{self.name}[{index}]"  # noqa: E731
-        self._location = location
-        for index, raw in elements:  # noqa: B007 (read by `location`)
-            event = self._decode(raw, location)
-            if event is not None:
-                yield event
+        yield from self._decode_each(enumerate(elements), in_array=True)
 
 
 class _ArraySalvage:
@@ -239,10 +305,9 @@ class _ArraySalvage:
         self._data = data
         self._truncated = truncated
 
-    def events(self) -> Iterator[Event]:
+    def batches(self) -> Iterator[EventBatch]:
         text = self._data.decode("utf-8", errors="surrogateescape")
-        elements = self._elements(text)
-        yield from self._reader._decode_elements(elements)
+        yield from self._reader._decode_each(self._elements(text), in_array=True)
 
     def _elements(self, text: str) -> Iterator[tuple[int, bytes]]:
         decoder = json.JSONDecoder()

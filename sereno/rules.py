@@ -46,7 +46,7 @@ class ServerRule:
                 server=event.server,
                 service=event.service,
             )
-            for event in window.latest.values()
+            for event in window.latest_samples(spec.condition.components).values()
             if _matches(spec, event, on_error)
         ]
 
@@ -62,12 +62,15 @@ class MajorityRule:
         self.spec = spec
 
     def evaluate(self, window: Window, on_error: ConditionErrorHandler) -> list[Alert]:
-        activity = window.activity()
+        samples = window.latest_samples(self.spec.condition.components)
+        if not samples:
+            return []
+        activity = window.activity
         active: dict[str, int] = {}
         for (service, _), is_active in activity.items():
             active[service] = active.get(service, 0) + is_active
         best: dict[str, dict[str, Event]] = {}
-        for event in window.latest.values():
+        for event in samples.values():
             if not activity[(event.service, event.server)]:
                 continue
             if not _matches(self.spec, event, on_error):

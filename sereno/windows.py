@@ -1,19 +1,31 @@
 """Event-time windows: minutes aligned to the epoch, closed as event time moves on.
 
-A window holds the latest sample of each server and component. It closes once the newest
-event seen is `allowed_lateness` seconds past the window's end (the watermark); an event for a
-window that has closed is late, and the caller decides how to report it.
+A window collects the events of its minute as they come; what the rules ask of it (the latest
+sample of each server and component, whether each server was active) is worked out once, when
+it is evaluated. It closes once the newest event seen is `allowed_lateness` seconds past the
+window's end (the watermark); an event for a window that has closed is late, and the caller
+decides how to report it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import cached_property
+from operator import attrgetter
+from typing import cast
 
 from sereno.events import Event
 
 WINDOW_SECONDS = 60
 DEFAULT_ALLOWED_LATENESS = 30.0
+
+SampleKey = tuple[str, str]
+LateHandler = Callable[[int], None]
+
+_timestamp = attrgetter("timestamp")
+_server_component = attrgetter("server", "component")
+_service_server = attrgetter("service", "server")
+_active = attrgetter("active")
 
 
 def window_start(timestamp: float) -> int:
@@ -21,26 +33,51 @@ def window_start(timestamp: float) -> int:
     return int(timestamp // WINDOW_SECONDS) * WINDOW_SECONDS
 
 
-@dataclass
 class Window:
-    start: int
-    latest: dict[tuple[str, str], Event] = field(default_factory=dict)
+    """One minute's events, in the order they arrived."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.events: list[Event] = []
+        self._latest: dict[frozenset[str] | None, dict[SampleKey, Event]] = {}
 
     def add(self, event: Event) -> None:
-        key = (event.server, event.component)
-        current = self.latest.get(key)
-        if current is None or event.timestamp >= current.timestamp:
-            self.latest[key] = event
+        self.events.append(event)
 
+    @cached_property
+    def _in_time_order(self) -> list[Event]:
+        # stable: of two samples with the same timestamp, the one that arrived last is later
+        return sorted(self.events, key=_timestamp)
+
+    def latest_samples(self, components: frozenset[str] | None) -> dict[SampleKey, Event]:
+        """The latest sample of each (server, component), of `components` only unless None.
+
+        Samples are listed in the order their (server, component) first arrived.
+        """
+        latest = self._latest.get(components)
+        if latest is None:
+            if components is None:
+                events, in_time_order = self.events, self._in_time_order
+            else:
+                events = [event for event in self.events if event.component in components]
+                in_time_order = sorted(events, key=_timestamp)
+            # placeholders in order of first arrival, each replaced by its latest sample
+            latest = cast("dict[SampleKey, Event]", dict.fromkeys(map(_server_component, events)))
+            latest.update(zip(map(_server_component, in_time_order), in_time_order, strict=True))
+            self._latest[components] = latest
+        return latest
+
+    @property
+    def latest(self) -> dict[SampleKey, Event]:
+        """The latest sample of each (server, component)."""
+        return self.latest_samples(None)
+
+    @cached_property
     def activity(self) -> dict[tuple[str, str], bool]:
         """Whether each (service, server) was active, by its latest event in the window."""
-        newest: dict[tuple[str, str], Event] = {}
-        for event in self.latest.values():
-            key = (event.service, event.server)
-            current = newest.get(key)
-            if current is None or event.timestamp >= current.timestamp:
-                newest[key] = event
-        return {key: event.active for key, event in newest.items()}
+        in_time_order = self._in_time_order
+        keys, flags = map(_service_server, in_time_order), map(_active, in_time_order)
+        return dict(zip(keys, flags, strict=True))
 
 
 class Windows:
@@ -51,33 +88,88 @@ class Windows:
         self._open: dict[int, Window] = {}
         self._closed_before: float = float("-inf")
         self._newest: float = float("-inf")
+        self._close_at: float = float("inf")  # the newest timestamp that closes a window
 
     def add(self, event: Event) -> bool:
         """Put an event in its window; False if that window has already closed (a late event)."""
-        start = window_start(event.timestamp)
-        if start < self._closed_before:
-            return False
-        window = self._open.get(start)
+        window = self._window_for(event.timestamp)
         if window is None:
-            window = self._open[start] = Window(start)
+            return False
         window.add(event)
         self._newest = max(self._newest, event.timestamp)
         return True
 
+    def extend(self, events: Sequence[Event], on_late: LateHandler) -> Iterator[Window]:
+        """Add events in order, yielding each window as soon as the watermark closes it.
+
+        `on_late(index)` is told of each late event, `events[index]`. This is `add` and
+        `close_ready` event by event, with the window of the previous event kept at hand: most
+        events belong to the same minute as the one before them.
+        """
+        low = high = 0.0
+        append: Callable[[Event], None] = _nowhere
+        newest, close_at = self._newest, self._close_at
+        for index, event in enumerate(events):
+            timestamp = event.timestamp
+            if not low <= timestamp < high:
+                window = self._window_for(timestamp)
+                if window is None:
+                    on_late(index)
+                    continue
+                low, high = window.start, window.start + WINDOW_SECONDS
+                append = window.events.append
+                close_at = self._close_at
+            append(event)
+            if timestamp > newest:
+                self._newest = newest = timestamp
+            if newest >= close_at:
+                yield from self.close_ready()
+                low = high = 0.0  # the window at hand may be among those closed
+                close_at = self._close_at
+
+    def _window_for(self, timestamp: float) -> Window | None:
+        start = window_start(timestamp)
+        if start < self._closed_before:
+            return None
+        window = self._open.get(start)
+        if window is None:
+            window = self._open[start] = Window(start)
+            self._close_at = min(self._close_at, self._closing_time(start))
+        return window
+
+    def _closing_time(self, start: int) -> float:
+        return start + WINDOW_SECONDS + self._allowed_lateness
+
     def close_ready(self) -> Iterator[Window]:
         """Close and yield, oldest first, every window the watermark has passed."""
-        watermark = self._newest - self._allowed_lateness
-        while self._open:
-            oldest = min(self._open)
-            if oldest + WINDOW_SECONDS > watermark:
-                return
-            yield self._close(oldest)
+        return self._close_while(lambda start: self._closing_time(start) <= self._newest)
 
     def close_all(self) -> Iterator[Window]:
         """Close and yield every open window, oldest first: the end of the input."""
-        while self._open:
-            yield self._close(min(self._open))
+        return self._close_while(lambda start: True)
 
-    def _close(self, start: int) -> Window:
-        self._closed_before = start + WINDOW_SECONDS
-        return self._open.pop(start)
+    def _close_while(self, closes: Callable[[int], bool]) -> Iterator[Window]:
+        while self._open:
+            oldest = min(self._open)
+            if not closes(oldest):
+                return
+            self._closed_before = oldest + WINDOW_SECONDS
+            window = self._open.pop(oldest)
+            self._close_at = self._closing_time(min(self._open)) if self._open else float("inf")
+            yield window
+
+
+def _nowhere(event: Event) -> None:
+    raise AssertionError("an event was put in no window")
+
+
+def in_batches(events: Iterable[Event], size: int) -> Iterator[list[Event]]:
+    """Consecutive lists of up to `size` events."""
+    batch: list[Event] = []
+    for event in events:
+        batch.append(event)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
