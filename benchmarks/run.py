@@ -1,0 +1,130 @@
+"""Time `sereno` against the decode floor, side by side in one run: `python benchmarks/run.py -h`.
+
+For each file, three whole processes run in turn, several times each:
+
+  floor  benchmarks/floor.py FILE           msgspec decoding the file into event structs
+  json   sereno FILE --format json          alerts as JSON Lines, to /dev/null
+  text   sereno FILE                        the classic alert lines, to /dev/null
+
+and the medians, events per second, peak RSS and the ratios json/floor and text/floor are
+printed. The runs are interleaved, so that a busy moment of a shared machine falls on all three
+alike: quote the ratios, not the seconds. With several files, it also prints how the time grows
+with the number of events (each against the first file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Measured:
+    seconds: list[float] = field(default_factory=list)
+    peak_rss_kib: int = 0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def sereno_command() -> list[str]:
+    beside_python = Path(sys.executable).with_name("sereno")
+    if beside_python.exists():
+        return [str(beside_python)]
+    found = shutil.which("sereno")
+    return [found] if found else [sys.executable, "-m", "sereno"]
+
+
+def commands(path: Path) -> dict[str, list[str]]:
+    sereno = sereno_command()
+    return {
+        "floor": [sys.executable, str(HERE / "floor.py"), str(path)],
+        "json": [*sereno, str(path), "--format", "json", "--quiet"],
+        "text": [*sereno, str(path), "--quiet"],
+    }
+
+
+def run_once(command: list[str]) -> tuple[float, int, bytes]:
+    """Wall time, peak RSS (KiB) and standard output of one run of `command`."""
+    started = time.perf_counter()
+    with open(os.devnull, "wb") as devnull:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=devnull)
+        assert process.stdout is not None
+        output = bytearray()
+        while block := process.stdout.read(1 << 16):
+            if len(output) < 64:
+                output += block[:64]
+        _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode not in (0, 1):
+        sys.exit(f"{' '.join(command)}: exit status {process.returncode}")
+    return elapsed, usage.ru_maxrss, bytes(output)
+
+
+def measure(path: Path, repetitions: int) -> tuple[int, dict[str, Measured]]:
+    results = {name: Measured() for name in commands(path)}
+    events = 0
+    for _ in range(repetitions):
+        for name, command in commands(path).items():
+            seconds, rss, output = run_once(command)
+            results[name].seconds.append(seconds)
+            results[name].peak_rss_kib = max(results[name].peak_rss_kib, rss)
+            if name == "floor":
+                events = int(output.split()[0])
+    return events, results
+
+
+def report(path: Path, events: int, results: dict[str, Measured]) -> None:
+    size = path.stat().st_size / 1e6
+    print(f"\n{path.name}: {events:,} events, {size:,.0f} MB")
+    print(f"  {'':6} {'median s':>9} {'min s':>7} {'events/s':>12} {'peak RSS':>9} {'ratio':>6}")
+    floor = results["floor"].median
+    for name, measured in results.items():
+        median = measured.median
+        print(
+            f"  {name:6} {median:9.2f} {min(measured.seconds):7.2f} {events / median:12,.0f}"
+            f" {measured.peak_rss_kib / 1024:6.0f} MB {median / floor:6.2f}"
+        )
+
+
+def report_scaling(runs: list[tuple[Path, int, dict[str, Measured]]]) -> None:
+    (_, base_events, base), *rest = runs
+    print("\nscaling against the first file (time ratio / events ratio):")
+    for path, events, results in rest:
+        times = ", ".join(
+            f"{name} {results[name].median / base[name].median:.2f}x" for name in results
+        )
+        print(f"  {path.name}: {events / base_events:.1f}x the events, {times}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n", 1)[0],
+        epilog="Make files with benchmarks/generate.py.",
+    )
+    parser.add_argument("files", metavar="FILE", nargs="+", type=Path, help="JSON Lines events")
+    parser.add_argument("-n", "--repetitions", type=int, default=5)
+    args = parser.parse_args()
+    print(f"{' '.join(sereno_command())}, {os.cpu_count()} CPUs, {args.repetitions} runs each")
+    runs = []
+    for path in args.files:
+        events, results = measure(path, args.repetitions)
+        report(path, events, results)
+        runs.append((path, events, results))
+    if len(runs) > 1:
+        report_scaling(runs)
+
+
+if __name__ == "__main__":
+    main()
