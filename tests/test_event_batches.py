@@ -1,0 +1,70 @@
+"""Reading in batches: every event keeps its line, whatever the size of the chunks read."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sereno.events
+from sereno.errors import StrictStop
+from sereno.events import Event, EventReader, RecordError
+
+from conftest import event, json_lines
+
+GOOD = json_lines(event()).rstrip(b"\n")
+LINES = [GOOD, b"", b"   ", GOOD.replace(b"1.0", b'"x"'), b"{", GOOD + b"\r", b'"text"']
+
+
+def located(data: bytes) -> tuple[list[tuple[str, Event]], list[str]]:
+    errors: list[RecordError] = []
+    reader = EventReader(io.BufferedReader(io.BytesIO(data)), "in", errors.append)
+    found = [
+        (batch.location(index), item)
+        for batch in reader.batches()
+        for index, item in enumerate(batch.events)
+    ]
+    return found, [str(error) for error in errors]
+
+
+def expected(lines: list[bytes]) -> tuple[list[tuple[str, Event]], list[str]]:
+    """What reading the lines one by one gives, by the definition of each kind of line."""
+    found, errors = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if line.rstrip() == GOOD:
+            found.append((f"in:{number}", Event(**event())))
+        else:
+            errors.append(f"in:{number}")
+    return found, errors
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(LINES), max_size=30), st.integers(1, 400))
+def test_chunks_of_any_size_give_every_event_its_line(lines: list[bytes], chunk_bytes: int) -> None:
+    original = sereno.events.CHUNK_BYTES
+    sereno.events.CHUNK_BYTES = chunk_bytes
+    try:
+        found, errors = located(b"\n".join([*lines, b""]))
+    finally:
+        sereno.events.CHUNK_BYTES = original
+    want_found, want_errors = expected(lines)
+    assert found == want_found
+    assert [error.split(": ", 1)[0] for error in errors] == want_errors
+
+
+def test_good_events_before_a_bad_one_are_handed_on_before_it_is_reported() -> None:
+    data = json_lines(event(), event(timestamp=1476057601)) + b"{\n" + json_lines(event())
+    handed_on: list[Event] = []
+
+    def stop(error: RecordError) -> None:
+        raise StrictStop(str(error))
+
+    reader = EventReader(io.BufferedReader(io.BytesIO(data)), "in", stop)
+    with pytest.raises(StrictStop):
+        for batch in reader.batches():
+            handed_on.extend(batch.events)
+    assert len(handed_on) == 2
