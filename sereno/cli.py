@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import os
 import sys
@@ -162,9 +163,18 @@ def _sink(args: argparse.Namespace, ruleset: RuleSet, stdout: IO[bytes]) -> Aler
     return TextSink(stdout, show_severity=args.show_severity, palette=palette)
 
 
+def _collect_garbage_less_often() -> None:
+    """A run makes millions of short-lived containers, none of them in reference cycles that
+    matter; each time they set off the cycle collector, it walks every long-lived object too.
+    Set aside what start-up made, and collect a hundred times less often."""
+    gc.freeze()
+    gc.set_threshold(70_000, 20, 100)
+
+
 def batch_command(argv: Sequence[str]) -> int:
     args = _batch_parser().parse_args(argv)
     ruleset = _load(args.rules_config)
+    _collect_garbage_less_often()
     problems = Diagnostics(strict=args.strict)
     stdout = sys.stdout.buffer
     sink = CountingSink(_sink(args, ruleset, stdout))

@@ -95,7 +95,7 @@ class Condition:
     def matches(self, event: Any) -> bool:
         if self._fast is not None:
             try:
-                return bool(self._fast(event))
+                return self._fast(event)  # type: ignore[no-any-return]
             except _Fallback:
                 pass
         return self.interpret(event)
@@ -121,7 +121,7 @@ def parse_condition(text: str) -> Condition:
         ) from None
     compiler = _Compiler(context)
     try:
-        fast: Evaluator | None = compiler.compile(rule.statement.expression)
+        fast: Evaluator | None = compiler.truth(rule.statement.expression)
     except _Unsupported:
         fast = None
     components = matching_components(rule.statement.expression)
@@ -334,11 +334,19 @@ class _Compiler:
 
         return extra_field
 
+    def truth(self, node: Any) -> Evaluator:
+        """An evaluator of `node` that gives True or False, by Python's (and rule-engine's)
+        truthiness of its value."""
+        evaluator = self.compile(node)
+        if _gives_bool(node):
+            return evaluator
+        return lambda event: bool(evaluator(event))
+
     def _logic(self, node: Any) -> Evaluator:
-        left, right = self.compile(node.left), self.compile(node.right)
+        left, right = self.truth(node.left), self.truth(node.right)
         if node.type == "and":
-            return lambda event: bool(left(event) and right(event))
-        return lambda event: bool(left(event) or right(event))
+            return lambda event: left(event) and right(event)
+        return lambda event: left(event) or right(event)
 
     def _unary(self, node: Any) -> Evaluator:
         right = self.compile(node.right)
@@ -355,12 +363,22 @@ class _Compiler:
         return negative
 
     def _comparison(self, node: Any) -> Evaluator:
+        if node.type in ("eq", "ne") and type(node.right) is re_ast.StringExpression:
+            return self._against_string(node)
         left, right = self.compile(node.left), self.compile(node.right)
         if node.type == "eq":
             return lambda event: _equal(left(event), right(event))
         if node.type == "ne":
             return lambda event: not _equal(left(event), right(event))
         raise _Unsupported(node.type)
+
+    def _against_string(self, node: Any) -> Evaluator:
+        # the hot path of conditions on names: only a string equals a string, in Python as in
+        # rule-engine, so Python's == and != say it all
+        text, value = node.right.value, self.compile(node.left)
+        if node.type == "eq":
+            return lambda event: value(event) == text
+        return lambda event: value(event) != text
 
     def _ordering(self, node: Any) -> Evaluator:
         compare = _ORDERINGS[node.type]
@@ -459,6 +477,25 @@ class _Compiler:
         condition = self.compile(node.condition)
         when_true, when_false = self.compile(node.case_true), self.compile(node.case_false)
         return lambda event: when_true(event) if condition(event) else when_false(event)
+
+
+_BOOLEAN_NODES = (
+    re_ast.BooleanExpression,
+    re_ast.LogicExpression,
+    re_ast.ComparisonExpression,
+    re_ast.ArithmeticComparisonExpression,
+    re_ast.FuzzyComparisonExpression,
+    re_ast.ContainsExpression,
+)
+
+
+def _gives_bool(node: Any) -> bool:
+    """Whether the compiled form of `node` always gives True or False."""
+    if type(node) in _BOOLEAN_NODES:
+        return True
+    if type(node) is re_ast.UnaryExpression:
+        return bool(node.type == "not")
+    return type(node) is re_ast.SymbolExpression and _static_type(node) is DataType.BOOLEAN
 
 
 _HANDLERS: dict[type, Callable[[_Compiler, Any], Evaluator]] = {
