@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import msgspec
 
 from sereno.events import Number
@@ -38,4 +40,32 @@ class MajorityAlert(msgspec.Struct, frozen=True, tag="majority", tag_field="kind
     active: int
 
 
-Alert = ServerAlert | MajorityAlert
+class AbsentAlert(msgspec.Struct, frozen=True, tag="absent", tag_field="kind"):
+    """A server sent no event that an `absent` rule counts for at least the rule's duration.
+
+    `timestamp` is the start of the minute in which it was found silent, `last_seen` the time
+    of its last counted event and `value` the seconds from then to the end of that minute.
+    """
+
+    rule: str
+    severity: str
+    timestamp: int
+    server: str
+    service: str
+    last_seen: Number
+    value: Number
+
+
+Alert = ServerAlert | MajorityAlert | AbsentAlert
+
+
+class AlertKey(NamedTuple):
+    """What makes an alert the same alert from one minute to the next: never its values."""
+
+    rule: str
+    service: str
+    server: str  # "" for a majority rule, which is about the whole service
+
+
+def alert_key(alert: Alert) -> AlertKey:
+    return AlertKey(alert.rule, alert.service, getattr(alert, "server", ""))

@@ -26,7 +26,7 @@ from sereno.output import (
     wants_color,
 )
 from sereno.rulefmt import RuleSet, RuleSpec, load_default_rules, load_rules
-from sereno.windows import Windows
+from sereno.windows import DEFAULT_ALLOWED_LATENESS, Windows
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -78,6 +78,20 @@ def _batch_parser() -> argparse.ArgumentParser:
         "unless NO_COLOR is set",
     )
     parser.add_argument(
+        "--episodes",
+        action="store_true",
+        help="one line per alert episode (from the minute it fired to the minute it was "
+        "resolved, or still firing) instead of one per minute",
+    )
+    parser.add_argument(
+        "--allowed-lateness",
+        metavar="SECONDS",
+        type=_seconds,
+        default=DEFAULT_ALLOWED_LATENESS,
+        help="how long after a minute ends its events may still arrive out of order "
+        f"(default {DEFAULT_ALLOWED_LATENESS:g}); later ones are reported as late",
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
         help="stop at the first bad record (exit status 2) instead of skipping it",
@@ -87,6 +101,16 @@ def _batch_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--version", action="version", version=f"sereno {__version__}")
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
+    return seconds
 
 
 def _add_rules_option(parser: argparse.ArgumentParser) -> None:
@@ -185,9 +209,13 @@ def batch_command(argv: Sequence[str]) -> int:
         size = progress_size(stream)
         if size is not None:
             batches = with_progress(batches, reader, size)
-        engine = Engine(ruleset, problems.condition)
-        for alerts in engine.run_batches(batches, Windows(), problems.late_event):
-            sink.write(alerts)
+        engine = Engine(ruleset, problems.condition, keep_episodes=args.episodes)
+        windows = Windows(args.allowed_lateness)
+        for alerts in engine.run_batches(batches, windows, problems.late_event):
+            if not args.episodes:
+                sink.write(alerts)
+        if args.episodes:
+            sink.write_episodes(engine.episodes())
         stdout.flush()
     problems.report_conditions()
     if reader.records_read == 0:
@@ -199,6 +227,7 @@ def batch_command(argv: Sequence[str]) -> int:
             problems.late,
             sink.per_rule,
             [spec.name for spec in ruleset.rules],
+            "episode" if args.episodes else "alert",
         )
         to_stderr(summary.line())
     return EXIT_REJECTED if problems.any else EXIT_OK

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 
-from sereno.alerts import Alert
+from sereno.alerts import Alert, AlertKey
 from sereno.events import Event, EventBatch
+from sereno.lifecycle import Episode, Lifecycle, State, WindowResult, episodes_in_order
 from sereno.rulefmt import RuleSet
 from sereno.rules import ConditionErrorHandler, build_rule
 from sereno.windows import Window, Windows, in_batches
@@ -22,28 +23,41 @@ BATCH_SIZE = 4096
 
 
 class Engine:
-    """Evaluates a rule set over closed windows."""
+    """Evaluates a rule set over closed windows, and tracks its alerts across them."""
 
-    def __init__(self, ruleset: RuleSet, on_condition_error: ConditionErrorHandler) -> None:
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        on_condition_error: ConditionErrorHandler,
+        keep_episodes: bool = False,
+    ) -> None:
         self.ruleset = ruleset
         self._rules = [build_rule(spec) for spec in ruleset.rules]
-        self._rank = {spec.name: rank for rank, spec in enumerate(ruleset.rules)}
+        self.rule_order = {spec.name: rank for rank, spec in enumerate(ruleset.rules)}
         self._on_condition_error = on_condition_error
+        self.lifecycle = Lifecycle(
+            {spec.name: spec.hold for spec in ruleset.rules}, keep_resolved=keep_episodes
+        )
 
     def evaluate(self, window: Window) -> list[Alert]:
-        """The window's alerts in order: time, then rule order, then service, then server."""
-        alerts = [
-            alert
-            for rule in self._rules
-            for alert in rule.evaluate(window, self._on_condition_error)
-        ]
+        """The window's firing alerts in order: time, then rule order, service, server."""
+        return self.lifecycle.update(self.evaluate_window(window))
+
+    def evaluate_window(self, window: Window) -> WindowResult:
+        """What the rules find in the window, before the lifecycle."""
+        alerts: list[Alert] = []
+        looked_at: set[AlertKey] = set()
+        for rule in self._rules:
+            result = rule.evaluate(window, self._on_condition_error)
+            alerts += result.alerts
+            looked_at |= result.looked_at
         alerts.sort(key=self._order)
-        return alerts
+        return WindowResult(window.start, alerts, looked_at)
 
     def _order(self, alert: Alert) -> tuple[float, int, str, str]:
         return (
             alert.timestamp,
-            self._rank[alert.rule],
+            self.rule_order[alert.rule],
             alert.service,
             getattr(alert, "server", ""),
         )
@@ -67,3 +81,8 @@ class Engine:
                 yield self.evaluate(window)
         for window in windows.close_all():
             yield self.evaluate(window)
+
+    def episodes(self) -> list[Episode]:
+        """Every alert episode so far (with `keep_episodes`), in the order alerts are listed."""
+        firing = [e for e in self.lifecycle.still_open() if e.state is State.FIRING]
+        return episodes_in_order([*self.lifecycle.resolved, *firing], self.rule_order)

@@ -12,13 +12,16 @@ import msgspec
 from rich.color import ColorSystem
 from rich.style import Style
 
-from sereno.alerts import Alert, MajorityAlert
+from sereno.alerts import AbsentAlert, Alert, MajorityAlert
 from sereno.events import Number
+from sereno.lifecycle import Episode
 from sereno.rulefmt import RuleSet
 
 
 class AlertSink(Protocol):
     def write(self, alerts: Sequence[Alert]) -> None: ...
+
+    def write_episodes(self, episodes: Sequence[Episode]) -> None: ...
 
 
 def format_number(number: Number) -> str:
@@ -28,6 +31,11 @@ def format_number(number: Number) -> str:
 
 def alert_line(alert: Alert) -> str:
     """The seed's alert line (without severity or colour)."""
+    if isinstance(alert, AbsentAlert):
+        return (
+            f"ALERT timestamp: {alert.timestamp}, silent since: {format_number(alert.last_seen)}, "
+            f"server: {alert.server}, service: {alert.service}"
+        )
     head = (
         f"ALERT timestamp: {format_number(alert.timestamp)}, component: {alert.component}, "
         f"value: {format_number(alert.value)}"
@@ -35,6 +43,56 @@ def alert_line(alert: Alert) -> str:
     if isinstance(alert, MajorityAlert):
         return f"{head}, service: {alert.service}, threshold: {alert.threshold}"
     return f"{head}, server: {alert.server}, service: {alert.service}"
+
+
+def _identity(alert: Alert) -> str:
+    if isinstance(alert, MajorityAlert):
+        return f"service: {alert.service}, threshold: {alert.threshold}"
+    return f"server: {alert.server}, service: {alert.service}"
+
+
+def episode_line(episode: Episode) -> str:
+    """One alert episode: which alert, when it started, fired and ended, its peak."""
+    fired = f", fired: {episode.fired}" if episode.fired != episode.started else ""
+    ended = "still firing" if episode.ended is None else str(episode.ended)
+    return (
+        f"EPISODE rule: {episode.key.rule}, {_identity(episode.last)}, "
+        f"started: {episode.started}{fired}, ended: {ended}, "
+        f"peak: {format_number(episode.peak)}, windows: {episode.windows}"
+    )
+
+
+class EpisodeRecord(msgspec.Struct, frozen=True, tag="episode", tag_field="kind"):
+    """An episode as `--format json` writes it."""
+
+    rule: str
+    severity: str
+    service: str
+    server: str | None
+    state: str
+    started: int
+    fired: int | None
+    ended: int | None
+    peak: Number
+    windows: int
+    last: Alert
+
+    @classmethod
+    def of(cls, episode: Episode) -> EpisodeRecord:
+        key = episode.key
+        return cls(
+            rule=key.rule,
+            severity=episode.severity,
+            service=key.service,
+            server=key.server or None,
+            state=episode.state.value,
+            started=episode.started,
+            fired=episode.fired,
+            ended=episode.ended,
+            peak=episode.peak,
+            windows=episode.windows,
+            last=episode.last,
+        )
 
 
 def wants_color(mode: str, stream: IO[bytes] | IO[str]) -> bool:
@@ -78,16 +136,19 @@ class TextSink:
         self._show_severity = show_severity
         self._palette = palette or {}
 
-    def _line(self, alert: Alert) -> str:
-        line = alert_line(alert)
+    def _line(self, severity: str, line: str) -> str:
         if self._show_severity:
-            line = f"{alert.severity} {line}"
-        start, end = self._palette.get(alert.severity, ("", ""))
+            line = f"{severity} {line}"
+        start, end = self._palette.get(severity, ("", ""))
         return f"{start}{line}{end}\n"
 
     def write(self, alerts: Sequence[Alert]) -> None:
-        if alerts:
-            self._stream.write("".join(map(self._line, alerts)).encode("utf-8"))
+        lines = [self._line(alert.severity, alert_line(alert)) for alert in alerts]
+        self._stream.write("".join(lines).encode("utf-8"))
+
+    def write_episodes(self, episodes: Sequence[Episode]) -> None:
+        lines = [self._line(episode.severity, episode_line(episode)) for episode in episodes]
+        self._stream.write("".join(lines).encode("utf-8"))
 
 
 class JsonSink:
@@ -97,13 +158,15 @@ class JsonSink:
         self._stream = stream
         self._encoder = msgspec.json.Encoder()
 
-    def write(self, alerts: Sequence[Alert]) -> None:
-        if alerts:
-            buffer = bytearray()
-            for alert in alerts:
-                self._encoder.encode_into(alert, buffer, -1)
-                buffer += b"\n"
-            self._stream.write(buffer)
+    def write(self, alerts: Sequence[Alert | EpisodeRecord]) -> None:
+        buffer = bytearray()
+        for alert in alerts:
+            self._encoder.encode_into(alert, buffer, -1)
+            buffer += b"\n"
+        self._stream.write(buffer)
+
+    def write_episodes(self, episodes: Sequence[Episode]) -> None:
+        self.write([EpisodeRecord.of(episode) for episode in episodes])
 
 
 @dataclass
@@ -117,6 +180,10 @@ class CountingSink:
         self.per_rule.update(alert.rule for alert in alerts)
         self.inner.write(alerts)
 
+    def write_episodes(self, episodes: Sequence[Episode]) -> None:
+        self.per_rule.update(episode.key.rule for episode in episodes)
+        self.inner.write_episodes(episodes)
+
 
 @dataclass
 class RunSummary:
@@ -125,11 +192,12 @@ class RunSummary:
     late: int
     alerts_per_rule: Counter[str]
     rule_order: Sequence[str]
+    noun: str = "alert"
 
     def line(self) -> str:
         total = sum(self.alerts_per_rule.values())
         parts = [f"{self.alerts_per_rule[name]} {name!r}" for name in self.rule_order]
-        alerts = f"{total} alert{'s' if total != 1 else ''}"
+        alerts = f"{total} {self.noun}{'s' if total != 1 else ''}"
         if parts:
             alerts += f" ({', '.join(parts)})"
         late = f", {self.late} late" if self.late else ""

@@ -6,6 +6,7 @@ column; all problems are collected and the file is refused as a whole if there i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -35,7 +36,18 @@ _KIND_NAMES = {
 }
 
 _SEVERITY_KEYS = ("description", "color")
-_RULE_KEYS = ("name", "description", "severity", "condition", "threshold", "majority")
+_RULE_KEYS = (
+    "name",
+    "description",
+    "severity",
+    "condition",
+    "threshold",
+    "majority",
+    "for",
+    "absent",
+)
+_DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+DEFAULT_ABSENT_CONDITION = "active"
 
 
 @dataclass(frozen=True)
@@ -47,7 +59,12 @@ class Severity:
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """One alerting rule. `threshold` is shown as written; the condition decides."""
+    """One alerting rule. `threshold` is shown as written; the condition decides.
+
+    `hold` is how long (seconds) the condition must hold before the alert fires (`for:`);
+    `absent`, when set, makes it a silence rule: servers that sent no event matching the
+    condition for that long.
+    """
 
     name: str
     description: str
@@ -55,6 +72,23 @@ class RuleSpec:
     condition: Condition
     threshold: str | None
     majority: bool
+    hold: int = 0
+    absent: int | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.absent is not None:
+            return "absent"
+        return "majority" if self.majority else "per-server"
+
+
+def parse_duration(text: str) -> int | None:
+    """Seconds in a duration such as 90s, 5m, 1h or 1h30m; None if it is not one."""
+    found = _DURATION.match(text.strip())
+    if not found or not any(found.groups()):
+        return None
+    hours, minutes, seconds = (int(part or 0) for part in found.groups())
+    return 3600 * hours + 60 * minutes + seconds
 
 
 @dataclass(frozen=True)
@@ -111,6 +145,10 @@ def parse_rules(text: str, source: str) -> RuleSet:
 
 
 _T = TypeVar("_T")
+
+
+def _keys(node: yaml.MappingNode) -> set[str]:
+    return {str(key.value) for key, _ in node.value}
 
 
 class _RulesReader:
@@ -262,20 +300,40 @@ class _RulesReader:
         if isinstance(name_node, yaml.ScalarNode) and name_node.tag == _STR:
             label = str(name_node.value)
         before = len(self._found)
-        fields = self._mapping(node, _RULE_KEYS, ("name", "severity", "condition"), rule=label)
+        required = (
+            ("name", "severity") if "absent" in _keys(node) else ("name", "severity", "condition")
+        )
+        fields = self._mapping(node, _RULE_KEYS, required, rule=label)
         name = self._string(fields["name"], "name", label) if "name" in fields else None
         if name in seen:
             self._problem(fields["name"], "duplicate rule name: each rule needs its own", name)
         seen.add(name or "")
         description = self._optional_string(fields.get("description"), "description", label)
         severity = self._rule_severity(fields.get("severity"), severities, label)
-        condition = self._condition(fields.get("condition"), label)
+        absent = self._duration(fields.get("absent"), "absent", label)
+        condition = self._condition(fields.get("condition"), label, absent is not None)
         majority = self._majority(fields.get("majority"), label)
+        if majority and "absent" in fields:
+            self._problem(fields["absent"], "an 'absent' rule cannot be a majority rule", label)
         threshold = self._threshold(fields.get("threshold"), majority, node, label)
+        hold = self._duration(fields.get("for"), "for", label)
         if len(self._found) > before:
             return None
         assert name is not None and severity is not None and condition is not None
-        return RuleSpec(name, description, severity, condition, threshold, bool(majority))
+        return RuleSpec(
+            name, description, severity, condition, threshold, bool(majority), hold or 0, absent
+        )
+
+    def _duration(self, node: yaml.Node | None, key: str, rule: str) -> int | None:
+        if node is None:
+            return None
+        text = self._typed(node, (_STR, _INT), "a duration", key, rule, lambda n: str(n.value))
+        seconds = parse_duration(text) if text is not None else None
+        if text is not None and (seconds is None or (key == "absent" and seconds == 0)):
+            self._problem(
+                node, f"key {key!r}: expected a duration such as 90s, 5m or 1h, got {text!r}", rule
+            )
+        return seconds
 
     def _rule_severity(
         self, node: yaml.Node | None, severities: dict[str, Severity], rule: str
@@ -289,7 +347,9 @@ class _RulesReader:
             return None
         return severities[name]
 
-    def _condition(self, node: yaml.Node | None, rule: str) -> Condition | None:
+    def _condition(self, node: yaml.Node | None, rule: str, absent: bool) -> Condition | None:
+        if node is None and absent:
+            return parse_condition(DEFAULT_ABSENT_CONDITION)
         text = self._string(node, "condition", rule) if node is not None else None
         if node is None or text is None:
             return None

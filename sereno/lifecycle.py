@@ -1,0 +1,124 @@
+"""Alert lifecycle: pending, firing, resolved; the same alert tracked from minute to minute.
+
+Pure: it is given each evaluated minute's result, in order, and keeps an `Episode` per alert
+(identified by rule, service and server). An alert is *pending* from the first minute its rule
+matches; it *fires* once the rule has matched in every minute for the rule's `for:` duration
+(at once, without one); it is *resolved* by the first later minute in which its rule looked at
+it and it did not match. A pending alert that misses a minute, or is looked at and does not
+match, is forgotten: `for:` starts again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+import msgspec
+
+from sereno.alerts import Alert, AlertKey, alert_key
+from sereno.events import Number
+from sereno.windows import WINDOW_SECONDS
+
+
+class State(str, Enum):
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Episode(msgspec.Struct):
+    """One alert from the minute its rule first matched to the minute it stopped matching.
+
+    `started` is the start of the first matching minute, `fired` of the minute it fired,
+    `ended` of the minute that resolved it (None while firing); `peak` is the highest value
+    seen (for silence, the longest), `windows` the number of matching minutes and `last` the
+    alert of the latest of them.
+    """
+
+    key: AlertKey
+    severity: str
+    state: State
+    started: int
+    last_window: int
+    peak: Number
+    windows: int
+    last: Alert
+    fired: int | None = None
+    ended: int | None = None
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """What the rules found in one minute: its alerts, and every alert they looked at."""
+
+    start: int
+    alerts: list[Alert]
+    looked_at: set[AlertKey]
+
+
+class Lifecycle:
+    """Tracks every alert across minutes. `update` takes the minutes in order."""
+
+    def __init__(self, hold: Mapping[str, int], keep_resolved: bool = False) -> None:
+        self._hold = hold  # each rule's `for:`, in seconds
+        self._keep_resolved = keep_resolved
+        self._open: dict[AlertKey, Episode] = {}
+        self.resolved: list[Episode] = []
+        """The episodes that have ended, oldest first (kept only if asked to)."""
+
+    def update(self, result: WindowResult) -> list[Alert]:
+        """Take one minute's result; return its alerts that are firing."""
+        start = result.start
+        firing: list[Alert] = []
+        matched: set[AlertKey] = set()
+        for alert in result.alerts:
+            key = alert_key(alert)
+            matched.add(key)
+            episode = self._continue(key, alert, start)
+            if episode.state is State.FIRING:
+                firing.append(alert)
+        for key in [key for key in self._open if key not in matched]:
+            self._miss(key, start, looked_at=key in result.looked_at)
+        return firing
+
+    def _continue(self, key: AlertKey, alert: Alert, start: int) -> Episode:
+        episode = self._open.get(key)
+        value = alert.value
+        missed_a_minute = episode is not None and episode.last_window != start - WINDOW_SECONDS
+        if episode is not None and episode.state is State.PENDING and missed_a_minute:
+            episode = None  # `for:` must hold in every minute: start again
+        if episode is None:
+            episode = self._open[key] = Episode(
+                key, alert.severity, State.PENDING, start, start, value, 0, alert
+            )
+        episode.windows += 1
+        episode.last_window, episode.last = start, alert
+        episode.peak = max(episode.peak, value)
+        held = start + WINDOW_SECONDS - episode.started
+        if episode.state is State.PENDING and held >= self._hold.get(key.rule, 0):
+            episode.state, episode.fired = State.FIRING, start
+        return episode
+
+    def _miss(self, key: AlertKey, start: int, looked_at: bool) -> None:
+        """The alert did not match in this minute: looked at and false, or no data."""
+        episode = self._open[key]
+        if episode.state is State.PENDING:
+            del self._open[key]  # `for:` must hold in every minute: start again
+        elif looked_at:
+            episode.state, episode.ended = State.RESOLVED, start
+            del self._open[key]
+            if self._keep_resolved:
+                self.resolved.append(episode)
+
+    def still_open(self) -> list[Episode]:
+        """The alerts firing (and pending) now, in the order they started."""
+        return sorted(self._open.values(), key=lambda episode: episode.started)
+
+
+def episodes_in_order(episodes: Iterable[Episode], rule_order: Mapping[str, int]) -> list[Episode]:
+    """By start, then rule order, then service and server: the order alerts are listed in."""
+    return sorted(
+        episodes,
+        key=lambda e: (e.started, rule_order[e.key.rule], e.key.service, e.key.server),
+    )
