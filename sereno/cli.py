@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
+from pathlib import Path
 from typing import IO, NoReturn
 
 from sereno import __version__
@@ -26,6 +27,7 @@ from sereno.output import (
     wants_color,
 )
 from sereno.rulefmt import RuleSet, RuleSpec, load_default_rules, load_rules
+from sereno.ruletest import run_test_file
 from sereno.windows import DEFAULT_ALLOWED_LATENESS, Windows
 
 EXIT_OK = 0
@@ -35,6 +37,7 @@ EXIT_USAGE = 2
 
 COMMANDS = {
     "check": "validate a rules file and list its rules",
+    "test": "run rule unit tests written in YAML",
 }
 
 
@@ -165,6 +168,30 @@ def _describe(spec: RuleSpec) -> str:
     )
 
 
+# --- sereno test ---------------------------------------------------------------------------
+
+
+def test_command(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog="sereno test",
+        description="Run rule unit tests: exit 0 if they all pass, 1 if any fails, "
+        "2 if a test or rules file is bad.",
+    )
+    parser.add_argument("files", metavar="TESTFILE", nargs="+", help="a YAML test file")
+    args = parser.parse_args(argv)
+    passed = failed = 0
+    for name in args.files:
+        print(name)
+        for outcome in run_test_file(Path(name)):
+            print(f"  {'FAIL' if outcome.differences else 'ok  '} {outcome.name}")
+            for line in outcome.differences:
+                print(f"       {line}")
+            failed += bool(outcome.differences)
+            passed += not outcome.differences
+    to_stderr(f"sereno: {passed + failed} tests, {passed} passed, {failed} failed")
+    return EXIT_REJECTED if failed else EXIT_OK
+
+
 # --- sereno FILE ---------------------------------------------------------------------------
 
 
@@ -235,7 +262,10 @@ def batch_command(argv: Sequence[str]) -> int:
 
 # --- entry point ---------------------------------------------------------------------------
 
-_SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"check": check_command}
+_SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "check": check_command,
+    "test": test_command,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

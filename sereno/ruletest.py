@@ -1,0 +1,212 @@
+"""`sereno test`: unit tests for rules, written in YAML, run through the real engine.
+
+A test file names a rules file and holds test cases; each gives input events (inline, or as
+compact series of one value a minute) and the alerts or episodes it expects, by minute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from sereno.alerts import Alert
+from sereno.engine import Engine
+from sereno.errors import SerenoError
+from sereno.events import Event, event_type
+from sereno.lifecycle import Episode
+from sereno.rulefmt import RuleSet, load_default_rules, load_rules
+from sereno.windows import WINDOW_SECONDS, Windows, window_start
+
+NO_SAMPLE = "_"
+
+
+class RuleTestError(SerenoError):
+    """A test file that cannot be read or does not follow the format."""
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True):
+    pass
+
+
+class ServerSpec(_Strict):
+    service: str
+    active: bool = True
+
+
+class ExpectedAlert(_Strict):
+    minute: int
+    rule: str
+    server: str | None = None
+    service: str | None = None
+
+
+class ExpectedEpisode(_Strict):
+    rule: str
+    started: int
+    ended: int | None = None
+    server: str | None = None
+    service: str | None = None
+
+
+class RuleTestCase(_Strict):
+    name: str
+    start: int = 0
+    service: str | None = None
+    servers: dict[str, ServerSpec] = {}
+    series: dict[str, str] = {}
+    events: list[dict[str, Any]] = []
+    alerts: list[ExpectedAlert] | None = None
+    episodes: list[ExpectedEpisode] | None = None
+
+
+class RuleTestFile(_Strict):
+    tests: list[RuleTestCase]
+    rules: str | None = None
+
+
+Found = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One test case's result: what differs, one line each, or nothing if it passed."""
+
+    name: str
+    differences: list[str]
+
+
+def load_test_file(path: Path) -> tuple[RuleTestFile, RuleSet]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        spec = msgspec.convert(document, RuleTestFile)
+    except OSError as error:
+        raise RuleTestError(f"{path}: cannot read the test file: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise RuleTestError(f"{path}: not valid YAML: {error}") from None
+    except msgspec.ValidationError as error:
+        raise RuleTestError(f"{path}: {_explain(error)}") from None
+    if not spec.tests:
+        raise RuleTestError(f"{path}: no tests")
+    for case in spec.tests:
+        expected: list[ExpectedAlert | ExpectedEpisode] = [
+            *(case.alerts or ()),
+            *(case.episodes or ()),
+        ]
+        if any(item.server is None and item.service is None for item in expected):
+            raise RuleTestError(
+                f"{path}: test {case.name!r}: each expected alert and episode "
+                "needs a 'server' (or, for a majority rule, a 'service')"
+            )
+        if case.alerts is None and case.episodes is None:
+            raise RuleTestError(f"{path}: test {case.name!r}: expects neither alerts nor episodes")
+    if spec.rules is None:
+        return spec, load_default_rules()
+    return spec, load_rules(path.parent / spec.rules)
+
+
+def _explain(error: msgspec.ValidationError) -> str:
+    message, _, where = str(error).partition(" - at `$")
+    return f"{where.rstrip('`') or 'the file'}: {message}" if where else message
+
+
+def run_test_file(path: Path) -> list[Outcome]:
+    spec, ruleset = load_test_file(path)
+    return [_run_case(case, ruleset, path) for case in spec.tests]
+
+
+def _run_case(case: RuleTestCase, ruleset: RuleSet, path: Path) -> Outcome:
+    events = sorted(_events(case, ruleset, path), key=lambda event: event.timestamp)
+    problems: list[str] = []
+    engine = Engine(
+        ruleset,
+        lambda spec, event, error: problems.append(f"rule {spec.name!r}: {error}"),
+        keep_episodes=True,
+    )
+    late: list[Event] = []
+    alerts = [alert for batch in engine.run(events, Windows(), late.append) for alert in batch]
+    problems += [f"late event: {event}" for event in late]
+    if case.alerts is not None:
+        got = sorted(_alert_found(alert, case.start) for alert in alerts)
+        problems += _compare("alerts", sorted(map(_alert_wanted, case.alerts)), got)
+    if case.episodes is not None:
+        got = sorted(_episode_found(episode, case.start) for episode in engine.episodes())
+        problems += _compare("episodes", sorted(map(_episode_wanted, case.episodes)), got)
+    return Outcome(case.name, problems)
+
+
+def _events(case: RuleTestCase, ruleset: RuleSet, path: Path) -> Iterator[Event]:
+    where = f"{path}: test {case.name!r}"
+    decode_as = event_type(ruleset.fields)
+    for index, record in enumerate(case.events):
+        try:
+            yield msgspec.convert(record, decode_as)
+        except msgspec.ValidationError as error:
+            raise RuleTestError(f"{where}: events[{index}]: {_explain(error)}") from None
+    for name, values in case.series.items():
+        server, _, component = name.partition(" ")
+        spec = case.servers.get(server)
+        service = spec.service if spec is not None else case.service
+        if not component.strip() or service is None:
+            raise RuleTestError(
+                f"{where}: series {name!r}: write 'SERVER COMPONENT' and give the server's "
+                "service in 'servers' (or a 'service' for the whole test)"
+            )
+        active = spec.active if spec is not None else True
+        for minute, text in enumerate(values.split()):
+            if text == NO_SAMPLE:
+                continue
+            try:
+                value = float(text) if "." in text or "e" in text.lower() else int(text)
+            except ValueError:
+                raise RuleTestError(
+                    f"{where}: series {name!r}: {text!r} is not a number (nor {NO_SAMPLE})"
+                ) from None
+            timestamp = case.start + minute * WINDOW_SECONDS
+            yield decode_as(server, service, component.strip(), value, timestamp, active)
+
+
+def _minute(timestamp: float, start: int) -> int:
+    return (window_start(timestamp) - window_start(start)) // WINDOW_SECONDS
+
+
+def _alert_found(alert: Alert, start: int) -> Found:
+    return (_minute(alert.timestamp, start), alert.rule, getattr(alert, "server", alert.service))
+
+
+def _alert_wanted(alert: ExpectedAlert) -> Found:
+    return (alert.minute, alert.rule, alert.server or alert.service)
+
+
+def _episode_found(episode: Episode, start: int) -> Found:
+    ended = None if episode.ended is None else _minute(episode.ended, start)
+    key = episode.key
+    return (key.rule, key.server or key.service, _minute(episode.started, start), ended)
+
+
+def _episode_wanted(episode: ExpectedEpisode) -> Found:
+    return (episode.rule, episode.server or episode.service, episode.started, episode.ended)
+
+
+def _compare(what: str, wanted: list[Found], got: list[Found]) -> list[str]:
+    if wanted == got:
+        return []
+    missing = [item for item in wanted if item not in got]
+    unexpected = [item for item in got if item not in wanted]
+    lines = [f"{what} differ:"]
+    lines += [f"  expected, not raised: {_describe(what, item)}" for item in missing]
+    lines += [f"  raised, not expected: {_describe(what, item)}" for item in unexpected]
+    return lines
+
+
+def _describe(what: str, item: Found) -> str:
+    if what == "alerts":
+        minute, rule, who = item
+        return f"minute {minute}: {rule!r} for {who}"
+    rule, who, started, ended = item
+    until = "still firing" if ended is None else f"ended minute {ended}"
+    return f"{rule!r} for {who}: started minute {started}, {until}"
