@@ -1,15 +1,16 @@
 """Time `sereno` against the decode floor, side by side in one run: `python benchmarks/run.py -h`.
 
-For each file, three whole processes run in turn, several times each:
+For each file, four whole processes run in turn, several times each:
 
-  floor  benchmarks/floor.py FILE           msgspec decoding the file into event structs
-  json   sereno FILE --format json          alerts as JSON Lines, to /dev/null
-  text   sereno FILE                        the classic alert lines, to /dev/null
+  floor     benchmarks/floor.py FILE              msgspec decoding the file into event structs
+  json      sereno FILE --format json             alerts as JSON Lines, to /dev/null
+  text      sereno FILE                           the classic alert lines, to /dev/null
+  episodes  sereno FILE --format json --episodes  one JSON object per alert episode
 
-and the medians, events per second, peak RSS and the ratios json/floor and text/floor are
-printed. The runs are interleaved, so that a busy moment of a shared machine falls on all three
-alike: quote the ratios, not the seconds. With several files, it also prints how the time grows
-with the number of events (each against the first file).
+and the medians, events per second, peak RSS and the ratio of each to the floor are printed.
+The runs are interleaved, so that a busy moment of a shared machine falls on all of them
+alike: quote the ratios, not the seconds. With several files, it also prints how the time
+grows with the number of events (each against the first file).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def commands(path: Path) -> dict[str, list[str]]:
         "floor": [sys.executable, str(HERE / "floor.py"), str(path)],
         "json": [*sereno, str(path), "--format", "json", "--quiet"],
         "text": [*sereno, str(path), "--quiet"],
+        "episodes": [*sereno, str(path), "--format", "json", "--episodes", "--quiet"],
     }
 
 
@@ -88,12 +90,12 @@ def measure(path: Path, repetitions: int) -> tuple[int, dict[str, Measured]]:
 def report(path: Path, events: int, results: dict[str, Measured]) -> None:
     size = path.stat().st_size / 1e6
     print(f"\n{path.name}: {events:,} events, {size:,.0f} MB")
-    print(f"  {'':6} {'median s':>9} {'min s':>7} {'events/s':>12} {'peak RSS':>9} {'ratio':>6}")
+    print(f"  {'':8} {'median s':>9} {'min s':>7} {'events/s':>12} {'peak RSS':>9} {'ratio':>6}")
     floor = results["floor"].median
     for name, measured in results.items():
         median = measured.median
         print(
-            f"  {name:6} {median:9.2f} {min(measured.seconds):7.2f} {events / median:12,.0f}"
+            f"  {name:8} {median:9.2f} {min(measured.seconds):7.2f} {events / median:12,.0f}"
             f" {measured.peak_rss_kib / 1024:6.0f} MB {median / floor:6.2f}"
         )
 

@@ -26,7 +26,7 @@ from sereno.output import (
     severity_palette,
     wants_color,
 )
-from sereno.rulefmt import RuleSet, RuleSpec, load_default_rules, load_rules
+from sereno.rulefmt import RuleSet, RuleSpec, format_duration, load_default_rules, load_rules
 from sereno.ruletest import run_test_file
 from sereno.windows import DEFAULT_ALLOWED_LATENESS, Windows
 
@@ -158,8 +158,12 @@ def check_command(argv: Sequence[str]) -> int:
 
 
 def _describe(spec: RuleSpec) -> str:
-    kind = "majority" if spec.majority else "per-server"
+    kind = spec.kind
+    if spec.absent is not None:
+        kind += f" {format_duration(spec.absent)}"
     threshold = f", threshold {spec.threshold}" if spec.threshold is not None else ""
+    if spec.hold:
+        threshold += f", for {format_duration(spec.hold)}"
     engine = "compiled" if spec.condition.compiled else "rule-engine"
     return (
         f"  {spec.name}\n"

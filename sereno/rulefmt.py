@@ -82,6 +82,14 @@ class RuleSpec:
         return "majority" if self.majority else "per-server"
 
 
+def format_duration(seconds: int) -> str:
+    """A duration as rules files write it: 5m, 90s, 1h30m."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (seconds, "s")) if n]
+    return "".join(parts) or "0s"
+
+
 def parse_duration(text: str) -> int | None:
     """Seconds in a duration such as 90s, 5m, 1h or 1h30m; None if it is not one."""
     found = _DURATION.match(text.strip())
