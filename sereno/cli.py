@@ -183,16 +183,14 @@ def test_command(argv: Sequence[str]) -> int:
     )
     parser.add_argument("files", metavar="TESTFILE", nargs="+", help="a YAML test file")
     args = parser.parse_args(argv)
-    passed = failed = 0
+    outcomes = []
     for name in args.files:
         print(name)
         for outcome in run_test_file(Path(name)):
-            print(f"  {'FAIL' if outcome.differences else 'ok  '} {outcome.name}")
-            for line in outcome.differences:
-                print(f"       {line}")
-            failed += bool(outcome.differences)
-            passed += not outcome.differences
-    to_stderr(f"sereno: {passed + failed} tests, {passed} passed, {failed} failed")
+            print(outcome.report())
+            outcomes.append(outcome)
+    failed = sum(not outcome.passed for outcome in outcomes)
+    to_stderr(f"sereno: {len(outcomes)} tests, {len(outcomes) - failed} passed, {failed} failed")
     return EXIT_REJECTED if failed else EXIT_OK
 
 
@@ -243,10 +241,12 @@ def batch_command(argv: Sequence[str]) -> int:
         engine = Engine(ruleset, problems.condition, keep_episodes=args.episodes)
         windows = Windows(args.allowed_lateness)
         for alerts in engine.run_batches(batches, windows, problems.late_event):
-            if not args.episodes:
+            if args.episodes:
+                sink.write_episodes(engine.take_resolved())
+            else:
                 sink.write(alerts)
         if args.episodes:
-            sink.write_episodes(engine.episodes())
+            sink.write_episodes(engine.firing())
         stdout.flush()
     problems.report_conditions()
     if reader.records_read == 0:

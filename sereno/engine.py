@@ -82,7 +82,16 @@ class Engine:
         for window in windows.close_all():
             yield self.evaluate(window)
 
-    def episodes(self) -> list[Episode]:
-        """Every alert episode so far (with `keep_episodes`), in the order alerts are listed."""
+    def take_resolved(self) -> list[Episode]:
+        """The episodes resolved since the last call (with `keep_episodes`), in the order
+        alerts are listed (by start, rule order, service, server)."""
+        return episodes_in_order(self.lifecycle.take_resolved(), self.rule_order)
+
+    def firing(self) -> list[Episode]:
+        """The episodes still firing, in the order alerts are listed."""
         firing = [e for e in self.lifecycle.still_open() if e.state is State.FIRING]
-        return episodes_in_order([*self.lifecycle.resolved, *firing], self.rule_order)
+        return episodes_in_order(firing, self.rule_order)
+
+    def episodes(self) -> list[Episode]:
+        """The episodes resolved since the last call, then those still firing."""
+        return [*self.take_resolved(), *self.firing()]

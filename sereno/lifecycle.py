@@ -64,8 +64,7 @@ class Lifecycle:
         self._hold = hold  # each rule's `for:`, in seconds
         self._keep_resolved = keep_resolved
         self._open: dict[AlertKey, Episode] = {}
-        self.resolved: list[Episode] = []
-        """The episodes that have ended, oldest first (kept only if asked to)."""
+        self._resolved: list[Episode] = []  # kept only if asked to, until taken
 
     def update(self, result: WindowResult) -> list[Alert]:
         """Take one minute's result; return its alerts that are firing."""
@@ -83,18 +82,18 @@ class Lifecycle:
         return firing
 
     def _continue(self, key: AlertKey, alert: Alert, start: int) -> Episode:
+        previous = start - WINDOW_SECONDS
         episode = self._open.get(key)
-        value = alert.value
-        missed_a_minute = episode is not None and episode.last_window != start - WINDOW_SECONDS
-        if episode is not None and episode.state is State.PENDING and missed_a_minute:
-            episode = None  # `for:` must hold in every minute: start again
-        if episode is None:
+        if episode is None or (episode.state is State.PENDING and episode.last_window < previous):
+            # new, or pending across a minute with no data at all: `for:` starts again
             episode = self._open[key] = Episode(
-                key, alert.severity, State.PENDING, start, start, value, 0, alert
+                key, alert.severity, State.PENDING, start, previous, alert.value, 0, alert
             )
-        episode.windows += 1
-        episode.last_window, episode.last = start, alert
-        episode.peak = max(episode.peak, value)
+        if episode.last_window != start:  # a rule may match a server twice in a minute
+            episode.windows += 1
+            episode.last_window = start
+        episode.last = alert
+        episode.peak = max(episode.peak, alert.value)
         held = start + WINDOW_SECONDS - episode.started
         if episode.state is State.PENDING and held >= self._hold.get(key.rule, 0):
             episode.state, episode.fired = State.FIRING, start
@@ -109,7 +108,12 @@ class Lifecycle:
             episode.state, episode.ended = State.RESOLVED, start
             del self._open[key]
             if self._keep_resolved:
-                self.resolved.append(episode)
+                self._resolved.append(episode)
+
+    def take_resolved(self) -> list[Episode]:
+        """The episodes resolved since the last call, in the order they were resolved."""
+        resolved, self._resolved = self._resolved, []
+        return resolved
 
     def still_open(self) -> list[Episode]:
         """The alerts firing (and pending) now, in the order they started."""

@@ -79,6 +79,16 @@ class Outcome:
     name: str
     differences: list[str]
 
+    @property
+    def passed(self) -> bool:
+        return not self.differences
+
+    def report(self) -> str:
+        """`  ok   NAME`, or `  FAIL NAME` and what differs, indented below it."""
+        lines = [f"  {'ok  ' if self.passed else 'FAIL'} {self.name}"]
+        lines += [f"       {line}" for line in self.differences]
+        return "\n".join(lines)
+
 
 def load_test_file(path: Path) -> tuple[RuleTestFile, RuleSet]:
     try:

@@ -40,7 +40,7 @@ def run_lifecycle(minutes: list[WindowResult], hold: int = 0) -> tuple[list[int]
 def test_without_for_an_alert_fires_at_once_and_is_resolved_by_a_minute_without_a_match() -> None:
     fired, lifecycle = run_lifecycle([minute(0, True), minute(1, True), minute(2, False)])
     assert fired == [0, 1]
-    [episode] = lifecycle.resolved
+    [episode] = lifecycle.take_resolved()
     assert (episode.state, episode.started, episode.fired, episode.ended, episode.windows) == (
         State.RESOLVED,
         T0,
@@ -87,7 +87,7 @@ def test_for_starts_again_after_a_minute_missing_altogether() -> None:
 def test_a_pending_alert_that_never_fires_leaves_no_episode() -> None:
     fired, lifecycle = run_lifecycle([minute(0, True), minute(1, False)], hold=5 * M)
     assert fired == []
-    assert (lifecycle.resolved, lifecycle.still_open()) == ([], [])
+    assert (lifecycle.take_resolved(), lifecycle.still_open()) == ([], [])
 
 
 def test_the_peak_is_the_highest_value_of_the_episode() -> None:
@@ -236,3 +236,22 @@ def test_bad_lifecycle_keys_are_refused(rule: str, message: str) -> None:
     with pytest.raises(RulesError, match=message.replace("(", r"\(")) as raised:
         parse_rules(text, "r.yaml")
     assert "rule 'r'" in str(raised.value)
+
+
+def test_two_matches_of_one_alert_in_a_minute_are_one_minute_of_its_episode() -> None:
+    rules = RULES.replace('component == "Disk" and value > 0.9', "value > 0.9")
+    events = [
+        ev("a", component, 0.95, T0 + n * M + offset)
+        for n in range(3)
+        for offset, component in enumerate(["Disk", "Temp"])
+    ]
+    alerts, episodes = engine_run(events, rules)
+    disk = [(a.timestamp, getattr(a, "component", "")) for a in alerts if a.rule == "disk"]
+    assert disk == [
+        (T0 + M, "Disk"),
+        (T0 + M + 1, "Temp"),
+        (T0 + 2 * M, "Disk"),
+        (T0 + 2 * M + 1, "Temp"),
+    ]
+    [episode] = [e for e in episodes if e.key.rule == "disk"]
+    assert (episode.started, episode.fired, episode.windows) == (T0, T0 + M, 3)
