@@ -38,10 +38,12 @@ EXIT_USAGE = 2
 COMMANDS = {
     "check": "validate a rules file and list its rules",
     "test": "run rule unit tests written in YAML",
+    "serve": "run the service agents push events to, over HTTP",
+    "push": "replay a file of events to a running service",
 }
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"sereno: error: {message}\n")
@@ -49,7 +51,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _batch_parser() -> argparse.ArgumentParser:
     commands = "\n".join(f"  sereno {name:<14}{text}" for name, text in COMMANDS.items())
-    parser = _Parser(
+    parser = Parser(
         prog="sereno",
         usage="sereno [options] FILE\n       sereno COMMAND [options] ...",
         description="Evaluate alerting rules over a file of JSON events and print the alerts.",
@@ -63,7 +65,7 @@ def _batch_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "file", metavar="FILE", help="events as a JSON array or JSON Lines; - reads standard input"
     )
-    _add_rules_option(parser)
+    add_rules_option(parser)
     parser.add_argument(
         "-s", "--show-severity", action="store_true", help="put each alert's severity first"
     )
@@ -86,14 +88,7 @@ def _batch_parser() -> argparse.ArgumentParser:
         help="one line per alert episode (from the minute it fired to the minute it was "
         "resolved, or still firing) instead of one per minute",
     )
-    parser.add_argument(
-        "--allowed-lateness",
-        metavar="SECONDS",
-        type=_seconds,
-        default=DEFAULT_ALLOWED_LATENESS,
-        help="how long after a minute ends its events may still arrive out of order "
-        f"(default {DEFAULT_ALLOWED_LATENESS:g}); later ones are reported as late",
-    )
+    add_lateness_option(parser)
     parser.add_argument(
         "--strict",
         action="store_true",
@@ -116,7 +111,18 @@ def _seconds(text: str) -> float:
     return seconds
 
 
-def _add_rules_option(parser: argparse.ArgumentParser) -> None:
+def add_lateness_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allowed-lateness",
+        metavar="SECONDS",
+        type=_seconds,
+        default=DEFAULT_ALLOWED_LATENESS,
+        help="how long after a minute ends its events may still arrive out of order "
+        f"(default {DEFAULT_ALLOWED_LATENESS:g}); later ones are reported as late",
+    )
+
+
+def add_rules_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-r",
         "--rules-config",
@@ -126,7 +132,7 @@ def _add_rules_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="sereno check",
         description="Validate a rules file and list its rules; exit 0 if it is valid, 2 if not.",
     )
@@ -139,7 +145,7 @@ def _check_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: str | None) -> RuleSet:
+def load_ruleset(path: str | None) -> RuleSet:
     return load_default_rules() if path is None else load_rules(path)
 
 
@@ -148,7 +154,7 @@ def _load(path: str | None) -> RuleSet:
 
 def check_command(argv: Sequence[str]) -> int:
     args = _check_parser().parse_args(argv)
-    ruleset = _load(args.rules)
+    ruleset = load_ruleset(args.rules)
     print(
         f"{ruleset.source}: valid, {len(ruleset.rules)} rules, {len(ruleset.severities)} severities"
     )
@@ -176,7 +182,7 @@ def _describe(spec: RuleSpec) -> str:
 
 
 def test_command(argv: Sequence[str]) -> int:
-    parser = _Parser(
+    parser = Parser(
         prog="sereno test",
         description="Run rule unit tests: exit 0 if they all pass, 1 if any fails, "
         "2 if a test or rules file is bad.",
@@ -194,10 +200,27 @@ def test_command(argv: Sequence[str]) -> int:
     return EXIT_REJECTED if failed else EXIT_OK
 
 
+# --- sereno serve and sereno push -----------------------------------------------------------
+
+
+def serve_command(argv: Sequence[str]) -> int:
+    # the service's stack (FastAPI, uvicorn, httpx) takes half a second to import: only the
+    # commands that need it pay for it
+    from sereno.servicecli import serve_command  # noqa: PLC0415
+
+    return serve_command(argv)
+
+
+def push_command(argv: Sequence[str]) -> int:
+    from sereno.servicecli import push_command  # noqa: PLC0415
+
+    return push_command(argv)
+
+
 # --- sereno FILE ---------------------------------------------------------------------------
 
 
-def _open_input(path: str, stack: ExitStack) -> tuple[io.BufferedReader, str]:
+def open_input(path: str, stack: ExitStack) -> tuple[io.BufferedReader, str]:
     if path == "-":
         stdin = sys.stdin.buffer
         assert isinstance(stdin, io.BufferedReader)
@@ -226,13 +249,13 @@ def _collect_garbage_less_often() -> None:
 
 def batch_command(argv: Sequence[str]) -> int:
     args = _batch_parser().parse_args(argv)
-    ruleset = _load(args.rules_config)
+    ruleset = load_ruleset(args.rules_config)
     _collect_garbage_less_often()
     problems = Diagnostics(strict=args.strict)
     stdout = sys.stdout.buffer
     sink = CountingSink(_sink(args, ruleset, stdout))
     with ExitStack() as stack:
-        stream, name = _open_input(args.file, stack)
+        stream, name = open_input(args.file, stack)
         reader = EventReader(stream, name, problems.record, event_type(ruleset.fields))
         batches: Iterator[EventBatch] = reader.batches()
         size = progress_size(stream)
@@ -269,6 +292,8 @@ def batch_command(argv: Sequence[str]) -> int:
 _SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "check": check_command,
     "test": test_command,
+    "serve": serve_command,
+    "push": push_command,
 }
 
 

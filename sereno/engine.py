@@ -30,13 +30,16 @@ class Engine:
         ruleset: RuleSet,
         on_condition_error: ConditionErrorHandler,
         keep_episodes: bool = False,
+        on_change: Callable[[Episode], None] | None = None,
     ) -> None:
         self.ruleset = ruleset
         self._rules = [build_rule(spec) for spec in ruleset.rules]
         self.rule_order = {spec.name: rank for rank, spec in enumerate(ruleset.rules)}
         self._on_condition_error = on_condition_error
         self.lifecycle = Lifecycle(
-            {spec.name: spec.hold for spec in ruleset.rules}, keep_resolved=keep_episodes
+            {spec.name: spec.hold for spec in ruleset.rules},
+            keep_resolved=keep_episodes,
+            on_change=on_change,
         )
 
     def evaluate(self, window: Window) -> list[Alert]:
@@ -77,9 +80,15 @@ class Engine:
     ) -> Iterator[list[Alert]]:
         """`run` for events that come in batches, as readers give them."""
         for batch in batches:
-            for window in windows.extend(batch.events, partial(on_late, batch)):
-                yield self.evaluate(window)
+            yield from self.run_batch(batch, windows, on_late)
         for window in windows.close_all():
+            yield self.evaluate(window)
+
+    def run_batch(
+        self, batch: EventBatch, windows: Windows, on_late: LateRecordHandler
+    ) -> Iterator[list[Alert]]:
+        """One batch into `windows`: the alerts of each window it closes (a live stream's step)."""
+        for window in windows.extend(batch.events, partial(on_late, batch)):
             yield self.evaluate(window)
 
     def take_resolved(self) -> list[Episode]:

@@ -71,11 +71,16 @@ def event_type(extra_fields: Iterable[str] = ()) -> type[Event]:
 
 @dataclass(frozen=True)
 class RecordError:
-    """A record that was rejected: where it was, which field, and why."""
+    """A record that was rejected: where it was, which field, and why.
+
+    `position` is its line number (JSON Lines) or array index; None when the input itself is
+    malformed (a JSON array that breaks off), not one record.
+    """
 
     location: str
     field: str | None
     reason: str
+    position: int | None = None
 
     def __str__(self) -> str:
         if self.field is None:
@@ -260,7 +265,7 @@ class EventReader:
                     events, positions = [], []
                 field, reason = _explain(error)
                 where = record_location(self.name, position, in_array)
-                self._on_error(RecordError(where, field, reason))
+                self._on_error(RecordError(where, field, reason, position))
                 continue
             positions.append(position)
         if events:

@@ -10,7 +10,7 @@ match, is forgotten: `for:` starts again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -60,9 +60,15 @@ class WindowResult:
 class Lifecycle:
     """Tracks every alert across minutes. `update` takes the minutes in order."""
 
-    def __init__(self, hold: Mapping[str, int], keep_resolved: bool = False) -> None:
+    def __init__(
+        self,
+        hold: Mapping[str, int],
+        keep_resolved: bool = False,
+        on_change: Callable[[Episode], None] | None = None,
+    ) -> None:
         self._hold = hold  # each rule's `for:`, in seconds
         self._keep_resolved = keep_resolved
+        self._on_change = on_change or _ignore  # told of every episode that changes state
         self._open: dict[AlertKey, Episode] = {}
         self._resolved: list[Episode] = []  # kept only if asked to, until taken
 
@@ -84,19 +90,24 @@ class Lifecycle:
     def _continue(self, key: AlertKey, alert: Alert, start: int) -> Episode:
         previous = start - WINDOW_SECONDS
         episode = self._open.get(key)
-        if episode is None or (episode.state is State.PENDING and episode.last_window < previous):
+        new = episode is None or (episode.state is State.PENDING and episode.last_window < previous)
+        if new:
             # new, or pending across a minute with no data at all: `for:` starts again
             episode = self._open[key] = Episode(
                 key, alert.severity, State.PENDING, start, previous, alert.value, 0, alert
             )
+        assert episode is not None
         if episode.last_window != start:  # a rule may match a server twice in a minute
             episode.windows += 1
             episode.last_window = start
         episode.last = alert
         episode.peak = max(episode.peak, alert.value)
         held = start + WINDOW_SECONDS - episode.started
-        if episode.state is State.PENDING and held >= self._hold.get(key.rule, 0):
+        fires = episode.state is State.PENDING and held >= self._hold.get(key.rule, 0)
+        if fires:
             episode.state, episode.fired = State.FIRING, start
+        if new or fires:
+            self._on_change(episode)  # once: pending, or firing at once
         return episode
 
     def _miss(self, key: AlertKey, start: int, looked_at: bool) -> None:
@@ -107,6 +118,7 @@ class Lifecycle:
         elif looked_at:
             episode.state, episode.ended = State.RESOLVED, start
             del self._open[key]
+            self._on_change(episode)
             if self._keep_resolved:
                 self._resolved.append(episode)
 
@@ -118,6 +130,10 @@ class Lifecycle:
     def still_open(self) -> list[Episode]:
         """The alerts firing (and pending) now, in the order they started."""
         return sorted(self._open.values(), key=lambda episode: episode.started)
+
+
+def _ignore(episode: Episode) -> None:
+    pass
 
 
 def episodes_in_order(episodes: Iterable[Episode], rule_order: Mapping[str, int]) -> list[Episode]:

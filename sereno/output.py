@@ -202,3 +202,15 @@ class RunSummary:
             alerts += f" ({', '.join(parts)})"
         late = f", {self.late} late" if self.late else ""
         return f"sereno: {alerts}; {self.records} records read, {self.rejected} rejected{late}"
+
+
+class ChangeLog:
+    """Every change of an alert's state as a JSON line (an episode record), written at once."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._encoder = msgspec.json.Encoder()
+
+    def write(self, episode: Episode) -> None:
+        self._stream.write(self._encoder.encode(EpisodeRecord.of(episode)) + b"\n")
+        self._stream.flush()

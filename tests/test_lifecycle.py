@@ -255,3 +255,11 @@ def test_two_matches_of_one_alert_in_a_minute_are_one_minute_of_its_episode() ->
     ]
     [episode] = [e for e in episodes if e.key.rule == "disk"]
     assert (episode.started, episode.fired, episode.windows) == (T0, T0 + M, 3)
+
+
+def test_each_change_of_state_is_told_once() -> None:
+    changes: list[tuple[State, int]] = []
+    lifecycle = Lifecycle({"disk": 2 * M}, on_change=lambda e: changes.append((e.state, e.windows)))
+    for result in [minute(0, True), minute(1, True), minute(2, True), minute(3, False)]:
+        lifecycle.update(result)
+    assert changes == [(State.PENDING, 1), (State.FIRING, 2), (State.RESOLVED, 3)]

@@ -1,0 +1,98 @@
+"""HTTP bodies of events: one event, a JSON array, or JSON Lines; optionally gzipped.
+
+The same reader as for files decodes them, record by record: a bad record is rejected on its
+own and the good ones are kept. What makes the whole body unusable (not JSON at all, a broken
+array, too big, a type or encoding we do not take) is a `BodyError` with the HTTP status to
+answer.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from dataclasses import dataclass
+
+import msgspec
+
+from sereno.errors import SerenoError
+from sereno.events import Event, EventReader, RecordError
+
+JSON_TYPES = frozenset({"application/json"})
+LINES_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/json-lines"})
+DEFAULT_MAX_BODY = 16 << 20
+
+
+class BodyError(SerenoError):
+    """A request body that cannot be taken at all; `status` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Rejected(msgspec.Struct, frozen=True):
+    """A rejected record: its index in the body (0-based), the field at fault and why."""
+
+    index: int
+    field: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Decoded:
+    events: list[Event]
+    rejected: list[Rejected]
+
+
+def decode_body(
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+    decode_as: type[Event] = Event,
+    max_bytes: int = DEFAULT_MAX_BODY,
+) -> Decoded:
+    """The events of a request body, and the records rejected."""
+    media_type = (content_type or "application/json").split(";")[0].strip().lower()
+    if media_type not in JSON_TYPES | LINES_TYPES:
+        raise BodyError(
+            415,
+            f"unsupported content type {media_type!r}: send application/json "
+            "or application/x-ndjson",
+        )
+    data = _decompressed(body, (content_encoding or "identity").strip().lower(), max_bytes)
+    start = data.lstrip()[:1]
+    if media_type in JSON_TYPES and start == b"{":
+        data = b"[" + data + b"]"  # one event: an array of one
+    elif media_type in JSON_TYPES and start != b"[":
+        raise BodyError(400, "not a JSON object or array of events")
+    errors: list[RecordError] = []
+    reader = EventReader(io.BufferedReader(io.BytesIO(data)), "body", errors.append, decode_as)
+    events = [event for batch in reader.batches() for event in batch.events]
+    broken = [error for error in errors if error.position is None]
+    if broken:
+        raise BodyError(400, broken[0].reason)
+    in_array = data.lstrip()[:1] == b"["
+    rejected = [
+        Rejected(error.position - (0 if in_array else 1), error.field, error.reason)
+        for error in errors
+        if error.position is not None
+    ]
+    return Decoded(events, rejected)
+
+
+def _decompressed(body: bytes, encoding: str, max_bytes: int) -> bytes:
+    if encoding == "identity":
+        data = body
+    elif encoding == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            data = inflater.decompress(body, max_bytes + 1)
+        except zlib.error as error:
+            raise BodyError(400, f"not valid gzip: {error}") from None
+        if not inflater.eof and len(data) <= max_bytes:
+            raise BodyError(400, "not valid gzip: the data breaks off")
+    else:
+        raise BodyError(415, f"unsupported content encoding {encoding!r}: send gzip or none")
+    if len(data) > max_bytes:
+        raise BodyError(413, f"the body is over the limit of {max_bytes} bytes")
+    return data

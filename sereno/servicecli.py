@@ -1,0 +1,151 @@
+"""Command line of the service: `sereno serve` and `sereno push`, parsing and wiring only."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO
+
+import uvicorn
+
+from sereno.cli import (
+    EXIT_OK,
+    EXIT_REJECTED,
+    Parser,
+    add_lateness_option,
+    add_rules_option,
+    load_ruleset,
+    open_input,
+)
+from sereno.diagnostics import Diagnostics, to_stderr
+from sereno.errors import InputError
+from sereno.events import EventReader
+from sereno.ingest import DEFAULT_MAX_BODY
+from sereno.live import LiveEngine
+from sereno.output import ChangeLog
+from sereno.push import in_time_order_batches, push
+from sereno.server import Metrics, ServerConfig, create_app
+
+
+def _listen_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(
+            f"expected HOST:PORT, such as 127.0.0.1:8080, got {text!r}"
+        )
+    return host.strip("[]"), int(port)
+
+
+def _read_tokens(path: str | None) -> frozenset[str]:
+    if path is None:
+        return frozenset()
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read the token file {path}: {error}") from None
+    tokens = frozenset(line.strip() for line in lines if line.strip())
+    if not tokens:
+        raise InputError(f"the token file {path} holds no token")
+    return tokens
+
+
+def serve_command(argv: Sequence[str]) -> int:
+    parser = Parser(
+        prog="sereno serve",
+        description="Take events over HTTP (POST /events), evaluate the rules as minutes "
+        "close, and show the open alerts (GET /alerts). Every change of an alert's state is "
+        "written as a JSON line to standard output (or --alerts-log).",
+    )
+    add_rules_option(parser)
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        type=_listen_address,
+        default=("127.0.0.1", 8080),
+        help="where to listen (default 127.0.0.1:8080)",
+    )
+    parser.add_argument("--alerts-log", metavar="FILE", help="append alert changes to FILE")
+    parser.add_argument(
+        "--max-body",
+        metavar="BYTES",
+        type=int,
+        default=DEFAULT_MAX_BODY,
+        help=f"the largest request body taken, after decompression (default {DEFAULT_MAX_BODY})",
+    )
+    parser.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="bearer tokens, one a line: requests without one of them are refused (401)",
+    )
+    add_lateness_option(parser)
+    args = parser.parse_args(argv)
+    ruleset = load_ruleset(args.rules_config)
+    config = ServerConfig(max_body=args.max_body, tokens=_read_tokens(args.token_file))
+    with ExitStack() as stack:
+        log = sys.stdout.buffer
+        if args.alerts_log is not None:
+            log = stack.enter_context(_open_for_append(args.alerts_log))
+        metrics = Metrics()
+        live = LiveEngine(
+            ruleset, args.allowed_lateness, ChangeLog(log).write, metrics.evaluation.observe
+        )
+        metrics.watch(live)
+        host, port = args.listen
+        live.start()
+        to_stderr(f"sereno: serving {ruleset.source} on http://{host}:{port}")
+        # uvicorn stops gracefully on SIGTERM or SIGINT, then raises the signal again: let that
+        # second one pass, so that the evaluator is stopped too and the exit status is 0
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop_signal, signal.SIG_IGN)
+        uvicorn.run(create_app(live, metrics, config), host=host, port=port, log_level="warning")
+        live.stop()
+    to_stderr("sereno: stopped")
+    return EXIT_OK
+
+
+def _open_for_append(path: str) -> IO[bytes]:
+    try:
+        return open(path, "ab")
+    except OSError as error:
+        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def push_command(argv: Sequence[str]) -> int:
+    parser = Parser(
+        prog="sereno push",
+        description="Replay a file of events to a running `sereno serve`, in event-time "
+        "order, in batches.",
+    )
+    parser.add_argument("file", metavar="FILE", help="events as a JSON array or JSON Lines")
+    parser.add_argument(
+        "--url",
+        default="http://127.0.0.1:8080/events",
+        help="where to POST (default http://127.0.0.1:8080/events)",
+    )
+    parser.add_argument("--batch", type=int, default=1000, help="events a request (default 1000)")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        help="pace by event time, this many times faster than real time (60: an hour a minute); "
+        "by default as fast as the service takes them",
+    )
+    parser.add_argument("--token-file", metavar="FILE", help="send the first token of FILE")
+    args = parser.parse_args(argv)
+    if args.batch < 1 or (args.speed is not None and not args.speed > 0):
+        parser.error("--batch and --speed must be positive")
+    token = min(_read_tokens(args.token_file)) if args.token_file else None
+    problems = Diagnostics(strict=False)
+    with ExitStack() as stack:
+        stream, name = open_input(args.file, stack)
+        reader = EventReader(stream, name, problems.record)
+        events = [event for batch in reader.batches() for event in batch.events]
+    report = push(in_time_order_batches(events, args.batch), args.url, args.speed, token)
+    to_stderr(
+        f"sereno: pushed {len(events)} events in {report.requests} requests: "
+        f"{report.accepted} accepted, {report.rejected} rejected"
+    )
+    return EXIT_REJECTED if problems.any or report.rejected else EXIT_OK
