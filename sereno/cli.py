@@ -23,6 +23,7 @@ from sereno.output import (
     JsonSink,
     RunSummary,
     TextSink,
+    counted,
     severity_palette,
     wants_color,
 )
@@ -196,7 +197,8 @@ def test_command(argv: Sequence[str]) -> int:
             print(outcome.report())
             outcomes.append(outcome)
     failed = sum(not outcome.passed for outcome in outcomes)
-    to_stderr(f"sereno: {len(outcomes)} tests, {len(outcomes) - failed} passed, {failed} failed")
+    total = counted(len(outcomes), "test")
+    to_stderr(f"sereno: {total}, {len(outcomes) - failed} passed, {failed} failed")
     return EXIT_REJECTED if failed else EXIT_OK
 
 

@@ -24,6 +24,11 @@ class AlertSink(Protocol):
     def write_episodes(self, episodes: Sequence[Episode]) -> None: ...
 
 
+def counted(count: int, noun: str) -> str:
+    """`1 alert`, `2 alerts`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def format_number(number: Number) -> str:
     """A number as the agent sent it: 95 stays 95, 0.93 stays 0.93."""
     return repr(number)
@@ -197,7 +202,7 @@ class RunSummary:
     def line(self) -> str:
         total = sum(self.alerts_per_rule.values())
         parts = [f"{self.alerts_per_rule[name]} {name!r}" for name in self.rule_order]
-        alerts = f"{total} {self.noun}{'s' if total != 1 else ''}"
+        alerts = counted(total, self.noun)
         if parts:
             alerts += f" ({', '.join(parts)})"
         late = f", {self.late} late" if self.late else ""

@@ -26,7 +26,7 @@ from sereno.errors import InputError
 from sereno.events import EventReader
 from sereno.ingest import DEFAULT_MAX_BODY
 from sereno.live import LiveEngine
-from sereno.output import ChangeLog
+from sereno.output import ChangeLog, counted
 from sereno.push import in_time_order_batches, push
 from sereno.server import Metrics, ServerConfig, create_app
 
@@ -145,7 +145,7 @@ def push_command(argv: Sequence[str]) -> int:
         events = [event for batch in reader.batches() for event in batch.events]
     report = push(in_time_order_batches(events, args.batch), args.url, args.speed, token)
     to_stderr(
-        f"sereno: pushed {len(events)} events in {report.requests} requests: "
+        f"sereno: pushed {counted(len(events), 'event')} in {counted(report.requests, 'request')}: "
         f"{report.accepted} accepted, {report.rejected} rejected"
     )
     return EXIT_REJECTED if problems.any or report.rejected else EXIT_OK

@@ -56,7 +56,7 @@ tests:
 """,
     )
     result = run_sereno("test", tests)
-    assert (result.returncode, result.stderr) == (0, "sereno: 1 tests, 1 passed, 0 failed\n")
+    assert (result.returncode, result.stderr) == (0, "sereno: 1 test, 1 passed, 0 failed\n")
 
 
 def test_a_failing_test_says_what_was_expected_and_what_was_raised(write_file: WriteFile) -> None:
@@ -82,7 +82,7 @@ tests:
         "         expected, not raised: minute 0: 'disk' for a",
         "         raised, not expected: minute 1: 'disk' for a",
     ]
-    assert result.stderr == "sereno: 1 tests, 0 passed, 1 failed\n"
+    assert result.stderr == "sereno: 1 test, 0 passed, 1 failed\n"
 
 
 @pytest.mark.parametrize(
