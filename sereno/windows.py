@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cached_property
-from operator import attrgetter
+from itertools import compress
+from operator import attrgetter, not_
 from typing import cast
 
 from sereno.events import Event
@@ -74,10 +75,20 @@ class Window:
 
     @cached_property
     def activity(self) -> dict[tuple[str, str], bool]:
-        """Whether each (service, server) was active, by its latest event in the window."""
-        in_time_order = self._in_time_order
-        keys, flags = map(_service_server, in_time_order), map(_active, in_time_order)
-        return dict(zip(keys, flags, strict=True))
+        """Whether each (service, server) was active, by its latest sample in the window.
+
+        Of a server's latest samples (one per component), the newest counts; of two equally
+        new, the one whose component first appeared later in the window.
+        """
+        keys = list(map(_service_server, self.events))
+        flags = list(map(_active, self.events))
+        passive = set(compress(keys, map(not_, flags)))
+        if passive.isdisjoint(compress(keys, flags)):
+            # every server is active throughout the minute or passive throughout: which of
+            # its events is the latest does not matter, so there is nothing to sort
+            return dict(zip(keys, flags, strict=True))
+        by_time = sorted(self.latest.values(), key=_timestamp)
+        return dict(zip(map(_service_server, by_time), map(_active, by_time), strict=True))
 
 
 class Windows:

@@ -102,3 +102,16 @@ def test_a_batch_for_a_minute_the_watermark_has_passed_closes_it_after_its_first
     closed, late = in_batches(events, 30, [1, 2])
     assert (closed, late) == one_by_one(events, 30)
     assert (closed, late) == ([(T0, 1), (T0 + 180, 1)], [2])
+
+
+def test_of_two_equally_new_samples_the_later_component_decides_activity() -> None:
+    window = Window(T0)
+    for component, timestamp, active in [
+        ("Disk", T0, False),  # Disk first appears before Load...
+        ("Load", T0 + 1, True),
+        ("Disk", T0 + 1, False),  # ...so at T0+1 the Load sample counts, though it came first
+    ]:
+        window.add(
+            Event(**event(server="b", component=component, timestamp=timestamp, active=active))
+        )
+    assert window.activity == {("InboxService", "b"): True}
