@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sereno.engine import Engine
 from sereno.events import Event, EventBatch
@@ -31,7 +31,6 @@ class LiveStats:
     late_events: int = 0
     windows_evaluated: int = 0
     condition_errors: int = 0
-    evaluation_seconds: list[float] = field(default_factory=list)
 
 
 class LiveEngine:
@@ -78,17 +77,9 @@ class LiveEngine:
         """The alerts firing or pending after the latest minute evaluated, oldest first."""
         return self._open
 
-    def drain(self) -> None:
-        """Wait until every event submitted so far has been evaluated."""
-        self._queue.join()
-
     def _work(self) -> None:
         while (events := self._queue.get()) is not None:
-            try:
-                self._evaluate(events)
-            finally:
-                self._queue.task_done()
-        self._queue.task_done()
+            self._evaluate(events)
 
     def _evaluate(self, events: list[Event]) -> None:
         batch = EventBatch(events, range(len(events)), "push", in_array=True)

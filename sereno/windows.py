@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cached_property
-from itertools import compress
-from operator import attrgetter, not_
+from operator import attrgetter
 from typing import cast
 
 from sereno.events import Event
@@ -80,13 +79,12 @@ class Window:
         Of a server's latest samples (one per component), the newest counts; of two equally
         new, the one whose component first appeared later in the window.
         """
-        keys = list(map(_service_server, self.events))
-        flags = list(map(_active, self.events))
-        passive = set(compress(keys, map(not_, flags)))
-        if passive.isdisjoint(compress(keys, flags)):
-            # every server is active throughout the minute or passive throughout: which of
-            # its events is the latest does not matter, so there is nothing to sort
-            return dict(zip(keys, flags, strict=True))
+        states = set(zip(map(_service_server, self.events), map(_active, self.events), strict=True))
+        activity = dict(states)
+        if len(activity) == len(states):
+            # no server is both active and passive in this minute: which of its events is
+            # the latest does not matter, so there is nothing to sort
+            return activity
         by_time = sorted(self.latest.values(), key=_timestamp)
         return dict(zip(map(_service_server, by_time), map(_active, by_time), strict=True))
 
