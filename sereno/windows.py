@@ -44,11 +44,6 @@ class Window:
     def add(self, event: Event) -> None:
         self.events.append(event)
 
-    @cached_property
-    def _in_time_order(self) -> list[Event]:
-        # stable: of two samples with the same timestamp, the one that arrived last is later
-        return sorted(self.events, key=_timestamp)
-
     def latest_samples(self, components: frozenset[str] | None) -> dict[SampleKey, Event]:
         """The latest sample of each (server, component), of `components` only unless None.
 
@@ -56,11 +51,11 @@ class Window:
         """
         latest = self._latest.get(components)
         if latest is None:
-            if components is None:
-                events, in_time_order = self.events, self._in_time_order
-            else:
-                events = [event for event in self.events if event.component in components]
-                in_time_order = sorted(events, key=_timestamp)
+            events = self.events
+            if components is not None:
+                events = [event for event in events if event.component in components]
+            # stable: of two samples with the same timestamp, the one that arrived last is later
+            in_time_order = sorted(events, key=_timestamp)
             # placeholders in order of first arrival, each replaced by its latest sample
             latest = cast("dict[SampleKey, Event]", dict.fromkeys(map(_server_component, events)))
             latest.update(zip(map(_server_component, in_time_order), in_time_order, strict=True))
