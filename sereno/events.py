@@ -200,6 +200,10 @@ class EventReader:
                 self._last = (batch, index)
                 yield event
 
+    def read_all(self) -> list[Event]:
+        """Every good event of the input, in order; bad records go to `on_error`."""
+        return [event for batch in self.batches() for event in batch.events]
+
     def batches(self) -> Iterator[EventBatch]:
         """The input's good events, in order, in batches; bad records go to `on_error`."""
         blank_lines = self._skip_leading_blanks()

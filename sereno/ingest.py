@@ -9,6 +9,7 @@ answer.
 from __future__ import annotations
 
 import io
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from sereno.events import Event, EventReader, RecordError
 JSON_TYPES = frozenset({"application/json"})
 LINES_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/json-lines"})
 DEFAULT_MAX_BODY = 16 << 20
+_FIRST_BYTE = re.compile(rb"\s*(.)", re.DOTALL)  # without copying a large body as lstrip would
 
 
 class BodyError(SerenoError):
@@ -60,18 +62,20 @@ def decode_body(
             "or application/x-ndjson",
         )
     data = _decompressed(body, (content_encoding or "identity").strip().lower(), max_bytes)
-    start = data.lstrip()[:1]
-    if media_type in JSON_TYPES and start == b"{":
+    start = _FIRST_BYTE.match(data)
+    first = start[1] if start else b""
+    single = media_type in JSON_TYPES and first == b"{"
+    if single:
         data = b"[" + data + b"]"  # one event: an array of one
-    elif media_type in JSON_TYPES and start != b"[":
+    elif media_type in JSON_TYPES and first != b"[":
         raise BodyError(400, "not a JSON object or array of events")
     errors: list[RecordError] = []
     reader = EventReader(io.BufferedReader(io.BytesIO(data)), "body", errors.append, decode_as)
-    events = [event for batch in reader.batches() for event in batch.events]
+    events = reader.read_all()
     broken = [error for error in errors if error.position is None]
     if broken:
         raise BodyError(400, broken[0].reason)
-    in_array = data.lstrip()[:1] == b"["
+    in_array = single or first == b"["
     rejected = [
         Rejected(error.position - (0 if in_array else 1), error.field, error.reason)
         for error in errors

@@ -45,12 +45,11 @@ def alert_line(alert: Alert) -> str:
         f"ALERT timestamp: {format_number(alert.timestamp)}, component: {alert.component}, "
         f"value: {format_number(alert.value)}"
     )
-    if isinstance(alert, MajorityAlert):
-        return f"{head}, service: {alert.service}, threshold: {alert.threshold}"
-    return f"{head}, server: {alert.server}, service: {alert.service}"
+    return f"{head}, {_identity(alert)}"
 
 
 def _identity(alert: Alert) -> str:
+    """Whom an alert is about: a server of a service, or a service and the rule's threshold."""
     if isinstance(alert, MajorityAlert):
         return f"service: {alert.service}, threshold: {alert.threshold}"
     return f"server: {alert.server}, service: {alert.service}"

@@ -142,7 +142,7 @@ def push_command(argv: Sequence[str]) -> int:
     with ExitStack() as stack:
         stream, name = open_input(args.file, stack)
         reader = EventReader(stream, name, problems.record)
-        events = [event for batch in reader.batches() for event in batch.events]
+        events = reader.read_all()
     report = push(in_time_order_batches(events, args.batch), args.url, args.speed, token)
     to_stderr(
         f"sereno: pushed {counted(len(events), 'event')} in {counted(report.requests, 'request')}: "
