@@ -9,17 +9,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 
+import msgspec
+
 from sereno.alerts import Alert, AlertKey
-from sereno.events import Event, EventBatch
+from sereno.events import Event, EventBatch, Number
 from sereno.lifecycle import Episode, Lifecycle, State, WindowResult, episodes_in_order
 from sereno.rulefmt import RuleSet
-from sereno.rules import ConditionErrorHandler, build_rule
+from sereno.rules import AbsentRule, ConditionErrorHandler, build_rule
 from sereno.windows import Window, Windows, in_batches
 
 LateEventHandler = Callable[[Event], None]
 LateRecordHandler = Callable[[EventBatch, int], None]
 """Told of the late event `batch.events[index]`."""
 BATCH_SIZE = 4096
+
+
+class EngineState(msgspec.Struct):
+    """What the engine carries from one minute to the next: the open alerts (firing and
+    pending) and, per silence rule, when each (service, server) was last seen."""
+
+    episodes: list[Episode] = msgspec.field(default_factory=list)
+    last_seen: dict[str, list[tuple[str, str, Number]]] = msgspec.field(default_factory=dict)
 
 
 class Engine:
@@ -41,6 +51,29 @@ class Engine:
             keep_resolved=keep_episodes,
             on_change=on_change,
         )
+
+    def state(self) -> EngineState:
+        last_seen = {
+            rule.spec.name: [(*key, seen) for key, seen in rule.last_seen.items()]
+            for rule in self._silence_rules()
+        }
+        return EngineState(self.lifecycle.still_open(), last_seen)
+
+    def restore(self, state: EngineState) -> None:
+        """Carry on from `state` (of an earlier run, or of the rules before a reload): what
+        belongs to rules this engine does not have, or no longer as silence rules, is left."""
+        self.lifecycle.restore(state.episodes)
+        for rule in self._silence_rules():
+            for service, server, seen in state.last_seen.get(rule.spec.name, ()):
+                rule.last_seen[(service, server)] = seen
+
+    def excuse_silence_until(self, since: Number) -> None:
+        """Silence rules start counting every known server's silence again at `since`."""
+        for rule in self._silence_rules():
+            rule.excuse_until(since)
+
+    def _silence_rules(self) -> list[AbsentRule]:
+        return [rule for rule in self._rules if isinstance(rule, AbsentRule)]
 
     def evaluate(self, window: Window) -> list[Alert]:
         """The window's firing alerts in order: time, then rule order, service, server."""

@@ -122,6 +122,11 @@ class Lifecycle:
             if self._keep_resolved:
                 self._resolved.append(episode)
 
+    def restore(self, episodes: Iterable[Episode]) -> None:
+        """Take up the open alerts of an earlier run, or of the rules before a reload: those
+        of rules this lifecycle has."""
+        self._open.update((e.key, e) for e in episodes if e.key.rule in self._hold)
+
     def take_resolved(self) -> list[Episode]:
         """The episodes resolved since the last call, in the order they were resolved."""
         resolved, self._resolved = self._resolved, []

@@ -1,9 +1,15 @@
 """The live engine of `sereno serve`: events in as they are pushed, alert state out.
 
-Ingest only queues events; one worker thread feeds them through the same windows, rules and
-lifecycle as a batch run, so the HTTP handlers never wait on evaluation. After each minute it
-publishes a snapshot of the open alerts for the read API, and hands every change of an alert's
-state to `on_change` (the alerts log).
+Ingest journals each batch and queues it; one worker thread feeds the batches through the
+same windows, rules and lifecycle as a batch run, so the HTTP handlers never wait on
+evaluation. After the minutes a batch closes are evaluated, the worker checkpoints the state,
+hands each change of an alert's state to `on_change` (the alerts log) and publishes the open
+alerts for the read API: in that order, so that what is told is on disk, and what is shown
+has been told.
+
+Event time moves on with the events; while none newer comes, it moves on with the clock from
+the newest one (a tick), so that the last minutes are evaluated and silence is noticed even
+when nothing reports.
 """
 
 from __future__ import annotations
@@ -11,16 +17,21 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import msgspec
 
 from sereno.engine import Engine
-from sereno.events import Event, EventBatch
+from sereno.events import Event, event_type
 from sereno.lifecycle import Episode
 from sereno.rulefmt import RuleSet, RuleSpec
-from sereno.windows import Windows
+from sereno.store import Snapshot, StateStore
+from sereno.windows import Window, Windows
 
-QUEUE_BATCHES = 1024  # the backlog of pushed batches, beyond which ingest waits
+QUEUE_BATCHES = 1024  # the backlog of pushed batches, beyond which ingest answers 503
+TICK_SECONDS = 1.0  # how often event time is moved on by the clock when no event comes
+RELOAD_TIMEOUT = 60.0
 
 
 @dataclass
@@ -33,6 +44,18 @@ class LiveStats:
     condition_errors: int = 0
 
 
+@dataclass(frozen=True)
+class _Batch:
+    seq: int  # its place in the journal
+    events: list[Event]
+
+
+@dataclass
+class _Reload:
+    ruleset: RuleSet
+    done: threading.Event = field(default_factory=threading.Event)
+
+
 class LiveEngine:
     """Evaluates pushed events in a worker thread; `alerts()` is the latest open alerts."""
 
@@ -40,23 +63,37 @@ class LiveEngine:
         self,
         ruleset: RuleSet,
         allowed_lateness: float,
+        store: StateStore,
         on_change: Callable[[Episode], None],
         on_window: Callable[[float], None] = lambda seconds: None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ruleset = ruleset
+        self.event_type = event_type(ruleset.fields)  # what ingest decodes into
         self.stats = LiveStats()
-        self._engine = Engine(ruleset, self._condition_error, on_change=on_change)
-        self._windows = Windows(allowed_lateness)
+        self._store = store
+        self._on_change = on_change
         self._on_window = on_window  # told how long each minute took to evaluate
-        self._queue: queue.Queue[list[Event] | None] = queue.Queue(QUEUE_BATCHES)
+        self._clock = clock
+        self._changes: list[Episode] = []  # since the last checkpoint
+        self._engine = self._new_engine(ruleset)
+        self._allowed_lateness = allowed_lateness
+        self._windows = Windows(allowed_lateness)
+        self._seq = 0  # the journal's latest batch taken
+        self._newest_since = clock()  # when event time last moved on
+        self._excuse_silence = False  # after a restart: the downtime is no server's silence
+        self._queue: queue.Queue[_Batch | _Reload | None] = queue.Queue(QUEUE_BATCHES)
         self._open: list[Episode] = []
         self._worker = threading.Thread(target=self._work, name="sereno-evaluator", daemon=True)
 
     def start(self) -> None:
+        """Pick up the saved state and the journal's batches, then start the worker."""
+        self._recover()
         self._worker.start()
 
     def stop(self) -> None:
-        """Evaluate what is queued, then stop the worker (open minutes stay open)."""
+        """Evaluate what is queued, then stop the worker (open minutes stay open, and stay
+        in the journal for the next start)."""
         self._queue.put(None)
         self._worker.join()
 
@@ -64,34 +101,120 @@ class LiveEngine:
     def running(self) -> bool:
         return self._worker.is_alive()
 
-    def submit(self, events: list[Event]) -> bool:
-        """Queue events for evaluation; False if the queue is full (the worker is behind)."""
-        if events:
-            try:
-                self._queue.put_nowait(events)
-            except queue.Full:
-                return False
-        return True
+    def has_room(self) -> bool:
+        """Whether a batch can be queued now; if not, the worker is behind."""
+        return not self._queue.full()
+
+    def submit(self, seq: int, events: list[Event]) -> None:
+        """Queue a batch the journal holds as `seq`."""
+        self._queue.put(_Batch(seq, events))
+
+    def reload(self, ruleset: RuleSet) -> None:
+        """Evaluate with `ruleset` from now on, keeping the alerts of the rules it still has."""
+        self.event_type = event_type(ruleset.fields)
+        request = _Reload(ruleset)
+        self._queue.put(request)
+        if not request.done.wait(RELOAD_TIMEOUT):
+            raise TimeoutError("the evaluator did not take the new rules in time")
 
     def alerts(self) -> list[Episode]:
         """The alerts firing or pending after the latest minute evaluated, oldest first."""
         return self._open
 
-    def _work(self) -> None:
-        while (events := self._queue.get()) is not None:
-            self._evaluate(events)
+    def _new_engine(self, ruleset: RuleSet) -> Engine:
+        return Engine(ruleset, self._condition_error, on_change=self._changed)
 
-    def _evaluate(self, events: list[Event]) -> None:
-        batch = EventBatch(events, range(len(events)), "push", in_array=True)
+    def _changed(self, episode: Episode) -> None:
+        self._changes.append(msgspec.structs.replace(episode))  # as it is now
+
+    def _recover(self) -> None:
+        snapshot = self._store.load()
+        if snapshot is not None:
+            self._engine.restore(snapshot.engine)
+            self._windows = Windows(self._allowed_lateness, snapshot.watermark)
+            self._seq = snapshot.seq
+            self._excuse_silence = True
+        for seq, events in self._store.journal():
+            # the batches evaluated before the snapshot only fill the open minutes again
+            self._take(_Batch(seq, events), self._count_late if seq > self._seq else _ignore_late)
+        self._open = self._engine.lifecycle.still_open()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=TICK_SECONDS)
+            except queue.Empty:
+                self._tick()
+                continue
+            if item is None:
+                return
+            if isinstance(item, _Reload):
+                self._swap_rules(item)
+            else:
+                self._excuse_downtime(min(event.timestamp for event in item.events))
+                self._take(item, self._count_late)
+            self._tick()
+
+    def _take(self, batch: _Batch, on_late: Callable[[int], None]) -> None:
+        newest = self._windows.watermark.newest
+        evaluated = self._evaluate(self._windows.extend(batch.events, on_late))
+        self._seq = max(self._seq, batch.seq)
+        self.stats.events_evaluated += len(batch.events)
+        if self._windows.watermark.newest > newest:
+            self._newest_since = self._clock()
+        if evaluated:
+            self._checkpoint()
+
+    def _excuse_downtime(self, since: float) -> None:
+        """After a restart, silence rules count every server's silence again from the first
+        event, or tick, of the new run: the time the service was down is nobody's silence."""
+        if self._excuse_silence:
+            self._excuse_silence = False
+            self._engine.excuse_silence_until(since)
+
+    def _tick(self) -> None:
+        newest = self._windows.watermark.newest
+        elapsed = self._clock() - self._newest_since
+        if newest == float("-inf") or elapsed < TICK_SECONDS:
+            return
+        now = newest + elapsed
+        self._excuse_downtime(now)
+        self._newest_since = self._clock()
+        if self._evaluate(self._windows.advance(now)):
+            self._checkpoint()
+
+    def _evaluate(self, windows: Iterable[Window]) -> bool:
+        """Evaluate the windows; whether there were any."""
         started = time.perf_counter()
-        for _ in self._engine.run_batch(batch, self._windows, self._late):
+        evaluated = False
+        for window in windows:
+            self._engine.evaluate(window)
             self.stats.windows_evaluated += 1
             self._on_window(time.perf_counter() - started)
-            self._open = self._engine.lifecycle.still_open()
-        self.stats.events_evaluated += len(events)
+            evaluated = True
+        return evaluated
 
-    def _late(self, batch: EventBatch, index: int) -> None:
+    def _checkpoint(self) -> None:
+        changes, self._changes = self._changes, []
+        snapshot = Snapshot(self._seq, self._windows.watermark, self._engine.state())
+        self._store.checkpoint(snapshot, changes)
+        for episode in changes:
+            self._on_change(episode)
+        self._open = self._engine.lifecycle.still_open()
+
+    def _swap_rules(self, request: _Reload) -> None:
+        engine = self._new_engine(request.ruleset)
+        engine.restore(self._engine.state())
+        self._engine, self.ruleset = engine, request.ruleset
+        self._checkpoint()
+        request.done.set()
+
+    def _count_late(self, index: int) -> None:
         self.stats.late_events += 1
 
     def _condition_error(self, spec: RuleSpec, event: Event, error: Exception) -> None:
         self.stats.condition_errors += 1
+
+
+def _ignore_late(index: int) -> None:
+    pass

@@ -134,6 +134,15 @@ class AbsentRule:
         self.last_seen: dict[tuple[str, str], Number] = {}
         """The time of the last counted event of each (service, server): the rule's state."""
 
+    def excuse_until(self, since: Number) -> None:
+        """Count every known server as seen at `since`: its silence starts again from there.
+
+        The grace given after a restart, so that the time the service was down is not taken
+        for the servers' silence.
+        """
+        for key, seen in self.last_seen.items():
+            self.last_seen[key] = max(seen, since)
+
     def evaluate(self, window: Window, on_error: ConditionErrorHandler) -> RuleResult:
         spec, last_seen = self.spec, self.last_seen
         looked_at: set[AlertKey] = set()

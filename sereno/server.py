@@ -1,15 +1,21 @@
-"""`sereno serve`'s HTTP API: ingest, the open alerts, health and metrics.
+"""`sereno serve`'s HTTP API: ingest, the open alerts and their history, rules reload,
+health and metrics.
 
-A thin adapter: the body is decoded by `ingest`, evaluated by `live`, and what they say is
-turned into HTTP answers here.
+A thin adapter: the body is decoded by `ingest`, journalled by `store`, evaluated by `live`,
+and what they say is turned into HTTP answers here.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
+import sqlite3
+import threading
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
 import msgspec
 from fastapi import FastAPI, Request, Response
@@ -19,16 +25,22 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from sereno import __version__
-from sereno.events import event_type
+from sereno.diagnostics import to_stderr
+from sereno.errors import RulesError
+from sereno.events import Event
 from sereno.ingest import DEFAULT_MAX_BODY, BodyError, Rejected, decode_body
 from sereno.lifecycle import Episode
 from sereno.live import LiveEngine
+from sereno.rulefmt import RuleSet, load_default_rules, load_rules
+from sereno.store import DEFAULT_HISTORY_LIMIT, HistoryQuery, Journal, read_history
 
 JSON = "application/json"
+CallNext = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
 class ServerConfig:
+    db: Path  # the state file
     max_body: int = DEFAULT_MAX_BODY
     tokens: frozenset[str] = frozenset()  # bearer tokens; none means no authentication
 
@@ -84,6 +96,14 @@ class Metrics:
             "Time to evaluate a minute, from the batch of events that closed it",
             registry=self.registry,
         )
+        self.reloads = Counter(
+            "sereno_rules_reloads", "Rules files reloaded and put to work", registry=self.registry
+        )
+        self.reload_failures = Counter(
+            "sereno_rules_reload_failures",
+            "Rules files refused on reload (the old rules kept running)",
+            registry=self.registry,
+        )
 
     def watch(self, live: LiveEngine) -> None:
         self.registry.register(_LiveCollector(live))
@@ -118,77 +138,194 @@ class _LiveCollector(Collector):
         yield alerts
 
 
-def create_app(live: LiveEngine, metrics: Metrics, config: ServerConfig) -> FastAPI:
-    app = FastAPI(title="Sereno", version=__version__)
-    decode_as = event_type(live.ruleset.fields)
-    thresholds = {spec.name: spec.threshold for spec in live.ruleset.rules}
-    encoder = msgspec.json.Encoder()
+class RulesReload:
+    """Reads the rules file again and puts it to work, or refuses it and keeps the old rules;
+    logs and counts either. For SIGHUP and `POST /-/reload` alike."""
 
-    def answer(status: int, content: object) -> Response:
-        return Response(encoder.encode(content), status_code=status, media_type=JSON)
+    def __init__(self, path: str | None, live: LiveEngine, metrics: Metrics) -> None:
+        self._path = path  # None: the packaged rules
+        self._live = live
+        self._metrics = metrics
+        self._one_at_a_time = threading.Lock()
 
-    def problem(status: int, message: str) -> Response:
-        return answer(status, {"error": message})
+    def __call__(self) -> RuleSet:
+        with self._one_at_a_time:
+            try:
+                ruleset = load_default_rules() if self._path is None else load_rules(self._path)
+            except RulesError as error:
+                self._metrics.reload_failures.inc()
+                to_stderr(f"sereno: rules reload refused, the old rules keep running:\n{error}")
+                raise
+            try:
+                self._live.reload(ruleset)
+            except TimeoutError as error:
+                self._metrics.reload_failures.inc()
+                to_stderr(f"sereno: rules reload failed, the old rules keep running: {error}")
+                raise
+            self._metrics.reloads.inc()
+            to_stderr(f"sereno: rules reloaded from {ruleset.source}: {len(ruleset.rules)} rules")
+            return ruleset
 
-    @app.middleware("http")
-    async def authenticate(request: Request, call_next):  # type: ignore[no-untyped-def]
-        if config.tokens and request.url.path not in ("/healthz", "/readyz"):
+
+class _Api:
+    """The handlers, each a method; `create_app` routes to them."""
+
+    def __init__(
+        self,
+        live: LiveEngine,
+        journal: Journal,
+        metrics: Metrics,
+        config: ServerConfig,
+        reload_rules: RulesReload,
+    ) -> None:
+        self._live = live
+        self._journal = journal
+        self._metrics = metrics
+        self._config = config
+        self._reload_rules = reload_rules
+        self._encoder = msgspec.json.Encoder()
+
+    def _answer(self, status: int, content: object) -> Response:
+        return Response(self._encoder.encode(content), status_code=status, media_type=JSON)
+
+    def _problem(self, status: int, message: str) -> Response:
+        return self._answer(status, {"error": message})
+
+    async def authenticate(self, request: Request, call_next: CallNext) -> Response:
+        tokens = self._config.tokens
+        if tokens and request.url.path not in ("/healthz", "/readyz"):
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             valid = scheme.lower() == "bearer" and any(
-                hmac.compare_digest(token, known) for known in config.tokens
+                hmac.compare_digest(token, known) for known in tokens
             )
             if not valid:
-                metrics.rejected.labels("unauthorized").inc()
-                return problem(401, "a valid bearer token is required")
+                self._metrics.rejected.labels("unauthorized").inc()
+                return self._problem(401, "a valid bearer token is required")
         return await call_next(request)
 
-    @app.post("/events", status_code=202)
-    async def ingest(request: Request) -> Response:
+    async def ingest(self, request: Request) -> Response:
+        max_body, rejected = self._config.max_body, self._metrics.rejected
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > config.max_body:
-            metrics.rejected.labels("too_large").inc()
-            return problem(413, f"the body is over the limit of {config.max_body} bytes")
+        if length is not None and length.isdigit() and int(length) > max_body:
+            rejected.labels("too_large").inc()
+            return self._problem(413, f"the body is over the limit of {max_body} bytes")
         body = await request.body()
+        headers = request.headers
         try:
             decoded = decode_body(
                 body,
-                request.headers.get("content-type"),
-                request.headers.get("content-encoding"),
-                decode_as,
-                config.max_body,
+                headers.get("content-type"),
+                headers.get("content-encoding"),
+                self._live.event_type,
+                max_body,
             )
         except BodyError as error:
-            metrics.rejected.labels(_reason(error.status)).inc()
-            return problem(error.status, str(error))
-        if not live.submit(decoded.events):
-            metrics.rejected.labels("busy").inc(len(decoded.events))
-            return problem(503, "the evaluator is behind: send again shortly")
-        metrics.accepted.inc(len(decoded.events))
+            rejected.labels(_reason(error.status)).inc()
+            return self._problem(error.status, str(error))
+        events = decoded.events
+        refused = self._keep(events) if events else None
+        if refused is not None:
+            rejected.labels("busy").inc(len(events))
+            return self._problem(503, refused)
+        self._metrics.accepted.inc(len(events))
         if decoded.rejected:
-            metrics.rejected.labels("bad_record").inc(len(decoded.rejected))
-        return answer(
-            202, IngestAnswer(len(decoded.events), len(decoded.rejected), decoded.rejected)
-        )
+            rejected.labels("bad_record").inc(len(decoded.rejected))
+        return self._answer(202, IngestAnswer(len(events), len(decoded.rejected), decoded.rejected))
 
-    @app.get("/alerts")
-    def alerts() -> Response:
-        return answer(200, [OpenAlert.of(episode, thresholds) for episode in live.alerts()])
+    def _keep(self, events: list[Event]) -> str | None:
+        """Journal and queue the events; why not, if they cannot be taken now."""
+        if not self._live.has_room():
+            return "the evaluator is behind: send again shortly"
+        try:
+            seq = self._journal.append(events)
+        except sqlite3.Error as error:
+            to_stderr(f"sereno: cannot write events to {self._config.db}: {error}")
+            return f"cannot store the events: {error}"
+        self._live.submit(seq, events)
+        return None
 
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return answer(200, {"status": "ok"})
+    def alerts(self) -> Response:
+        live = self._live
+        thresholds = {spec.name: spec.threshold for spec in live.ruleset.rules}
+        return self._answer(200, [OpenAlert.of(episode, thresholds) for episode in live.alerts()])
 
-    @app.get("/readyz")
-    def readyz() -> Response:
-        if not live.running:
-            return problem(503, "the evaluator is not running")
-        return answer(200, {"status": "ready"})
+    def history(
+        self, since: str | None = None, rule: str | None = None, limit: int = DEFAULT_HISTORY_LIMIT
+    ) -> Response:
+        if not limit > 0:
+            return self._problem(400, f"limit must be positive, got {limit}")
+        try:
+            query = HistoryQuery(_time_parameter(since), rule, limit)
+        except ValueError as error:
+            return self._problem(400, str(error))
+        return Response(read_history(self._config.db, query), media_type=JSON)
 
-    @app.get("/metrics")
-    def metrics_page() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    def reload(self) -> Response:
+        try:
+            ruleset = self._reload_rules()
+        except TimeoutError as error:
+            return self._problem(503, str(error))
+        except RulesError as error:
+            refused = "the rules file is refused, the old rules keep running"
+            return self._answer(400, {"error": refused, "problems": error.problems})
+        reloaded = {"status": "reloaded", "source": ruleset.source, "rules": len(ruleset.rules)}
+        return self._answer(200, reloaded)
 
+    def healthz(self) -> Response:
+        return self._answer(200, {"status": "ok"})
+
+    def readyz(self) -> Response:
+        if not self._live.running:
+            return self._problem(503, "the evaluator is not running")
+        return self._answer(200, {"status": "ready"})
+
+    def metrics(self) -> Response:
+        return Response(generate_latest(self._metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(
+    live: LiveEngine,
+    journal: Journal,
+    metrics: Metrics,
+    config: ServerConfig,
+    reload_rules: RulesReload,
+) -> FastAPI:
+    api = _Api(live, journal, metrics, config, reload_rules)
+    app = FastAPI(title="Sereno", version=__version__)
+    app.middleware("http")(api.authenticate)
+    app.post("/events", status_code=202)(api.ingest)
+    app.get("/alerts")(api.alerts)
+    app.get("/alerts/history")(api.history)
+    app.post("/-/reload")(api.reload)
+    app.get("/healthz")(api.healthz)
+    app.get("/readyz")(api.readyz)
+    app.get("/metrics")(api.metrics)
     return app
+
+
+def _time_parameter(text: str | None) -> float:
+    """A time given as seconds since the epoch or in ISO 8601 (2016-10-10T00:00:00Z)."""
+    if text is None:
+        return float("-inf")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = _iso_time(text)
+    if not math.isfinite(seconds):
+        raise ValueError(f"since: expected a time, got {text!r}")
+    return seconds
+
+
+def _iso_time(text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"since: expected seconds since the epoch or an ISO 8601 time, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        raise ValueError(f"since: {text!r} has no time zone (add Z for UTC)")
+    return moment.timestamp()
 
 
 def _reason(status: int) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 from collections.abc import Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import IO
 
@@ -22,13 +23,16 @@ from sereno.cli import (
     open_input,
 )
 from sereno.diagnostics import Diagnostics, to_stderr
-from sereno.errors import InputError
-from sereno.events import EventReader
+from sereno.errors import InputError, RulesError
+from sereno.events import EventReader, event_type
 from sereno.ingest import DEFAULT_MAX_BODY
 from sereno.live import LiveEngine
 from sereno.output import ChangeLog, counted
 from sereno.push import in_time_order_batches, push
-from sereno.server import Metrics, ServerConfig, create_app
+from sereno.server import Metrics, RulesReload, ServerConfig, create_app
+from sereno.store import Journal, StateStore, create
+
+DEFAULT_DB = "sereno.db"
 
 
 def _listen_address(text: str) -> tuple[str, int]:
@@ -68,6 +72,14 @@ def serve_command(argv: Sequence[str]) -> int:
         default=("127.0.0.1", 8080),
         help="where to listen (default 127.0.0.1:8080)",
     )
+    parser.add_argument(
+        "--db",
+        metavar="FILE",
+        type=Path,
+        default=Path(DEFAULT_DB),
+        help=f"the SQLite file that keeps alert state and history across restarts "
+        f"(default {DEFAULT_DB}, in the working directory)",
+    )
     parser.add_argument("--alerts-log", metavar="FILE", help="append alert changes to FILE")
     parser.add_argument(
         "--max-body",
@@ -84,27 +96,52 @@ def serve_command(argv: Sequence[str]) -> int:
     add_lateness_option(parser)
     args = parser.parse_args(argv)
     ruleset = load_ruleset(args.rules_config)
-    config = ServerConfig(max_body=args.max_body, tokens=_read_tokens(args.token_file))
+    config = ServerConfig(args.db, args.max_body, _read_tokens(args.token_file))
+    create(args.db)
     with ExitStack() as stack:
         log = sys.stdout.buffer
         if args.alerts_log is not None:
             log = stack.enter_context(_open_for_append(args.alerts_log))
         metrics = Metrics()
+        state = StateStore(args.db, event_type(ruleset.fields))
         live = LiveEngine(
-            ruleset, args.allowed_lateness, ChangeLog(log).write, metrics.evaluation.observe
+            ruleset,
+            args.allowed_lateness,
+            state,
+            ChangeLog(log).write,
+            metrics.evaluation.observe,
         )
+        journal = Journal(args.db)
+        stack.callback(journal.close)
+        stack.callback(state.close)
         metrics.watch(live)
-        host, port = args.listen
+        reload_rules = RulesReload(args.rules_config, live, metrics)
         live.start()
-        to_stderr(f"sereno: serving {ruleset.source} on http://{host}:{port}")
+        _reload_on_hangup(reload_rules)
+        host, port = args.listen
+        to_stderr(f"sereno: serving {ruleset.source} on http://{host}:{port}, state in {args.db}")
         # uvicorn stops gracefully on SIGTERM or SIGINT, then raises the signal again: let that
         # second one pass, so that the evaluator is stopped too and the exit status is 0
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             signal.signal(stop_signal, signal.SIG_IGN)
-        uvicorn.run(create_app(live, metrics, config), host=host, port=port, log_level="warning")
+        app = create_app(live, journal, metrics, config, reload_rules)
+        uvicorn.run(app, host=host, port=port, log_level="warning")
         live.stop()
     to_stderr("sereno: stopped")
     return EXIT_OK
+
+
+def _reload_on_hangup(reload_rules: RulesReload) -> None:
+    """SIGHUP reloads the rules, in a thread of its own: the handler must not block the
+    server, and a refused file is logged and counted by the reload itself."""
+
+    def reload_quietly() -> None:
+        with suppress(RulesError, TimeoutError):
+            reload_rules()
+
+    signal.signal(
+        signal.SIGHUP, lambda number, frame: threading.Thread(target=reload_quietly).start()
+    )
 
 
 def _open_for_append(path: str) -> IO[bytes]:

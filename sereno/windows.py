@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cached_property
 from operator import attrgetter
-from typing import cast
+from typing import NamedTuple, cast
 
 from sereno.events import Event
 
@@ -84,15 +84,31 @@ class Window:
         return dict(zip(map(_service_server, by_time), map(_active, by_time), strict=True))
 
 
+class Watermark(NamedTuple):
+    """How far a stream has come: every minute before `closed_before` is evaluated, and
+    `newest` is the newest event time seen (or reached by the clock)."""
+
+    closed_before: float = float("-inf")
+    newest: float = float("-inf")
+
+
+BEGINNING = Watermark()
+
+
 class Windows:
     """The open windows of one stream of events, closed in order on the watermark."""
 
-    def __init__(self, allowed_lateness: float = DEFAULT_ALLOWED_LATENESS) -> None:
+    def __init__(
+        self, allowed_lateness: float = DEFAULT_ALLOWED_LATENESS, resume: Watermark = BEGINNING
+    ) -> None:
         self._allowed_lateness = allowed_lateness
         self._open: dict[int, Window] = {}
-        self._closed_before: float = float("-inf")
-        self._newest: float = float("-inf")
+        self._closed_before, self._newest = resume
         self._close_at: float = float("inf")  # the newest timestamp that closes a window
+
+    @property
+    def watermark(self) -> Watermark:
+        return Watermark(self._closed_before, self._newest)
 
     def add(self, event: Event) -> bool:
         """Put an event in its window; False if that window has already closed (a late event)."""
@@ -172,6 +188,23 @@ class Windows:
     def close_ready(self) -> Iterator[Window]:
         """Close and yield, oldest first, every window the watermark has passed."""
         return self._close_while(lambda start: self._closing_time(start) <= self._newest)
+
+    def advance(self, now: float) -> Iterator[Window]:
+        """Move event time on to `now` without an event (a clock tick while no event comes).
+
+        Closes the windows `now` passes, like an event would; and if the latest minute it
+        passes had no event at all, yields that minute as an empty window too, so that
+        silence is noticed even when nothing reports. Earlier empty minutes are skipped, as
+        a gap in a file is.
+        """
+        if now <= self._newest:
+            return
+        self._newest = now
+        yield from self.close_ready()
+        latest = window_start(now - self._allowed_lateness) - WINDOW_SECONDS
+        if latest >= self._closed_before:  # close_ready has closed any window up to it
+            self._closed_before = latest + WINDOW_SECONDS
+            yield Window(latest)
 
     def close_all(self) -> Iterator[Window]:
         """Close and yield every open window, oldest first: the end of the input."""

@@ -27,12 +27,31 @@ class Server:
     def post(
         self, body: bytes, content_type: str = "application/json", **headers: str
     ) -> httpx.Response:
+        """POST /events; see `post_lines` for JSON Lines."""
         return httpx.post(
             f"{self.url}/events", content=body, headers={"content-type": content_type, **headers}
         )
 
+    def post_lines(self, *records: dict[str, Any]) -> None:
+        answer = self.post(json_lines(*records), "application/x-ndjson")
+        assert answer.status_code == 202, answer.text
+
     def get(self, path: str, **headers: str) -> httpx.Response:
         return httpx.get(f"{self.url}{path}", headers=headers)
+
+    def metric_until(self, line: str) -> str:
+        """The metrics page, once it has `line` (or after 10 s)."""
+        deadline = time.monotonic() + 10
+        while line not in (page := self.get("/metrics").text) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return page
+
+    def stop(self) -> str:
+        """SIGTERM; what it said on standard error."""
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(timeout=20) == 0
+        assert self.process.stderr is not None
+        return self.process.stderr.read().decode()
 
     def alerts_until(self, done: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
         deadline = time.monotonic() + 10
@@ -55,11 +74,13 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
     def start(*args: str) -> Server:
+        """A server in `tmp_path`: its state file (by default in the working directory) and
+        its alerts log are those of the servers started before it in the same test."""
         port = free_port()
-        log = tmp_path / f"alerts-{port}.log"
+        log = tmp_path / "alerts.log"
         command = [sereno_executable(), "serve", "--listen", f"127.0.0.1:{port}"]
         process = subprocess.Popen(
-            [*command, "--alerts-log", str(log), *args], stderr=subprocess.PIPE
+            [*command, "--alerts-log", str(log), *args], stderr=subprocess.PIPE, cwd=tmp_path
         )
         server = Server(process, f"http://127.0.0.1:{port}", log)
         started.append(server)
@@ -170,10 +191,7 @@ def test_pushed_alerts_appear_and_resolve_over_the_api(
         ("FacebookRealtime", "firing", T0 + 240),
         ("inbox_production02", "firing", T0 + 240),
     ]
-    changes = [json.loads(line) for line in server.log.read_text().splitlines()]
-    states = [(c["rule"][:4], c["service"], c["state"]) for c in changes]
-    assert ("5 mi", "InboxService", "resolved") in states
-    assert ("Disk", "InboxService", "firing") in states  # inbox_production02 at T0+240
+    assert sorted(logged_changes(server)) == sorted(SAMPLE_CHANGES)
 
 
 def test_metrics_count_what_came_in(start_server: Callable[..., Server]) -> None:
@@ -189,11 +207,154 @@ def test_metrics_count_what_came_in(start_server: Callable[..., Server]) -> None
 
 
 def test_sigterm_stops_the_server_cleanly(start_server: Callable[..., Server]) -> None:
+    assert "sereno: stopped" in start_server().stop()
+
+
+# the sample's alert changes up to T0+240, the last minute a T0+400 event closes: each once
+SAMPLE_CHANGES = [
+    ("5 mi", "InboxService", "firing", T0 + 60),
+    ("5 mi", "InboxService", "resolved", T0 + 60),
+    ("Disk", "inbox_production02", "firing", T0 + 240),
+    ("Disk", "reporting_pdf02", "firing", T0),
+    ("Disk", "reporting_pdf02", "firing", T0 + 120),
+    ("Disk", "reporting_pdf02", "resolved", T0),
+    ("Disk", "reporting_pdf02", "resolved", T0 + 120),
+    ("5 mi", "FacebookRealtime", "firing", T0 + 240),
+]
+LATER = json_lines(event(component="DiskUsedPercentage", value=0.1, timestamp=T0 + 400))
+
+
+def logged_changes(server: Server) -> list[tuple[str, str, str, int]]:
+    changes = [json.loads(line) for line in server.log.read_text().splitlines()]
+    return [(c["rule"][:4], c["server"] or c["service"], c["state"], c["started"]) for c in changes]
+
+
+def test_after_kill_9_no_alert_is_lost_or_raised_twice(
+    start_server: Callable[..., Server],
+) -> None:
     server = start_server()
-    server.process.send_signal(signal.SIGTERM)
-    assert server.process.wait(timeout=20) == 0
-    assert server.process.stderr is not None
-    assert b"sereno: stopped" in server.process.stderr.read()
+    pushed = run_sereno("push", SAMPLE, "--url", f"{server.url}/events", "--batch", "10")
+    assert pushed.returncode == 0, pushed.stderr
+    firing = server.alerts_until(lambda alerts: len(alerts) > 0)
+    server.process.kill()
+    server.process.wait()
+    # T0+180 and T0+240 were open: their events are in the journal, not yet evaluated
+    again = start_server()
+    assert again.get("/alerts").json() == firing
+    assert again.post(LATER, "application/x-ndjson").status_code == 202
+    alerts = again.alerts_until(lambda alerts: len(alerts) == 2)
+    assert sorted((a["server"] or a["service"], a["state"], a["since"]) for a in alerts) == [
+        ("FacebookRealtime", "firing", T0 + 240),
+        ("inbox_production02", "firing", T0 + 240),
+    ]
+    assert sorted(logged_changes(again)) == sorted(SAMPLE_CHANGES)
+
+
+def test_a_clean_stop_keeps_a_pending_alert_waiting(
+    start_server: Callable[..., Server], write_file: Callable[[str, str], Path]
+) -> None:
+    rules = write_file(
+        "rules.yaml", HOT_RULES.replace("    condition:", "    for: 2m\n    condition:")
+    )
+    server = start_server("-r", str(rules))
+    server.post_lines(hot(T0 + 10), hot(T0 + 70), event(timestamp=T0 + 95))
+    pending = server.alerts_until(lambda alerts: len(alerts) > 0)
+    assert [(a["state"], a["since"]) for a in pending] == [("pending", T0)]
+    server.stop()
+    again = start_server("-r", str(rules))
+    assert again.get("/alerts").json() == pending
+    again.post_lines(event(timestamp=T0 + 155))  # closes T0+60: the second minute
+    firing = again.alerts_until(lambda alerts: alerts[0]["state"] == "firing")
+    assert [(a["state"], a["since"]) for a in firing] == [("firing", T0 + 60)]
+
+
+def test_the_history_of_alerts(start_server: Callable[..., Server]) -> None:
+    server = start_server()
+    server.post(SAMPLE.read_bytes())
+    server.post(LATER, "application/x-ndjson")
+    server.alerts_until(lambda alerts: len(alerts) == 2)
+    history = server.get("/alerts/history").json()
+    assert [
+        (h["rule"][:4], h["server"] or h["service"], h["state"], h["fired"]) for h in history
+    ] == [
+        ("5 mi", "FacebookRealtime", "firing", T0 + 240),
+        ("Disk", "inbox_production02", "firing", T0 + 240),
+        ("Disk", "reporting_pdf02", "resolved", T0 + 120),
+        ("5 mi", "InboxService", "resolved", T0 + 60),
+        ("Disk", "reporting_pdf02", "resolved", T0),
+    ]
+    load = server.get("/alerts/history?rule=5 min load average exceeds 4.0").json()
+    assert [h["service"] for h in load] == ["FacebookRealtime", "InboxService"]
+    since = server.get(f"/alerts/history?since={T0 + 200}&limit=10").json()
+    assert len(since) == 3  # the two firing, and the one resolved at T0+240
+    iso = server.get("/alerts/history?since=2016-10-10T00:03:20Z").json()
+    assert iso == since
+    assert server.get("/alerts/history?since=yesterday").status_code == 400
+    assert server.get("/alerts/history?limit=0").status_code == 400
+
+
+HOT_RULES = """
+severities: {HIGH: {}}
+rules:
+  - name: hot
+    severity: HIGH
+    condition: component == "Temperature" and value > 90
+"""
+EU_RULES = """
+severities: {HIGH: {}}
+rules:
+  - name: hot in eu
+    severity: HIGH
+    condition: component == "Temperature" and value > 50 and region == "eu"
+"""
+
+
+def hot(timestamp: float, value: float = 95, **extra: Any) -> dict[str, Any]:
+    return event(component="Temperature", value=value, timestamp=timestamp, **extra)
+
+
+def test_reload_puts_good_rules_to_work_and_refuses_bad_ones(
+    start_server: Callable[..., Server], write_file: Callable[[str, str], Path]
+) -> None:
+    rules = write_file("rules.yaml", HOT_RULES)
+    server = start_server("-r", str(rules))
+    rules.write_text("rules: [")
+    refused = httpx.post(f"{server.url}/-/reload")
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "the rules file is refused, the old rules keep running"
+    assert refused.json()["problems"]
+    server.post_lines(hot(T0 + 10), event(timestamp=T0 + 95))
+    assert [a["rule"] for a in server.alerts_until(bool)] == ["hot"]  # the old rules still run
+    rules.write_text(EU_RULES)
+    reloaded = httpx.post(f"{server.url}/-/reload")
+    assert (reloaded.status_code, reloaded.json()["rules"]) == (200, 1)
+    # the new rules read a field of their own, which ingest now keeps
+    server.post_lines(hot(T0 + 100, 60, region="eu"), event(timestamp=T0 + 155))
+    alerts = server.alerts_until(lambda alerts: alerts[0]["rule"] == "hot in eu")
+    assert [(a["rule"], a["since"]) for a in alerts] == [("hot in eu", T0 + 60)]
+    page = server.get("/metrics").text
+    assert "sereno_rules_reloads_total 1.0" in page
+    assert "sereno_rules_reload_failures_total 1.0" in page
+    said = server.stop()
+    assert "sereno: rules reload refused, the old rules keep running" in said
+    assert f"sereno: rules reloaded from {rules}: 1 rules" in said
+
+
+def test_sighup_reloads_the_rules(
+    start_server: Callable[..., Server], write_file: Callable[[str, str], Path]
+) -> None:
+    rules = write_file("rules.yaml", HOT_RULES)
+    server = start_server("-r", str(rules))
+    rules.write_text("rules: [")
+    server.process.send_signal(signal.SIGHUP)
+    assert "sereno_rules_reload_failures_total 1.0" in server.metric_until(
+        "sereno_rules_reload_failures_total 1.0"
+    )
+    rules.write_text(EU_RULES)
+    server.process.send_signal(signal.SIGHUP)
+    assert "sereno_rules_reloads_total 1.0" in server.metric_until("sereno_rules_reloads_total 1.0")
+    server.post_lines(hot(T0 + 10, 60, region="eu"), event(timestamp=T0 + 95))
+    assert [a["rule"] for a in server.alerts_until(bool)] == ["hot in eu"]
 
 
 def test_bad_serve_arguments_are_usage_errors(tmp_path: Path) -> None:

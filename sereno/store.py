@@ -1,0 +1,208 @@
+"""`sereno serve`'s state on disk: one SQLite file in WAL mode.
+
+Three tables make a restart, even after `kill -9`, pick up where the service was:
+
+- `journal`: every accepted batch of events, written before the request is answered, and
+  deleted once every minute it touches has been evaluated. A restart replays what is left, so
+  the open minutes are whole again.
+- `snapshot`: the engine's state (open alerts, `for:` timers, silence rules' last-seen times)
+  and the watermark, written after each evaluated minute with the journal position it stands
+  for.
+- `history`: every episode that fired, as of the latest checkpoint: firing, then resolved.
+
+A checkpoint writes the snapshot, the episodes that changed and the journal's trim in one
+transaction, so the state on disk is always that of a whole number of evaluated minutes.
+With `synchronous=NORMAL` a commit survives the process being killed (not a power cut).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from sereno.engine import EngineState
+from sereno.errors import SerenoError
+from sereno.events import Event
+from sereno.lifecycle import Episode, State
+from sereno.output import EpisodeRecord
+from sereno.windows import Watermark
+
+SCHEMA_VERSION = "1"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    saved_at REAL NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    newest REAL NOT NULL,
+    events BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    rule TEXT NOT NULL,
+    service TEXT NOT NULL,
+    server TEXT NOT NULL,
+    started INTEGER NOT NULL,
+    fired INTEGER NOT NULL,
+    ended INTEGER,
+    record BLOB NOT NULL,
+    PRIMARY KEY (rule, service, server, started)
+);
+CREATE INDEX IF NOT EXISTS history_by_fired ON history (fired);
+"""
+BUSY_TIMEOUT_MS = 10_000
+DEFAULT_HISTORY_LIMIT = 1000
+
+
+class StoreError(SerenoError):
+    """The state file cannot be opened or used."""
+
+
+class Snapshot(msgspec.Struct):
+    """The engine's state after the journal's entries up to `seq` were evaluated."""
+
+    seq: int
+    watermark: Watermark
+    engine: EngineState
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    since: float = float("-inf")  # episodes still firing at or after this time
+    rule: str | None = None
+    limit: int = DEFAULT_HISTORY_LIMIT
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, waiting on locks."""
+    try:
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as error:
+        raise StoreError(f"cannot open the state file {path}: {error}") from None
+    return connection
+
+
+def create(path: str | Path) -> None:
+    """Make the state file ready: create its tables, or check it is of our schema."""
+    with closing(connect(path)) as connection:
+        try:
+            connection.executescript(SCHEMA)
+            row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is None:
+                connection.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            elif row[0] != SCHEMA_VERSION:
+                raise StoreError(
+                    f"the state file {path} has schema version {row[0]}, "
+                    f"this Sereno uses {SCHEMA_VERSION}"
+                )
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"cannot use {path} as a state file: {error}") from None
+
+
+class Journal:
+    """The ingest side: records each accepted batch before it is answered."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._connection = connect(path)
+        self._encoder = msgspec.msgpack.Encoder()
+
+    def append(self, events: Sequence[Event]) -> int:
+        """Write a batch (in a transaction of its own); its sequence number."""
+        newest = max(event.timestamp for event in events)
+        cursor = self._connection.execute(
+            "INSERT INTO journal (newest, events) VALUES (?, ?)",
+            (newest, self._encoder.encode(events)),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+class StateStore:
+    """The evaluator's side: loads the state at start, checkpoints it after each minute."""
+
+    def __init__(self, path: str | Path, event_type: type[Event]) -> None:
+        self._connection = connect(path)
+        self._events = msgspec.msgpack.Decoder(list[event_type])  # type: ignore[valid-type]
+        self._snapshot_encoder = msgspec.msgpack.Encoder()
+        self._record_encoder = msgspec.json.Encoder()
+
+    def load(self) -> Snapshot | None:
+        row = self._connection.execute("SELECT body FROM snapshot").fetchone()
+        if row is None:
+            return None
+        try:
+            return msgspec.msgpack.decode(row[0], type=Snapshot)
+        except msgspec.DecodeError as error:
+            raise StoreError(f"the saved state cannot be read: {error}") from None
+
+    def journal(self) -> Iterator[tuple[int, list[Event]]]:
+        """Every batch still in the journal, in the order it was accepted."""
+        rows = self._connection.execute("SELECT seq, events FROM journal ORDER BY seq")
+        for seq, events in rows.fetchall():
+            yield seq, self._events.decode(events)
+
+    def checkpoint(self, snapshot: Snapshot, changed: Sequence[Episode]) -> None:
+        """Save the state, the history of the episodes that `changed`, and drop the journal's
+        batches all of whose minutes are evaluated: all at once."""
+        connection = self._connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute(
+                "INSERT OR REPLACE INTO snapshot VALUES (1, ?, ?)",
+                (time.time(), self._snapshot_encoder.encode(snapshot)),
+            )
+            connection.executemany(
+                "INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
+                map(self._history_row, _fired([*changed, *snapshot.engine.episodes])),
+            )
+            connection.execute(
+                "DELETE FROM journal WHERE newest < ?", (snapshot.watermark.closed_before,)
+            )
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def _history_row(self, episode: Episode) -> tuple[object, ...]:
+        """The row of an episode that fired: as it is now, if it is still firing."""
+        key = episode.key
+        record = self._record_encoder.encode(EpisodeRecord.of(episode))
+        return (*key, episode.started, episode.fired, episode.ended, record)
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def _fired(episodes: Iterable[Episode]) -> Iterable[Episode]:
+    """Each episode that fired once, as it is latest in `episodes`."""
+    latest = {(e.key, e.started): e for e in episodes if e.state is not State.PENDING}
+    return latest.values()
+
+
+def read_history(path: str | Path, query: HistoryQuery) -> bytes:
+    """The episodes that fired and were still firing at or after `query.since`, the latest
+    to fire first, as a JSON array."""
+    sql = "SELECT record FROM history WHERE (ended IS NULL OR ended >= ?)"
+    parameters: list[object] = [query.since]
+    if query.rule is not None:
+        sql += " AND rule = ?"
+        parameters.append(query.rule)
+    sql += " ORDER BY fired DESC, rule, service, server LIMIT ?"
+    parameters.append(query.limit)
+    with closing(connect(path)) as connection:
+        records = [row[0] for row in connection.execute(sql, parameters)]
+    return b"[" + b",".join(records) + b"]"

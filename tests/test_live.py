@@ -1,0 +1,200 @@
+"""The live engine and its state file, in process: a real SQLite file and a clock of our own."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from sereno.engine import EngineState
+from sereno.events import Event
+from sereno.lifecycle import Episode
+from sereno.live import LiveEngine
+from sereno.rulefmt import RuleSet, load_default_rules, parse_rules
+from sereno.store import (
+    HistoryQuery,
+    Journal,
+    Snapshot,
+    StateStore,
+    StoreError,
+    create,
+    read_history,
+)
+from sereno.windows import Watermark, Windows
+
+from conftest import event
+
+T0 = 1476057600
+SILENCE_RULES = """
+severities: {HIGH: {}}
+rules:
+  - name: silent
+    severity: HIGH
+    absent: 2m
+"""
+
+
+class Clock:
+    """Monotonic seconds that move only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def events(*records: dict[str, Any]) -> list[Event]:
+    return [msgspec.convert(record, Event) for record in records]
+
+
+class Service:
+    """A live engine on a state file, journalled as `sereno serve` does; its log of changes."""
+
+    def __init__(self, db: Path, ruleset: RuleSet, clock: Clock) -> None:
+        create(db)
+        self.changes: list[Episode] = []
+        self.journal = Journal(db)
+        self.store = StateStore(db, Event)
+        self.live = LiveEngine(ruleset, 30, self.store, self.changes.append, clock=clock)
+        self.live.start()
+
+    def push(self, *records: dict[str, Any]) -> None:
+        """Journal and queue the events, and wait until they are evaluated."""
+        batch = events(*records)
+        expected = self.live.stats.events_evaluated + len(batch)
+        self.live.submit(self.journal.append(batch), batch)
+        deadline = time.monotonic() + 10
+        while self.live.stats.events_evaluated < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def alerts_until(self, done: Callable[[list[Episode]], bool]) -> list[Episode]:
+        deadline = time.monotonic() + 10
+        while not done(alerts := self.live.alerts()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return alerts
+
+    def stop(self) -> None:
+        self.live.stop()
+        self.journal.close()
+        self.store.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def start(tmp_path: Path, clock: Clock) -> Iterator[Callable[..., Service]]:
+    services: list[Service] = []
+
+    def start_service(ruleset: RuleSet | None = None) -> Service:
+        service = Service(tmp_path / "state.db", ruleset or load_default_rules(), clock)
+        services.append(service)
+        return service
+
+    yield start_service
+    for service in services:
+        if service.live.running:
+            service.stop()
+
+
+def disk(value: float, timestamp: float, server: str = "a") -> dict[str, Any]:
+    return event(
+        server=server, service="S", component="DiskUsedPercentage", value=value, timestamp=timestamp
+    )
+
+
+def test_with_no_event_coming_the_clock_closes_the_last_minute(
+    start: Callable[..., Service], clock: Clock
+) -> None:
+    service = start()
+    service.push(disk(0.95, T0 + 10))
+    time.sleep(1.5)  # ticks come and go
+    assert service.live.alerts() == []  # but no time has passed: the minute is open
+    clock.now += 81
+    alerts = service.alerts_until(bool)
+    assert [(a.key.server, a.state.value, a.started) for a in alerts] == [("a", "firing", T0)]
+
+
+def test_silence_is_noticed_when_nothing_reports_at_all(
+    start: Callable[..., Service], clock: Clock
+) -> None:
+    service = start(parse_rules(SILENCE_RULES, "silence"))
+    service.push(event(server="a", timestamp=T0 + 10))
+    clock.now += 400
+    alerts = service.alerts_until(bool)
+    # event time is T0+410: T0 is closed (a seen at T0+10), and the latest minute that can be
+    # closed, T0+300, is evaluated empty: a has been silent 350 s by its end
+    assert [(a.key.server, a.started, a.last.value) for a in alerts] == [("a", T0 + 300, 350)]
+
+
+def test_a_restart_carries_on_with_the_alerts_and_the_open_minutes(
+    start: Callable[..., Service], tmp_path: Path
+) -> None:
+    first = start()
+    first.push(disk(0.95, T0 + 10), disk(0.5, T0 + 10, server="b"))
+    first.push(disk(0.96, T0 + 70), disk(0.97, T0 + 95, server="b"))  # closes T0
+    assert len(first.alerts_until(bool)) == 1
+    first.stop()  # T0+60 is open: a and b there are in the journal only
+    second = start()
+    assert [(a.key.server, a.started) for a in second.live.alerts()] == [("a", T0)]
+    second.push(disk(0.5, T0 + 150))  # closes T0+60
+    alerts = second.alerts_until(lambda alerts: len(alerts) == 2)
+    assert [(a.key.server, a.started, a.windows) for a in alerts] == [
+        ("a", T0, 2),
+        ("b", T0 + 60, 1),
+    ]
+    told = [(e.key.server, e.state.value, e.started) for e in first.changes + second.changes]
+    assert told == [("a", "firing", T0), ("b", "firing", T0 + 60)]  # each once
+    history = msgspec.json.decode(read_history(tmp_path / "state.db", HistoryQuery()))
+    assert [(h["server"], h["state"], h["windows"]) for h in history] == [
+        ("b", "firing", 1),
+        ("a", "firing", 2),
+    ]
+
+
+def test_after_a_restart_the_downtime_is_no_servers_silence(
+    start: Callable[..., Service],
+) -> None:
+    silence = parse_rules(SILENCE_RULES, "silence")
+    first = start(silence)
+    first.push(event(server="a", timestamp=T0 + 10), event(server="b", timestamp=T0 + 10))
+    first.push(event(server="a", timestamp=T0 + 95))  # closes T0
+    first.stop()
+    second = start(silence)
+    # ten minutes later only a reports: b's silence counts from the first event of this run
+    second.push(event(server="a", timestamp=T0 + 700), event(server="a", timestamp=T0 + 790))
+    assert second.live.stats.windows_evaluated == 2  # T0+60 (from the journal), T0+660
+    assert second.live.alerts() == []
+    second.push(event(server="a", timestamp=T0 + 870))  # closes T0+780: b silent 140 s
+    alerts = second.alerts_until(bool)
+    assert [(a.key.server, a.started, a.last.value) for a in alerts] == [("b", T0 + 780, 140)]
+
+
+def test_the_journal_keeps_a_batch_until_all_its_minutes_are_evaluated(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    create(db)
+    journal, store = Journal(db), StateStore(db, Event)
+    for timestamps in ([T0 + 1, T0 + 59], [T0 + 59, T0 + 61], [T0 + 130]):
+        journal.append(events(*(event(timestamp=t) for t in timestamps)))
+    assert [seq for seq, _ in store.journal()] == [1, 2, 3]
+    windows = Windows(30, Watermark(closed_before=T0 + 60, newest=T0 + 130))
+    store.checkpoint(Snapshot(3, windows.watermark, EngineState()), [])
+    kept = list(store.journal())
+    assert [(seq, [e.timestamp for e in batch]) for seq, batch in kept] == [
+        (2, [T0 + 59, T0 + 61]),
+        (3, [T0 + 130]),
+    ]
+
+
+def test_a_state_file_of_another_kind_is_refused(tmp_path: Path) -> None:
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("shopping list\n" * 100)
+    with pytest.raises(StoreError, match=r"notes\.txt: file is not a database"):
+        create(not_a_db)
