@@ -6,7 +6,7 @@ events' own, and problems are handed to callbacks for the caller to report.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 
 import msgspec
@@ -74,6 +74,13 @@ class Engine:
 
     def _silence_rules(self) -> list[AbsentRule]:
         return [rule for rule in self._rules if isinstance(rule, AbsentRule)]
+
+    def fire_early(self, start: int, events: Sequence[Event]) -> None:
+        """Fire the alerts that `events`, new in the oldest minute not yet evaluated (at
+        `start`), make already, without waiting for the minute to close."""
+        for rule in self._rules:
+            for alert in rule.early(start, events):
+                self.lifecycle.fire_early(alert, start)
 
     def evaluate(self, window: Window) -> list[Alert]:
         """The window's firing alerts in order: time, then rule order, service, server."""

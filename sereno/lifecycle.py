@@ -87,10 +87,32 @@ class Lifecycle:
             self._miss(key, start, looked_at=key in result.looked_at)
         return firing
 
+    def fire_early(self, alert: Alert, start: int) -> None:
+        """An alert of the minute at `start`, found before that minute is evaluated: fire it
+        now if this match makes it fire. The minute's evaluation, when it closes, has the
+        last word: it continues the episode, or resolves it if by then the alert no longer
+        matches. Call it only for the oldest minute not yet evaluated."""
+        key = alert_key(alert)
+        episode = self._open.get(key)
+        if episode is not None and episode.state is not State.PENDING:
+            return  # firing already: the minute's evaluation will carry it on
+        continued = episode is not None and not self._starts_anew(episode, start)
+        started = episode.started if continued and episode is not None else start
+        if start + WINDOW_SECONDS - started >= self._hold.get(key.rule, 0):
+            self._continue(key, alert, start)
+
+    @staticmethod
+    def _starts_anew(episode: Episode | None, start: int) -> bool:
+        """Whether a match in the minute at `start` begins a new episode: there is none, or
+        only one pending since before a minute without data (`for:` starts again)."""
+        return episode is None or (
+            episode.state is State.PENDING and episode.last_window < start - WINDOW_SECONDS
+        )
+
     def _continue(self, key: AlertKey, alert: Alert, start: int) -> Episode:
         previous = start - WINDOW_SECONDS
         episode = self._open.get(key)
-        new = episode is None or (episode.state is State.PENDING and episode.last_window < previous)
+        new = self._starts_anew(episode, start)
         if new:
             # new, or pending across a minute with no data at all: `for:` starts again
             episode = self._open[key] = Episode(

@@ -7,6 +7,10 @@ hands each change of an alert's state to `on_change` (the alerts log) and publis
 alerts for the read API: in that order, so that what is told is on disk, and what is shown
 has been told.
 
+The next minute to close is looked at early, batch by batch: a per-server rule fires as its
+event comes, a majority rule once every server active in the service's previous minute has
+reported; the minute's evaluation, when it closes, has the last word.
+
 Event time moves on with the events; while none newer comes, it moves on with the clock from
 the newest one (a tick), so that the last minutes are evaluated and silence is noticed even
 when nothing reports.
@@ -24,10 +28,10 @@ import msgspec
 
 from sereno.engine import Engine
 from sereno.events import Event, event_type
-from sereno.lifecycle import Episode
+from sereno.lifecycle import Episode, episodes_in_order
 from sereno.rulefmt import RuleSet, RuleSpec
 from sereno.store import Snapshot, StateStore
-from sereno.windows import Window, Windows
+from sereno.windows import WINDOW_SECONDS, Window, Windows
 
 QUEUE_BATCHES = 1024  # the backlog of pushed batches, beyond which ingest answers 503
 TICK_SECONDS = 1.0  # how often event time is moved on by the clock when no event comes
@@ -82,6 +86,7 @@ class LiveEngine:
         self._seq = 0  # the journal's latest batch taken
         self._newest_since = clock()  # when event time last moved on
         self._excuse_silence = False  # after a restart: the downtime is no server's silence
+        self._early_start: int | None = None  # the minute the rules have looked at early
         self._queue: queue.Queue[_Batch | _Reload | None] = queue.Queue(QUEUE_BATCHES)
         self._open: list[Episode] = []
         self._worker = threading.Thread(target=self._work, name="sereno-evaluator", daemon=True)
@@ -118,7 +123,8 @@ class LiveEngine:
             raise TimeoutError("the evaluator did not take the new rules in time")
 
     def alerts(self) -> list[Episode]:
-        """The alerts firing or pending after the latest minute evaluated, oldest first."""
+        """The alerts firing or pending now, as alerts are listed: by start, rule order,
+        service and server."""
         return self._open
 
     def _new_engine(self, ruleset: RuleSet) -> Engine:
@@ -137,7 +143,7 @@ class LiveEngine:
         for seq, events in self._store.journal():
             # the batches evaluated before the snapshot only fill the open minutes again
             self._take(_Batch(seq, events), self._count_late if seq > self._seq else _ignore_late)
-        self._open = self._engine.lifecycle.still_open()
+        self._publish()
 
     def _work(self) -> None:
         while True:
@@ -162,8 +168,23 @@ class LiveEngine:
         self.stats.events_evaluated += len(batch.events)
         if self._windows.watermark.newest > newest:
             self._newest_since = self._clock()
-        if evaluated:
+        self._fire_early(batch.events)
+        if evaluated or self._changes:
             self._checkpoint()
+
+    def _fire_early(self, events: list[Event]) -> None:
+        """Let the rules look at the new events of the next minute to close, before it does."""
+        oldest = self._windows.oldest()
+        if oldest is None:
+            return
+        start = oldest.start
+        if start != self._early_start:  # it has just become the oldest: all of it is new
+            self._early_start, fresh = start, oldest.events
+        else:
+            end = start + WINDOW_SECONDS
+            fresh = [event for event in events if start <= event.timestamp < end]
+        if fresh:
+            self._engine.fire_early(start, fresh)
 
     def _excuse_downtime(self, since: float) -> None:
         """After a restart, silence rules count every server's silence again from the first
@@ -180,7 +201,9 @@ class LiveEngine:
         now = newest + elapsed
         self._excuse_downtime(now)
         self._newest_since = self._clock()
-        if self._evaluate(self._windows.advance(now)):
+        evaluated = self._evaluate(self._windows.advance(now))
+        self._fire_early([])
+        if evaluated or self._changes:
             self._checkpoint()
 
     def _evaluate(self, windows: Iterable[Window]) -> bool:
@@ -200,12 +223,17 @@ class LiveEngine:
         self._store.checkpoint(snapshot, changes)
         for episode in changes:
             self._on_change(episode)
-        self._open = self._engine.lifecycle.still_open()
+        self._publish()
+
+    def _publish(self) -> None:
+        engine = self._engine
+        self._open = episodes_in_order(engine.lifecycle.still_open(), engine.rule_order)
 
     def _swap_rules(self, request: _Reload) -> None:
         engine = self._new_engine(request.ruleset)
         engine.restore(self._engine.state())
         self._engine, self.ruleset = engine, request.ruleset
+        self._early_start = None  # the new rules have seen nothing of the open minutes
         self._checkpoint()
         request.done.set()
 

@@ -7,14 +7,14 @@ is over; one that was not looked at (no data that minute) is neither raised nor 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple, Protocol
 
 from sereno.alerts import AbsentAlert, Alert, AlertKey, MajorityAlert, ServerAlert
 from sereno.errors import ConditionError
 from sereno.events import Event, Number
 from sereno.rulefmt import RuleSpec
-from sereno.windows import WINDOW_SECONDS, Window
+from sereno.windows import WINDOW_SECONDS, SampleKey, Window
 
 ConditionErrorHandler = Callable[[RuleSpec, Event, ConditionError], None]
 
@@ -29,6 +29,11 @@ class Rule(Protocol):
 
     def evaluate(self, window: Window, on_error: ConditionErrorHandler) -> RuleResult: ...
 
+    def early(self, start: int, events: Sequence[Event]) -> list[Alert]:
+        """The alerts that `events`, new in the minute at `start` (not evaluated yet, the
+        oldest such), make already: what can be told before the minute closes."""
+        ...
+
 
 def _matches(spec: RuleSpec, event: Event, on_error: ConditionErrorHandler) -> bool:
     try:
@@ -36,6 +41,17 @@ def _matches(spec: RuleSpec, event: Event, on_error: ConditionErrorHandler) -> b
     except ConditionError as error:
         on_error(spec, event, error)
         return False
+
+
+def _quietly(spec: RuleSpec, event: Event, error: ConditionError) -> None:
+    """Early looks are told nothing of condition errors: the minute's evaluation reports them."""
+
+
+def _of_components(spec: RuleSpec, events: Iterable[Event]) -> Iterable[Event]:
+    components = spec.condition.components
+    if components is None:
+        return events
+    return (event for event in events if event.component in components)
 
 
 class ServerRule:
@@ -48,20 +64,29 @@ class ServerRule:
         spec = self.spec
         samples = window.latest_samples(spec.condition.components).values()
         alerts: list[Alert] = [
-            ServerAlert(
-                rule=spec.name,
-                severity=spec.severity.name,
-                timestamp=event.timestamp,
-                component=event.component,
-                value=event.value,
-                server=event.server,
-                service=event.service,
-            )
-            for event in samples
-            if _matches(spec, event, on_error)
+            self._alert(event) for event in samples if _matches(spec, event, on_error)
         ]
         looked_at = {AlertKey(spec.name, event.service, event.server) for event in samples}
         return RuleResult(alerts, looked_at)
+
+    def early(self, start: int, events: Sequence[Event]) -> list[Alert]:
+        """Each event that matches, as it comes (a later sample of the same minute may
+        still undo it when the minute is evaluated)."""
+        spec = self.spec
+        matching = _of_components(spec, events)
+        return [self._alert(event) for event in matching if _matches(spec, event, _quietly)]
+
+    def _alert(self, event: Event) -> ServerAlert:
+        spec = self.spec
+        return ServerAlert(
+            rule=spec.name,
+            severity=spec.severity.name,
+            timestamp=event.timestamp,
+            component=event.component,
+            value=event.value,
+            server=event.server,
+            service=event.service,
+        )
 
 
 class MajorityRule:
@@ -73,12 +98,16 @@ class MajorityRule:
 
     def __init__(self, spec: RuleSpec) -> None:
         self.spec = spec
+        self._active_before: dict[str, frozenset[str]] = {}
+        """Each service's active servers in the latest minute evaluated with data for it."""
+        self._early = _EarlyMinute(-1)
 
     def evaluate(self, window: Window, on_error: ConditionErrorHandler) -> RuleResult:
         samples = window.latest_samples(self.spec.condition.components)
         if not samples:
             return RuleResult([], set())
         activity = window.activity
+        self._remember_active(activity)
         active: dict[str, int] = {}
         for (service, _), is_active in activity.items():
             active[service] = active.get(service, 0) + is_active
@@ -90,25 +119,60 @@ class MajorityRule:
             looked_at.add(AlertKey(self.spec.name, event.service, ""))
             if not _matches(self.spec, event, on_error):
                 continue
-            servers = best.setdefault(event.service, {})
-            current = servers.get(event.server)
-            if current is None or event.value > current.value:
-                servers[event.server] = event
+            _keep_highest(best.setdefault(event.service, {}), event)
         alerts: list[Alert] = [
-            self._alert(window, servers, active[service])
+            self._alert(window.start, servers, active[service])
             for service, servers in best.items()
             if 2 * len(servers) > active[service]
         ]
         return RuleResult(alerts, looked_at)
 
-    def _alert(self, window: Window, servers: dict[str, Event], active: int) -> MajorityAlert:
+    def _remember_active(self, activity: dict[tuple[str, str], bool]) -> None:
+        active: dict[str, set[str]] = {}
+        for (service, server), is_active in activity.items():
+            servers = active.setdefault(service, set())
+            if is_active:
+                servers.add(server)
+        self._active_before.update((service, frozenset(s)) for service, s in active.items())
+
+    def early(self, start: int, events: Sequence[Event]) -> list[Alert]:
+        """A service's alert as soon as every server active in its previous minute has sent
+        a sample of the rule's components in this one, and most of the active ones match.
+        A service is told once a minute; the minute's evaluation has the last word."""
+        if start != self._early.start:
+            self._early = _EarlyMinute(start)
+        early = self._early
+        touched = early.add(_of_components(self.spec, events))
+        alerts: list[Alert] = []
+        for service in touched - early.told:
+            latest = early.latest[service]
+            expected = self._active_before.get(service)
+            if not expected or not expected <= {server for server, _ in latest}:
+                continue  # some server is still to report
+            alert = self._early_alert(start, latest.values())
+            if alert is not None:
+                early.told.add(service)
+                alerts.append(alert)
+        return alerts
+
+    def _early_alert(self, start: int, samples: Iterable[Event]) -> MajorityAlert | None:
+        in_time_order = sorted(samples, key=lambda event: event.timestamp)
+        newest = {event.server: event for event in in_time_order}  # a server's activity
+        active = {server for server, event in newest.items() if event.active}
+        best: dict[str, Event] = {}
+        for event in in_time_order:
+            if event.server in active and _matches(self.spec, event, _quietly):
+                _keep_highest(best, event)
+        return self._alert(start, best, len(active)) if 2 * len(best) > len(active) else None
+
+    def _alert(self, start: int, servers: dict[str, Event], active: int) -> MajorityAlert:
         names = sorted(servers)
         highest = max((servers[name] for name in names), key=lambda event: event.value)
         spec = self.spec
         return MajorityAlert(
             rule=spec.name,
             severity=spec.severity.name,
-            timestamp=window.start,
+            timestamp=start,
             component=highest.component,
             value=highest.value,
             service=highest.service,
@@ -117,6 +181,34 @@ class MajorityRule:
             matched=len(names),
             active=active,
         )
+
+
+def _keep_highest(servers: dict[str, Event], event: Event) -> None:
+    """Keep the event as its server's match if it is the server's highest so far."""
+    current = servers.get(event.server)
+    if current is None or event.value > current.value:
+        servers[event.server] = event
+
+
+class _EarlyMinute:
+    """What a majority rule has seen so far of the oldest minute not yet evaluated."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.latest: dict[str, dict[SampleKey, Event]] = {}  # by service
+        self.told: set[str] = set()  # the services alerted early this minute
+
+    def add(self, events: Iterable[Event]) -> set[str]:
+        """Take the events in; the services they belong to."""
+        touched: set[str] = set()
+        for event in events:
+            latest = self.latest.setdefault(event.service, {})
+            key = (event.server, event.component)
+            current = latest.get(key)
+            if current is None or event.timestamp >= current.timestamp:
+                latest[key] = event
+            touched.add(event.service)
+        return touched
 
 
 class AbsentRule:
@@ -166,6 +258,10 @@ class AbsentRule:
             if now - seen >= self._absent and AlertKey(spec.name, service, server) not in looked_at
         ]
         return RuleResult(alerts, looked_at)
+
+    def early(self, start: int, events: Sequence[Event]) -> list[Alert]:
+        """Nothing: silence is known only at the end of a minute."""
+        return []
 
 
 def build_rule(spec: RuleSpec) -> Rule:

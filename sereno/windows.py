@@ -110,6 +110,10 @@ class Windows:
     def watermark(self) -> Watermark:
         return Watermark(self._closed_before, self._newest)
 
+    def oldest(self) -> Window | None:
+        """The oldest open window: the next to close."""
+        return self._open[min(self._open)] if self._open else None
+
     def add(self, event: Event) -> bool:
         """Put an event in its window; False if that window has already closed (a late event)."""
         window = self._window_for(event.timestamp)

@@ -263,3 +263,33 @@ def test_each_change_of_state_is_told_once() -> None:
     for result in [minute(0, True), minute(1, True), minute(2, True), minute(3, False)]:
         lifecycle.update(result)
     assert changes == [(State.PENDING, 1), (State.FIRING, 2), (State.RESOLVED, 3)]
+
+
+def test_an_alert_fired_early_is_carried_on_by_its_minute_not_told_twice() -> None:
+    told: list[tuple[str, int]] = []
+    lifecycle = Lifecycle({"disk": 0}, on_change=lambda e: told.append((e.state.value, e.windows)))
+    lifecycle.fire_early(disk_alert(0), T0)
+    assert told == [("firing", 1)]
+    assert lifecycle.update(minute(0, matched=True)) == [disk_alert(0)]
+    assert told == [("firing", 1)]
+    assert lifecycle.still_open()[0].windows == 1
+
+
+def test_an_alert_fired_early_is_resolved_if_its_minute_does_not_match() -> None:
+    told: list[tuple[str, int, int | None]] = []
+    lifecycle = Lifecycle(
+        {"disk": 0}, on_change=lambda e: told.append((e.state.value, e.started, e.ended))
+    )
+    lifecycle.fire_early(disk_alert(0), T0)
+    lifecycle.update(minute(0, matched=False))
+    assert told == [("firing", T0, None), ("resolved", T0, T0)]
+
+
+def test_early_only_fires_what_for_lets_fire() -> None:
+    lifecycle = Lifecycle({"disk": 2 * M})
+    lifecycle.fire_early(disk_alert(0), T0)
+    assert lifecycle.still_open() == []  # pending is left to the minute's evaluation
+    lifecycle.update(minute(0, matched=True))
+    lifecycle.fire_early(disk_alert(1), T0 + M)
+    [episode] = lifecycle.still_open()
+    assert (episode.state, episode.started, episode.fired) == (State.FIRING, T0, T0 + M)

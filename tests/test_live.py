@@ -114,12 +114,45 @@ def test_with_no_event_coming_the_clock_closes_the_last_minute(
     start: Callable[..., Service], clock: Clock
 ) -> None:
     service = start()
-    service.push(disk(0.95, T0 + 10))
+    service.push(disk(0.5, T0 + 10))
     time.sleep(1.5)  # ticks come and go
-    assert service.live.alerts() == []  # but no time has passed: the minute is open
-    clock.now += 81
-    alerts = service.alerts_until(bool)
-    assert [(a.key.server, a.state.value, a.started) for a in alerts] == [("a", "firing", T0)]
+    assert service.live.stats.windows_evaluated == 0  # but no time has passed
+    clock.now += 81  # event time T0+91: T0 closes
+    deadline = time.monotonic() + 10
+    while service.live.stats.windows_evaluated == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert service.live.stats.windows_evaluated == 1
+
+
+def test_a_per_server_rule_fires_as_its_event_comes(start: Callable[..., Service]) -> None:
+    service = start()
+    service.push(disk(0.95, T0 + 10), disk(0.5, T0 + 10, server="b"))
+    assert [(a.key.server, a.state.value) for a in service.live.alerts()] == [("a", "firing")]
+    service.push(disk(0.5, T0 + 20))  # a later sample of the same minute undoes it...
+    assert len(service.live.alerts()) == 1
+    service.push(disk(0.5, T0 + 95, server="b"))  # ...when the minute is evaluated
+    assert service.live.alerts() == []
+    told = [(e.key.server, e.state.value, e.started, e.ended) for e in service.changes]
+    assert told == [("a", "firing", T0, None), ("a", "resolved", T0, T0)]
+
+
+def load(server: str, value: float, timestamp: float, active: bool = True) -> dict[str, Any]:
+    return event(server=server, service="S", value=value, timestamp=timestamp, active=active)
+
+
+def test_a_majority_rule_fires_once_every_server_active_before_has_reported(
+    start: Callable[..., Service],
+) -> None:
+    service = start()
+    # T0: a, b and c are active (and d passive); the minute closes with nothing to alert
+    service.push(load("a", 1, T0), load("b", 1, T0), load("c", 1, T0), load("d", 9, T0, False))
+    service.push(load("a", 5, T0 + 60), load("b", 5, T0 + 95))  # T0 closes
+    assert service.live.stats.windows_evaluated == 1
+    assert service.live.alerts() == []  # 2 of 3 match in T0+60, but c has not reported
+    service.push(load("c", 1, T0 + 100))
+    alerts = service.live.alerts()  # T0+60 is still open
+    assert [(a.key.service, a.started, a.last.value) for a in alerts] == [("S", T0 + 60, 5)]
+    assert service.live.stats.windows_evaluated == 1
 
 
 def test_silence_is_noticed_when_nothing_reports_at_all(
@@ -139,19 +172,20 @@ def test_a_restart_carries_on_with_the_alerts_and_the_open_minutes(
 ) -> None:
     first = start()
     first.push(disk(0.95, T0 + 10), disk(0.5, T0 + 10, server="b"))
-    first.push(disk(0.96, T0 + 70), disk(0.97, T0 + 95, server="b"))  # closes T0
-    assert len(first.alerts_until(bool)) == 1
-    first.stop()  # T0+60 is open: a and b there are in the journal only
+    first.push(disk(0.96, T0 + 70), disk(0.5, T0 + 95, server="b"))  # closes T0
+    first.push(disk(0.97, T0 + 125, server="b"))  # T0+120 is not the next minute to close
+    assert [(a.key.server, a.started) for a in first.live.alerts()] == [("a", T0)]
+    first.stop()  # T0+60 and T0+120 are open: their events are in the journal only
     second = start()
     assert [(a.key.server, a.started) for a in second.live.alerts()] == [("a", T0)]
-    second.push(disk(0.5, T0 + 150))  # closes T0+60
+    second.push(disk(0.5, T0 + 150, server="c"))  # closes T0+60
     alerts = second.alerts_until(lambda alerts: len(alerts) == 2)
     assert [(a.key.server, a.started, a.windows) for a in alerts] == [
         ("a", T0, 2),
-        ("b", T0 + 60, 1),
+        ("b", T0 + 120, 1),  # early: T0+120 is now the next minute to close
     ]
     told = [(e.key.server, e.state.value, e.started) for e in first.changes + second.changes]
-    assert told == [("a", "firing", T0), ("b", "firing", T0 + 60)]  # each once
+    assert told == [("a", "firing", T0), ("b", "firing", T0 + 120)]  # each once
     history = msgspec.json.decode(read_history(tmp_path / "state.db", HistoryQuery()))
     assert [(h["server"], h["state"], h["windows"]) for h in history] == [
         ("b", "firing", 1),
