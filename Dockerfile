@@ -16,11 +16,15 @@ RUN python3 -m venv /opt/sereno \
     && /opt/sereno/bin/pip install --no-cache-dir . \
     && rm -rf /src
 
-RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin sereno
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin sereno \
+    && install -d -o sereno -g sereno /var/lib/sereno
 USER sereno
 # rule-engine's parser tables, built once here rather than on every start of a container
 RUN sereno check > /dev/null
 WORKDIR /data
+# `sereno serve --db /var/lib/sereno/sereno.db` keeps its state here: mount a volume on it
+VOLUME /var/lib/sereno
+EXPOSE 8080
 
 ENTRYPOINT ["sereno"]
 CMD ["--help"]

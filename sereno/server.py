@@ -19,7 +19,13 @@ from pathlib import Path
 
 import msgspec
 from fastapi import FastAPI, Request, Response
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -81,6 +87,8 @@ class Metrics:
     """The service's Prometheus metrics, in a registry of its own."""
 
     def __init__(self) -> None:
+        # a `_created` series beside every counter is only noise (the function is untyped)
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         self.accepted = Counter(
             "sereno_events_accepted", "Events accepted by POST /events", registry=self.registry
