@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Sequence
@@ -30,7 +32,7 @@ from sereno.live import LiveEngine
 from sereno.output import ChangeLog, counted
 from sereno.push import in_time_order_batches, push
 from sereno.server import Metrics, RulesReload, ServerConfig, create_app
-from sereno.store import Journal, StateStore, create
+from sereno.store import Journal, StateStore, claim, create
 
 DEFAULT_DB = "sereno.db"
 
@@ -97,8 +99,11 @@ def serve_command(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     ruleset = load_ruleset(args.rules_config)
     config = ServerConfig(args.db, args.max_body, _read_tokens(args.token_file))
-    create(args.db)
     with ExitStack() as stack:
+        stack.enter_context(claim(args.db))
+        create(args.db)
+        host, port = args.listen
+        listening = stack.enter_context(_listen(host, port))
         log = sys.stdout.buffer
         if args.alerts_log is not None:
             log = stack.enter_context(_open_for_append(args.alerts_log))
@@ -118,17 +123,31 @@ def serve_command(argv: Sequence[str]) -> int:
         reload_rules = RulesReload(args.rules_config, live, metrics)
         live.start()
         _reload_on_hangup(reload_rules)
-        host, port = args.listen
-        to_stderr(f"sereno: serving {ruleset.source} on http://{host}:{port}, state in {args.db}")
+        to_stderr(f"sereno: serving {ruleset.source} on {_url(host, port)}, state in {args.db}")
         # uvicorn stops gracefully on SIGTERM or SIGINT, then raises the signal again: let that
         # second one pass, so that the evaluator is stopped too and the exit status is 0
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             signal.signal(stop_signal, signal.SIG_IGN)
         app = create_app(live, journal, metrics, config, reload_rules)
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        server.run(sockets=[listening])
         live.stop()
     to_stderr("sereno: stopped")
     return EXIT_OK
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a port in use is a one-line error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise InputError(f"cannot listen on {_url(host, port)}: {reason}") from None
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _reload_on_hangup(reload_rules: RulesReload) -> None:

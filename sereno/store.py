@@ -17,10 +17,11 @@ With `synchronous=NORMAL` a commit survives the process being killed (not a powe
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,25 @@ def connect(path: str | Path) -> sqlite3.Connection:
     except sqlite3.Error as error:
         raise StoreError(f"cannot open the state file {path}: {error}") from None
     return connection
+
+
+@contextmanager
+def claim(path: str | Path) -> Iterator[None]:
+    """Hold the state file for this process: two services on one file would undo each other.
+
+    A lock on `FILE.lock`, which the system releases when the process ends, however it ends.
+    """
+    lock_path = f"{path}.lock"
+    try:
+        lock = open(lock_path, "a")  # noqa: SIM115 (held for the context's life)
+    except OSError as error:
+        raise StoreError(f"cannot open {lock_path}: {error.strerror or error}") from None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"the state file {path} is in use by another sereno serve") from None
+        yield
 
 
 def create(path: str | Path) -> None:

@@ -377,6 +377,26 @@ def test_bad_serve_arguments_are_usage_errors(tmp_path: Path) -> None:
     )
 
 
+def test_a_port_or_a_state_file_in_use_is_refused(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = start_server()
+    port = server.url.rsplit(":", 1)[1]
+    elsewhere = tmp_path / "elsewhere.db"
+    taken = run_sereno("serve", "--listen", f"127.0.0.1:{port}", "--db", elsewhere)
+    assert (taken.returncode, taken.stderr.strip()) == (
+        2,
+        f"sereno: cannot listen on {server.url}: Address already in use",
+    )
+    in_use = run_sereno(
+        "serve", "--listen", f"127.0.0.1:{free_port()}", "--db", tmp_path / "sereno.db"
+    )
+    assert (in_use.returncode, in_use.stderr.strip()) == (
+        2,
+        f"sereno: the state file {tmp_path / 'sereno.db'} is in use by another sereno serve",
+    )
+
+
 def test_push_to_nowhere_says_so() -> None:
     result = run_sereno("push", SAMPLE, "--url", f"http://127.0.0.1:{free_port()}/events")
     assert result.returncode == 2
