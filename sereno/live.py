@@ -89,11 +89,15 @@ class LiveEngine:
         self._early_start: int | None = None  # the minute the rules have looked at early
         self._queue: queue.Queue[_Batch | _Reload | None] = queue.Queue(QUEUE_BATCHES)
         self._open: list[Episode] = []
+        self.failure: Exception | None = None
+        self._on_failure: Callable[[Exception], None] = lambda error: None
         self._worker = threading.Thread(target=self._work, name="sereno-evaluator", daemon=True)
 
-    def start(self) -> None:
-        """Pick up the saved state and the journal's batches, then start the worker."""
+    def start(self, on_failure: Callable[[Exception], None] = lambda error: None) -> None:
+        """Pick up the saved state and the journal's batches, then start the worker;
+        `on_failure` is told if it stops on an error (then in `failure`)."""
         self._recover()
+        self._on_failure = on_failure
         self._worker.start()
 
     def stop(self) -> None:
@@ -146,6 +150,13 @@ class LiveEngine:
         self._publish()
 
     def _work(self) -> None:
+        try:
+            self._take_queue()
+        except Exception as error:  # a state file that cannot be written, say
+            self.failure = error
+            self._on_failure(error)
+
+    def _take_queue(self) -> None:
         while True:
             try:
                 item = self._queue.get(timeout=TICK_SECONDS)

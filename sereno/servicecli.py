@@ -121,17 +121,21 @@ def serve_command(argv: Sequence[str]) -> int:
         stack.callback(state.close)
         metrics.watch(live)
         reload_rules = RulesReload(args.rules_config, live, metrics)
-        live.start()
+        app = create_app(live, journal, metrics, config, reload_rules)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        # the journal keeps what was accepted: a restart (Restart=on-failure) carries on
+        live.start(on_failure=lambda error: setattr(server, "should_exit", True))
         _reload_on_hangup(reload_rules)
         to_stderr(f"sereno: serving {ruleset.source} on {_url(host, port)}, state in {args.db}")
         # uvicorn stops gracefully on SIGTERM or SIGINT, then raises the signal again: let that
         # second one pass, so that the evaluator is stopped too and the exit status is 0
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             signal.signal(stop_signal, signal.SIG_IGN)
-        app = create_app(live, journal, metrics, config, reload_rules)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         server.run(sockets=[listening])
         live.stop()
+    if live.failure is not None:
+        to_stderr(f"sereno: stopped: evaluation failed: {live.failure}")
+        return EXIT_REJECTED
     to_stderr("sereno: stopped")
     return EXIT_OK
 

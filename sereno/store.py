@@ -161,7 +161,10 @@ class StateStore:
         self._record_encoder = msgspec.json.Encoder()
 
     def load(self) -> Snapshot | None:
-        row = self._connection.execute("SELECT body FROM snapshot").fetchone()
+        try:
+            row = self._connection.execute("SELECT body FROM snapshot").fetchone()
+        except sqlite3.Error as error:
+            raise StoreError(f"the saved state cannot be read: {error}") from None
         if row is None:
             return None
         try:

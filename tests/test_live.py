@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -232,3 +233,21 @@ def test_a_state_file_of_another_kind_is_refused(tmp_path: Path) -> None:
     not_a_db.write_text("shopping list\n" * 100)
     with pytest.raises(StoreError, match=r"notes\.txt: file is not a database"):
         create(not_a_db)
+
+
+class UnwritableStore(StateStore):
+    def checkpoint(self, snapshot: Snapshot, changed: Sequence[Episode]) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+
+def test_an_evaluator_that_cannot_save_its_state_stops_and_says_why(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    create(db)
+    live = LiveEngine(load_default_rules(), 30, UnwritableStore(db, Event), lambda e: None)
+    failures: list[Exception] = []
+    live.start(on_failure=failures.append)
+    live.submit(1, events(disk(0.95, T0 + 10)))  # fires early: the state must be saved
+    live.stop()
+    assert [str(error) for error in failures] == ["disk I/O error"]
+    assert live.failure is failures[0]
+    assert not live.running
