@@ -35,6 +35,7 @@ from sereno.windows import WINDOW_SECONDS, Window, Windows
 
 QUEUE_BATCHES = 1024  # the backlog of pushed batches, beyond which ingest answers 503
 TICK_SECONDS = 1.0  # how often event time is moved on by the clock when no event comes
+CHECKPOINT_SECONDS = 0.2  # how long alerts fired early may wait to be saved, told and shown
 RELOAD_TIMEOUT = 60.0
 
 
@@ -71,6 +72,7 @@ class LiveEngine:
         on_change: Callable[[Episode], None],
         on_window: Callable[[float], None] = lambda seconds: None,
         clock: Callable[[], float] = time.monotonic,
+        checkpoint_every: float = CHECKPOINT_SECONDS,
     ) -> None:
         self.ruleset = ruleset
         self.event_type = event_type(ruleset.fields)  # what ingest decodes into
@@ -80,6 +82,8 @@ class LiveEngine:
         self._on_window = on_window  # told how long each minute took to evaluate
         self._clock = clock
         self._changes: list[Episode] = []  # since the last checkpoint
+        self._checkpoint_every = checkpoint_every
+        self._saved_at = float("-inf")  # time.monotonic() of the last checkpoint
         self._engine = self._new_engine(ruleset)
         self._allowed_lateness = allowed_lateness
         self._windows = Windows(allowed_lateness)
@@ -158,10 +162,12 @@ class LiveEngine:
 
     def _take_queue(self) -> None:
         while True:
+            wait = self._checkpoint_every if self._changes else TICK_SECONDS
             try:
-                item = self._queue.get(timeout=TICK_SECONDS)
+                item = self._queue.get(timeout=min(wait, TICK_SECONDS))
             except queue.Empty:
                 self._tick()
+                self._save(evaluated=False)
                 continue
             if item is None:
                 return
@@ -180,8 +186,7 @@ class LiveEngine:
         if self._windows.watermark.newest > newest:
             self._newest_since = self._clock()
         self._fire_early(batch.events)
-        if evaluated or self._changes:
-            self._checkpoint()
+        self._save(evaluated)
 
     def _fire_early(self, events: list[Event]) -> None:
         """Let the rules look at the new events of the next minute to close, before it does."""
@@ -214,8 +219,7 @@ class LiveEngine:
         self._newest_since = self._clock()
         evaluated = self._evaluate(self._windows.advance(now))
         self._fire_early([])
-        if evaluated or self._changes:
-            self._checkpoint()
+        self._save(evaluated)
 
     def _evaluate(self, windows: Iterable[Window]) -> bool:
         """Evaluate the windows; whether there were any."""
@@ -228,10 +232,20 @@ class LiveEngine:
             evaluated = True
         return evaluated
 
-    def _checkpoint(self) -> None:
+    def _save(self, evaluated: bool) -> None:
+        """Checkpoint at once after an evaluated minute; alerts fired early, at most every
+        `checkpoint_every` seconds: a stream of them then costs a few checkpoints a second,
+        not one a batch."""
+        if evaluated:
+            self._checkpoint(whole_history=True)
+        elif self._changes and time.monotonic() - self._saved_at >= self._checkpoint_every:
+            self._checkpoint(whole_history=False)
+
+    def _checkpoint(self, whole_history: bool) -> None:
         changes, self._changes = self._changes, []
         snapshot = Snapshot(self._seq, self._windows.watermark, self._engine.state())
-        self._store.checkpoint(snapshot, changes)
+        self._store.checkpoint(snapshot, changes, whole_history)
+        self._saved_at = time.monotonic()
         for episode in changes:
             self._on_change(episode)
         self._publish()
@@ -245,7 +259,7 @@ class LiveEngine:
         engine.restore(self._engine.state())
         self._engine, self.ruleset = engine, request.ruleset
         self._early_start = None  # the new rules have seen nothing of the open minutes
-        self._checkpoint()
+        self._checkpoint(whole_history=True)
         request.done.set()
 
     def _count_late(self, index: int) -> None:

@@ -192,6 +192,7 @@ class _Api:
         self._config = config
         self._reload_rules = reload_rules
         self._encoder = msgspec.json.Encoder()
+        self._alerts_page: tuple[list[Episode], bytes] = ([], b"[]")  # the latest published
 
     def _answer(self, status: int, content: object) -> Response:
         return Response(self._encoder.encode(content), status_code=status, media_type=JSON)
@@ -253,9 +254,14 @@ class _Api:
         return None
 
     def alerts(self) -> Response:
+        published, page = self._alerts_page
         live = self._live
-        thresholds = {spec.name: spec.threshold for spec in live.ruleset.rules}
-        return self._answer(200, [OpenAlert.of(episode, thresholds) for episode in live.alerts()])
+        if live.alerts() is not published:  # encoded once for each list the evaluator publishes
+            published = live.alerts()
+            thresholds = {spec.name: spec.threshold for spec in live.ruleset.rules}
+            page = self._encoder.encode([OpenAlert.of(e, thresholds) for e in published])
+            self._alerts_page = published, page
+        return Response(page, media_type=JSON)
 
     def history(
         self, since: str | None = None, rule: str | None = None, limit: int = DEFAULT_HISTORY_LIMIT

@@ -143,11 +143,17 @@ def serve_command(argv: Sequence[str]) -> int:
 def _listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound here so that a port in use is a one-line error."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say so, and without
+    # it each answer waits for the client's delayed ACK (40 ms)
+    listening = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        return socket.create_server((host, port), family=family, backlog=2048)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
     except OSError as error:
+        listening.close()
         reason = os.strerror(error.errno) if error.errno else str(error)
         raise InputError(f"cannot listen on {_url(host, port)}: {reason}") from None
+    return listening
 
 
 def _url(host: str, port: int) -> str:

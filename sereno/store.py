@@ -8,7 +8,8 @@ Three tables make a restart, even after `kill -9`, pick up where the service was
 - `snapshot`: the engine's state (open alerts, `for:` timers, silence rules' last-seen times)
   and the watermark, written after each evaluated minute with the journal position it stands
   for.
-- `history`: every episode that fired, as of the latest checkpoint: firing, then resolved.
+- `history`: every episode that fired: firing (as of the latest evaluated minute), then
+  resolved.
 
 A checkpoint writes the snapshot, the episodes that changed and the journal's trim in one
 transaction, so the state on disk is always that of a whole number of evaluated minutes.
@@ -178,9 +179,12 @@ class StateStore:
         for seq, events in rows.fetchall():
             yield seq, self._events.decode(events)
 
-    def checkpoint(self, snapshot: Snapshot, changed: Sequence[Episode]) -> None:
-        """Save the state, the history of the episodes that `changed`, and drop the journal's
-        batches all of whose minutes are evaluated: all at once."""
+    def checkpoint(
+        self, snapshot: Snapshot, changed: Sequence[Episode], whole_history: bool = True
+    ) -> None:
+        """Save the state, the history of the episodes that `changed` (and, with
+        `whole_history`, of every one firing), and drop the journal's batches all of whose
+        minutes are evaluated: all at once."""
         connection = self._connection
         connection.execute("BEGIN IMMEDIATE")
         try:
@@ -190,7 +194,7 @@ class StateStore:
             )
             connection.executemany(
                 "INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
-                map(self._history_row, _fired([*changed, *snapshot.engine.episodes])),
+                map(self._history_row, _fired(changed, snapshot.engine.episodes, whole_history)),
             )
             connection.execute(
                 "DELETE FROM journal WHERE newest < ?", (snapshot.watermark.closed_before,)
@@ -210,8 +214,12 @@ class StateStore:
         self._connection.close()
 
 
-def _fired(episodes: Iterable[Episode]) -> Iterable[Episode]:
-    """Each episode that fired once, as it is latest in `episodes`."""
+def _fired(
+    changed: Sequence[Episode], still_open: Sequence[Episode], with_open: bool
+) -> Iterable[Episode]:
+    """Each episode that fired once, as it is latest: the `changed` ones, and, `with_open`,
+    those still open."""
+    episodes = [*changed, *still_open] if with_open else changed
     latest = {(e.key, e.started): e for e in episodes if e.state is not State.PENDING}
     return latest.values()
 

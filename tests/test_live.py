@@ -54,14 +54,19 @@ def events(*records: dict[str, Any]) -> list[Event]:
 
 
 class Service:
-    """A live engine on a state file, journalled as `sereno serve` does; its log of changes."""
+    """A live engine on a state file, journalled as `sereno serve` does; its log of changes.
+
+    It saves (and so tells and shows) alerts fired early at once, not a fraction of a second
+    later, so that a test sees them as soon as the events are taken."""
 
     def __init__(self, db: Path, ruleset: RuleSet, clock: Clock) -> None:
         create(db)
         self.changes: list[Episode] = []
         self.journal = Journal(db)
         self.store = StateStore(db, Event)
-        self.live = LiveEngine(ruleset, 30, self.store, self.changes.append, clock=clock)
+        self.live = LiveEngine(
+            ruleset, 30, self.store, self.changes.append, clock=clock, checkpoint_every=0
+        )
         self.live.start()
 
     def push(self, *records: dict[str, Any]) -> None:
@@ -236,7 +241,9 @@ def test_a_state_file_of_another_kind_is_refused(tmp_path: Path) -> None:
 
 
 class UnwritableStore(StateStore):
-    def checkpoint(self, snapshot: Snapshot, changed: Sequence[Episode]) -> None:
+    def checkpoint(
+        self, snapshot: Snapshot, changed: Sequence[Episode], whole_history: bool = True
+    ) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
 
