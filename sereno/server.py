@@ -12,7 +12,7 @@ import math
 import sqlite3
 import threading
 from collections import Counter as Tally
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sereno import __version__
 from sereno.diagnostics import to_stderr
@@ -41,7 +42,7 @@ from sereno.rulefmt import RuleSet, load_default_rules, load_rules
 from sereno.store import DEFAULT_HISTORY_LIMIT, HistoryQuery, Journal, read_history
 
 JSON = "application/json"
-CallNext = Callable[[Request], Awaitable[Response]]
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # answered without a token
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,42 @@ class RulesReload:
             return ruleset
 
 
+class BearerTokens:
+    """Every request but the health checks must carry one of `tokens`, or is answered 401.
+
+    Plain ASGI: Starlette's BaseHTTPMiddleware would cost a task and a stream a request.
+    """
+
+    def __init__(
+        self, app: ASGIApp, tokens: frozenset[str], on_refused: Callable[[], None]
+    ) -> None:
+        self._app = app
+        self._tokens = tokens
+        self._on_refused = on_refused
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self._carries_one(scope):
+            await self._app(scope, receive, send)
+            return
+        self._on_refused()
+        refusal = Response(
+            b'{"error":"a valid bearer token is required"}',
+            status_code=401,
+            media_type=JSON,
+            headers={"www-authenticate": "Bearer"},
+        )
+        await refusal(scope, receive, send)
+
+    def _carries_one(self, scope: Scope) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                return scheme.lower() == "bearer" and any(
+                    hmac.compare_digest(token, known) for known in self._tokens
+                )
+        return False
+
+
 class _Api:
     """The handlers, each a method; `create_app` routes to them."""
 
@@ -199,18 +236,6 @@ class _Api:
 
     def _problem(self, status: int, message: str) -> Response:
         return self._answer(status, {"error": message})
-
-    async def authenticate(self, request: Request, call_next: CallNext) -> Response:
-        tokens = self._config.tokens
-        if tokens and request.url.path not in ("/healthz", "/readyz"):
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            valid = scheme.lower() == "bearer" and any(
-                hmac.compare_digest(token, known) for known in tokens
-            )
-            if not valid:
-                self._metrics.rejected.labels("unauthorized").inc()
-                return self._problem(401, "a valid bearer token is required")
-        return await call_next(request)
 
     async def ingest(self, request: Request) -> Response:
         max_body, rejected = self._config.max_body, self._metrics.rejected
@@ -306,7 +331,9 @@ def create_app(
 ) -> FastAPI:
     api = _Api(live, journal, metrics, config, reload_rules)
     app = FastAPI(title="Sereno", version=__version__)
-    app.middleware("http")(api.authenticate)
+    if config.tokens:
+        refused = metrics.rejected.labels("unauthorized").inc
+        app.add_middleware(BearerTokens, tokens=config.tokens, on_refused=refused)
     app.post("/events", status_code=202)(api.ingest)
     app.get("/alerts")(api.alerts)
     app.get("/alerts/history")(api.history)

@@ -162,7 +162,9 @@ def test_with_a_token_file_every_request_needs_a_token(
     tokens = tmp_path / "tokens"
     tokens.write_text("s3cret\nother\n")
     server = start_server("--token-file", str(tokens))
-    assert server.post(b"[]").status_code == 401
+    refused = server.post(b"[]")
+    assert (refused.status_code, refused.headers["www-authenticate"]) == (401, "Bearer")
+    assert refused.json() == {"error": "a valid bearer token is required"}
     assert server.post(b"[]", authorization="Bearer wrong").status_code == 401
     assert server.post(b"[]", authorization="Bearer other").status_code == 202
     assert server.get("/alerts").status_code == 401
