@@ -35,6 +35,7 @@ from sereno.server import Metrics, RulesReload, ServerConfig, create_app
 from sereno.store import Journal, StateStore, claim, create
 
 DEFAULT_DB = "sereno.db"
+GIL_SWITCH_SECONDS = 0.001
 
 
 def _listen_address(text: str) -> tuple[str, int]:
@@ -97,6 +98,9 @@ def serve_command(argv: Sequence[str]) -> int:
     )
     add_lateness_option(parser)
     args = parser.parse_args(argv)
+    # the evaluator thread holds the GIL for whole minutes of events: hand it over to the
+    # HTTP side every millisecond, not every 5 (an ingest request's p99 138 ms -> 98 ms)
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     ruleset = load_ruleset(args.rules_config)
     config = ServerConfig(args.db, args.max_body, _read_tokens(args.token_file))
     with ExitStack() as stack:
