@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -32,16 +34,26 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sereno import __version__
+from sereno.answers import (
+    JSON,
+    ROUTES,
+    IngestAnswer,
+    OpenAlert,
+    Problem,
+    RulesRefused,
+    RulesReloaded,
+    Status,
+    schema_components,
+)
 from sereno.diagnostics import to_stderr
 from sereno.errors import RulesError
 from sereno.events import Event
-from sereno.ingest import DEFAULT_MAX_BODY, BodyError, Rejected, decode_body
+from sereno.ingest import DEFAULT_MAX_BODY, BodyError, decode_body
 from sereno.lifecycle import Episode
 from sereno.live import LiveEngine
 from sereno.rulefmt import RuleSet, load_default_rules, load_rules
 from sereno.store import DEFAULT_HISTORY_LIMIT, HistoryQuery, Journal, read_history
 
-JSON = "application/json"
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # answered without a token
 
 
@@ -50,38 +62,6 @@ class ServerConfig:
     db: Path  # the state file
     max_body: int = DEFAULT_MAX_BODY
     tokens: frozenset[str] = frozenset()  # bearer tokens; none means no authentication
-
-
-class IngestAnswer(msgspec.Struct):
-    accepted: int
-    rejected: int
-    errors: list[Rejected]
-
-
-class OpenAlert(msgspec.Struct):
-    rule: str
-    severity: str
-    service: str
-    server: str | None
-    threshold: str | None
-    state: str
-    since: int
-    value: float | int
-
-    @classmethod
-    def of(cls, episode: Episode, thresholds: dict[str, str | None]) -> OpenAlert:
-        key = episode.key
-        since = episode.fired if episode.fired is not None else episode.started
-        return cls(
-            rule=key.rule,
-            severity=episode.severity,
-            service=key.service,
-            server=key.server or None,
-            threshold=thresholds.get(key.rule),
-            state=episode.state.value,
-            since=since,
-            value=episode.last.value,
-        )
 
 
 class Metrics:
@@ -195,7 +175,7 @@ class BearerTokens:
             return
         self._on_refused()
         refusal = Response(
-            b'{"error":"a valid bearer token is required"}',
+            msgspec.json.encode(Problem("a valid bearer token is required")),
             status_code=401,
             media_type=JSON,
             headers={"www-authenticate": "Bearer"},
@@ -235,7 +215,7 @@ class _Api:
         return Response(self._encoder.encode(content), status_code=status, media_type=JSON)
 
     def _problem(self, status: int, message: str) -> Response:
-        return self._answer(status, {"error": message})
+        return self._answer(status, Problem(message))
 
     async def ingest(self, request: Request) -> Response:
         max_body, rejected = self._config.max_body, self._metrics.rejected
@@ -306,17 +286,16 @@ class _Api:
             return self._problem(503, str(error))
         except RulesError as error:
             refused = "the rules file is refused, the old rules keep running"
-            return self._answer(400, {"error": refused, "problems": error.problems})
-        reloaded = {"status": "reloaded", "source": ruleset.source, "rules": len(ruleset.rules)}
-        return self._answer(200, reloaded)
+            return self._answer(400, RulesRefused(refused, error.problems))
+        return self._answer(200, RulesReloaded("reloaded", ruleset.source, len(ruleset.rules)))
 
     def healthz(self) -> Response:
-        return self._answer(200, {"status": "ok"})
+        return self._answer(200, Status("ok"))
 
     def readyz(self) -> Response:
         if not self._live.running:
             return self._problem(503, "the evaluator is not running")
-        return self._answer(200, {"status": "ready"})
+        return self._answer(200, Status("ready"))
 
     def metrics(self) -> Response:
         return Response(generate_latest(self._metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -330,18 +309,40 @@ def create_app(
     reload_rules: RulesReload,
 ) -> FastAPI:
     api = _Api(live, journal, metrics, config, reload_rules)
-    app = FastAPI(title="Sereno", version=__version__)
+    app = FastAPI(
+        title="Sereno",
+        version=__version__,
+        summary="Rules-based alerting: events in, alerts out",
+    )
     if config.tokens:
         refused = metrics.rejected.labels("unauthorized").inc
         app.add_middleware(BearerTokens, tokens=config.tokens, on_refused=refused)
-    app.post("/events", status_code=202)(api.ingest)
-    app.get("/alerts")(api.alerts)
-    app.get("/alerts/history")(api.history)
-    app.post("/-/reload")(api.reload)
-    app.get("/healthz")(api.healthz)
-    app.get("/readyz")(api.readyz)
-    app.get("/metrics")(api.metrics)
+    app.post("/events", status_code=202, **ROUTES["/events"])(api.ingest)
+    app.get("/alerts", **ROUTES["/alerts"])(api.alerts)
+    app.get("/alerts/history", **ROUTES["/alerts/history"])(api.history)
+    app.post("/-/reload", **ROUTES["/-/reload"])(api.reload)
+    app.get("/healthz", **ROUTES["/healthz"])(api.healthz)
+    app.get("/readyz", **ROUTES["/readyz"])(api.readyz)
+    app.get("/metrics", **ROUTES["/metrics"])(api.metrics)
+    _describe_with_schemas(app)
     return app
+
+
+def _describe_with_schemas(app: FastAPI) -> None:
+    """The OpenAPI document, with the JSON schemas of our answers (from their types)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            document.setdefault("components", {}).setdefault("schemas", {}).update(
+                schema_components()
+            )
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _time_parameter(text: str | None) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -364,6 +365,37 @@ def test_sighup_reloads_the_rules(
     assert "sereno_rules_reloads_total 1.0" in server.metric_until("sereno_rules_reloads_total 1.0")
     server.post_lines(hot(T0 + 10, 60, region="eu"), event(timestamp=T0 + 95))
     assert [a["rule"] for a in server.alerts_until(bool)] == ["hot in eu"]
+
+
+def test_the_openapi_document_describes_every_route_with_its_schemas(
+    start_server: Callable[..., Server],
+) -> None:
+    document = start_server().get("/openapi.json").json()
+    paths = document["paths"]
+    assert sorted(paths) == [
+        "/-/reload",
+        "/alerts",
+        "/alerts/history",
+        "/events",
+        "/healthz",
+        "/metrics",
+        "/readyz",
+    ]
+    ingest = paths["/events"]["post"]
+    assert sorted(ingest["requestBody"]["content"]) == ["application/json", "application/x-ndjson"]
+    assert sorted(ingest["responses"]) == ["202", "400", "401", "413", "415", "503"]
+    schemas = document["components"]["schemas"]
+    assert sorted(schemas["IngestAnswer"]["properties"]) == ["accepted", "errors", "rejected"]
+    assert sorted(schemas["Event"]["required"]) == [
+        "active",
+        "component",
+        "server",
+        "service",
+        "timestamp",
+        "value",
+    ]
+    refs = re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(document))
+    assert refs and set(refs) <= set(schemas)  # every reference resolves
 
 
 def test_bad_serve_arguments_are_usage_errors(tmp_path: Path) -> None:

@@ -1,0 +1,169 @@
+"""What `sereno serve`'s API answers, as typed records, and its OpenAPI description.
+
+The handlers encode these records with msgspec; the same types give the JSON schemas of the
+OpenAPI document (`GET /openapi.json`), so the description cannot drift from the answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from sereno.events import Event
+from sereno.ingest import Rejected
+from sereno.lifecycle import Episode
+from sereno.output import EpisodeRecord
+
+JSON = "application/json"
+SCHEMAS = "#/components/schemas/{name}"
+
+
+class IngestAnswer(msgspec.Struct):
+    """What became of the records of a body: the good ones are kept, the bad ones listed."""
+
+    accepted: int
+    rejected: int
+    errors: list[Rejected]
+
+
+class OpenAlert(msgspec.Struct):
+    """An alert firing or pending: `since` is when it fired (pending: when it started)."""
+
+    rule: str
+    severity: str
+    service: str
+    server: str | None  # None for a majority rule
+    threshold: str | None
+    state: str
+    since: int
+    value: float | int
+
+    @classmethod
+    def of(cls, episode: Episode, thresholds: dict[str, str | None]) -> OpenAlert:
+        key = episode.key
+        since = episode.fired if episode.fired is not None else episode.started
+        return cls(
+            rule=key.rule,
+            severity=episode.severity,
+            service=key.service,
+            server=key.server or None,
+            threshold=thresholds.get(key.rule),
+            state=episode.state.value,
+            since=since,
+            value=episode.last.value,
+        )
+
+
+class Problem(msgspec.Struct):
+    """Why a request was refused."""
+
+    error: str
+
+
+class RulesRefused(msgspec.Struct):
+    """A rules file refused on reload: every problem found, one a line."""
+
+    error: str
+    problems: list[str]
+
+
+class RulesReloaded(msgspec.Struct):
+    status: str
+    source: str
+    rules: int
+
+
+class Status(msgspec.Struct):
+    status: str
+
+
+def _ref(schema: type) -> dict[str, str]:
+    return {"$ref": SCHEMAS.format(name=schema.__name__)}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return _json(_ref(Problem), description)
+
+
+def _list_of(schema: type) -> dict[str, Any]:
+    return {"type": "array", "items": _ref(schema)}
+
+
+EVENTS_BODY = {
+    "required": True,
+    "description": "One event, a JSON array of events, or JSON Lines (one event a line); "
+    "`Content-Encoding: gzip` is taken. Fields the rules do not read are ignored.",
+    "content": {
+        JSON: {"schema": {"oneOf": [_ref(Event), _list_of(Event)]}},
+        "application/x-ndjson": {"schema": _ref(Event)},
+    },
+}
+UNAUTHORIZED = {401: _problem("No valid bearer token (with --token-file)")}
+ROUTES: dict[str, dict[str, Any]] = {
+    "/events": {
+        "summary": "Take events",
+        "openapi_extra": {"requestBody": EVENTS_BODY},
+        "responses": {
+            202: _json(_ref(IngestAnswer), "Taken: the good records are kept"),
+            400: _problem("Not JSON, a broken array or bad gzip"),
+            413: _problem("Over the size limit (--max-body)"),
+            415: _problem("Another content type or encoding"),
+            503: _problem("The evaluator is behind, or the events cannot be stored: send again"),
+            **UNAUTHORIZED,
+        },
+    },
+    "/alerts": {
+        "summary": "The alerts firing or pending now",
+        "responses": {200: _json(_list_of(OpenAlert), "By start, rule order, service, server")},
+    },
+    "/alerts/history": {
+        "summary": "Every alert that fired, the latest first",
+        "responses": {
+            200: _json(_list_of(EpisodeRecord), "Episodes, as --episodes --format json"),
+            400: _problem("A `since` or `limit` that is not one"),
+            **UNAUTHORIZED,
+        },
+    },
+    "/-/reload": {
+        "summary": "Read the rules file again",
+        "responses": {
+            200: _json(_ref(RulesReloaded), "The new rules are at work"),
+            400: _json(_ref(RulesRefused), "Refused: the old rules keep running"),
+            503: _problem("The evaluator did not take the rules in time"),
+            **UNAUTHORIZED,
+        },
+    },
+    "/healthz": {
+        "summary": "Liveness",
+        "responses": {200: _json(_ref(Status), "The process runs")},
+    },
+    "/readyz": {
+        "summary": "Readiness",
+        "responses": {
+            200: _json(_ref(Status), "The evaluator runs"),
+            503: _problem("The evaluator is not running"),
+        },
+    },
+    "/metrics": {
+        "summary": "Prometheus metrics",
+        "responses": {
+            200: {
+                "description": "The Prometheus text format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    },
+}
+"""Per path, what FastAPI's route decorator is given to describe it."""
+
+
+def schema_components() -> dict[str, Any]:
+    """The JSON schemas the routes refer to, for the OpenAPI document's components."""
+    types = [Event, IngestAnswer, OpenAlert, EpisodeRecord, Problem, RulesRefused, RulesReloaded]
+    _, components = msgspec.json.schema_components([*types, Status], ref_template=SCHEMAS)
+    return components
