@@ -174,7 +174,8 @@ class LiveEngine:
             if isinstance(item, _Reload):
                 self._swap_rules(item)
             else:
-                self._excuse_downtime(min(event.timestamp for event in item.events))
+                if self._excuse_silence:
+                    self._excuse_downtime(min(event.timestamp for event in item.events))
                 self._take(item, self._count_late)
             self._tick()
 
