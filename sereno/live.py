@@ -107,7 +107,12 @@ class LiveEngine:
     def stop(self) -> None:
         """Evaluate what is queued, then stop the worker (open minutes stay open, and stay
         in the journal for the next start)."""
-        self._queue.put(None)
+        while self._worker.is_alive():  # a worker that failed takes nothing from a full queue
+            try:
+                self._queue.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                pass
         self._worker.join()
 
     @property
