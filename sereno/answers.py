@@ -149,6 +149,15 @@ ROUTES: dict[str, dict[str, Any]] = {
             503: _problem("The evaluator is not running"),
         },
     },
+    "/": {
+        "summary": "A status page for people (HTML)",
+        "responses": {
+            200: {
+                "description": "The open alerts and the service's counts",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            }
+        },
+    },
     "/metrics": {
         "summary": "Prometheus metrics",
         "responses": {

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -33,7 +34,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sereno import __version__
+from sereno import __version__, statuspage
 from sereno.answers import (
     JSON,
     ROUTES,
@@ -289,6 +290,18 @@ class _Api:
             return self._answer(400, RulesRefused(refused, error.problems))
         return self._answer(200, RulesReloaded("reloaded", ruleset.source, len(ruleset.rules)))
 
+    def status_page(self) -> Response:
+        live, stats = self._live, self._live.stats
+        thresholds = {spec.name: spec.threshold for spec in live.ruleset.rules}
+        alerts = [OpenAlert.of(episode, thresholds) for episode in live.alerts()]
+        counts = {
+            "events evaluated": stats.events_evaluated,
+            "late events": stats.late_events,
+            "minutes evaluated": stats.windows_evaluated,
+            "condition errors": stats.condition_errors,
+        }
+        return HTMLResponse(statuspage.render(alerts, live.ruleset, counts))
+
     def healthz(self) -> Response:
         return self._answer(200, Status("ok"))
 
@@ -321,6 +334,7 @@ def create_app(
     app.get("/alerts", **ROUTES["/alerts"])(api.alerts)
     app.get("/alerts/history", **ROUTES["/alerts/history"])(api.history)
     app.post("/-/reload", **ROUTES["/-/reload"])(api.reload)
+    app.get("/", **ROUTES["/"])(api.status_page)
     app.get("/healthz", **ROUTES["/healthz"])(api.healthz)
     app.get("/readyz", **ROUTES["/readyz"])(api.readyz)
     app.get("/metrics", **ROUTES["/metrics"])(api.metrics)

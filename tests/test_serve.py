@@ -367,12 +367,32 @@ def test_sighup_reloads_the_rules(
     assert [a["rule"] for a in server.alerts_until(bool)] == ["hot in eu"]
 
 
+def test_the_status_page_shows_the_open_alerts(
+    start_server: Callable[..., Server], write_file: Callable[[str, str], Path]
+) -> None:
+    rules = write_file("rules.yaml", HOT_RULES.replace("name: hot", "name: hot <&> bothered"))
+    server = start_server("-r", str(rules))
+    server.post_lines(hot(T0 + 10), event(timestamp=T0 + 95))
+    server.alerts_until(bool)
+    page = server.get("/")
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<title>Sereno: 1 firing, 0 pending</title>" in page.text
+    row = (
+        '<tr><td class="firing">firing</td><td>hot &lt;&amp;&gt; bothered</td><td>HIGH</td>'
+        "<td>InboxService</td><td>inbox_production01</td><td>2016-10-10 00:00:00</td>"
+        '<td class="number">95</td></tr>'
+    )
+    assert row in page.text
+    assert '<tr><th>events evaluated</th><td class="number">2</td></tr>' in page.text
+
+
 def test_the_openapi_document_describes_every_route_with_its_schemas(
     start_server: Callable[..., Server],
 ) -> None:
     document = start_server().get("/openapi.json").json()
     paths = document["paths"]
     assert sorted(paths) == [
+        "/",
         "/-/reload",
         "/alerts",
         "/alerts/history",

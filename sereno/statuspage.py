@@ -1,0 +1,95 @@
+"""`GET /`: a status page for people, what is firing now at a glance.
+
+Plain HTML, rendered on the server, with no script and nothing fetched from elsewhere, so it
+works on a host without internet access; it reloads itself every few seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from html import escape
+
+from sereno import __version__
+from sereno.answers import OpenAlert
+from sereno.rulefmt import RuleSet
+
+REFRESH_SECONDS = 10
+STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
+h1 { font-size: 1.4em; margin-bottom: 0.2em; }
+p.about { color: #666; margin-top: 0; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { text-align: left; padding: 0.3em 0.8em; border-bottom: 1px solid #ddd; }
+th { background: #f4f4f4; }
+td.firing { color: #b00; font-weight: bold; }
+td.pending { color: #a60; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; }
+"""
+
+
+def render(alerts: Sequence[OpenAlert], ruleset: RuleSet, counts: dict[str, int]) -> str:
+    """The page: what the service runs, its counts, and the open alerts, firing first."""
+    firing = sum(alert.state == "firing" for alert in alerts)
+    title = f"Sereno: {firing} firing, {len(alerts) - firing} pending"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="refresh" content="{REFRESH_SECONDS}">
+<title>{escape(title)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<h1>{escape(title)}</h1>
+<p class="about">Sereno {escape(__version__)}, {len(ruleset.rules)} rules from
+{escape(ruleset.source)}; shown at {_utc(datetime.now(timezone.utc).timestamp())}.
+{_links()}</p>
+{_counts(counts)}
+{_alerts(alerts)}
+</body>
+</html>
+"""
+
+
+def _links() -> str:
+    paths = ("/alerts", "/alerts/history", "/metrics", "/openapi.json")
+    return " · ".join(f'<a href="{path}">{path}</a>' for path in paths)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    cells = "".join(
+        f'<tr><th>{escape(name)}</th><td class="number">{value:,}</td></tr>'
+        for name, value in counts.items()
+    )
+    return f"<table>{cells}</table>"
+
+
+def _alerts(alerts: Sequence[OpenAlert]) -> str:
+    if not alerts:
+        return "<p>No alert is firing or pending.</p>"
+    heads = ("state", "rule", "severity", "service", "server or threshold", "since (UTC)", "value")
+    head = "".join(f"<th>{name}</th>" for name in heads)
+    in_order = sorted(alerts, key=lambda alert: alert.state != "firing")  # stable: firing first
+    return f"<table><tr>{head}</tr>{''.join(map(_alert_row, in_order))}</table>"
+
+
+def _alert_row(alert: OpenAlert) -> str:
+    if alert.server is not None:
+        where = alert.server
+    else:
+        where = f"most servers, over {alert.threshold}" if alert.threshold else "most servers"
+    cells = (
+        f'<td class="{escape(alert.state)}">{escape(alert.state)}</td>',
+        f"<td>{escape(alert.rule)}</td>",
+        f"<td>{escape(alert.severity)}</td>",
+        f"<td>{escape(alert.service)}</td>",
+        f"<td>{escape(where)}</td>",
+        f"<td>{_utc(alert.since)}</td>",
+        f'<td class="number">{alert.value:g}</td>',
+    )
+    return f"<tr>{''.join(cells)}</tr>"
+
+
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
