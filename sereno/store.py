@@ -6,8 +6,8 @@ Three tables make a restart, even after `kill -9`, pick up where the service was
   deleted once every minute it touches has been evaluated. A restart replays what is left, so
   the open minutes are whole again.
 - `snapshot`: the engine's state (open alerts, `for:` timers, silence rules' last-seen times)
-  and the watermark, written after each evaluated minute with the journal position it stands
-  for.
+  and the watermark, written after each evaluated minute (and after alerts fired early) with
+  the journal position it stands for.
 - `history`: every episode that fired: firing (as of the latest evaluated minute), then
   resolved.
 
