@@ -59,13 +59,14 @@ class Engine:
         }
         return EngineState(self.lifecycle.still_open(), last_seen)
 
-    def restore(self, state: EngineState) -> None:
+    def restore(self, state: EngineState) -> list[Episode]:
         """Carry on from `state` (of an earlier run, or of the rules before a reload): what
-        belongs to rules this engine does not have, or no longer as silence rules, is left."""
-        self.lifecycle.restore(state.episodes)
+        belongs to rules this engine does not have, or no longer as silence rules, is left;
+        the open alerts left are returned."""
         for rule in self._silence_rules():
             for service, server, seen in state.last_seen.get(rule.spec.name, ()):
                 rule.last_seen[(service, server)] = seen
+        return self.lifecycle.restore(state.episodes)
 
     def excuse_silence_until(self, since: Number) -> None:
         """Silence rules start counting every known server's silence again at `since`."""

@@ -25,6 +25,7 @@ class State(str, Enum):
     PENDING = "pending"
     FIRING = "firing"
     RESOLVED = "resolved"
+    DROPPED = "dropped"  # its rule is gone (a reload, a restart with other rules): not watched
 
 
 class Episode(msgspec.Struct):
@@ -144,10 +145,16 @@ class Lifecycle:
             if self._keep_resolved:
                 self._resolved.append(episode)
 
-    def restore(self, episodes: Iterable[Episode]) -> None:
+    def restore(self, episodes: Iterable[Episode]) -> list[Episode]:
         """Take up the open alerts of an earlier run, or of the rules before a reload: those
-        of rules this lifecycle has."""
-        self._open.update((e.key, e) for e in episodes if e.key.rule in self._hold)
+        of rules this lifecycle has. The others are returned."""
+        left: list[Episode] = []
+        for episode in episodes:
+            if episode.key.rule in self._hold:
+                self._open[episode.key] = episode
+            else:
+                left.append(episode)
+        return left
 
     def take_resolved(self) -> list[Episode]:
         """The episodes resolved since the last call, in the order they were resolved."""

@@ -28,7 +28,7 @@ import msgspec
 
 from sereno.engine import Engine
 from sereno.events import Event, event_type
-from sereno.lifecycle import Episode, episodes_in_order
+from sereno.lifecycle import Episode, State, episodes_in_order
 from sereno.rulefmt import RuleSet, RuleSpec
 from sereno.store import Snapshot, StateStore
 from sereno.windows import WINDOW_SECONDS, Window, Windows
@@ -149,8 +149,8 @@ class LiveEngine:
     def _recover(self) -> None:
         snapshot = self._store.load()
         if snapshot is not None:
-            self._engine.restore(snapshot.engine)
             self._windows = Windows(self._allowed_lateness, snapshot.watermark)
+            self._drop(self._engine.restore(snapshot.engine))
             self._seq = snapshot.seq
             self._excuse_silence = True
         for seq, events in self._store.journal():
@@ -262,11 +262,21 @@ class LiveEngine:
 
     def _swap_rules(self, request: _Reload) -> None:
         engine = self._new_engine(request.ruleset)
-        engine.restore(self._engine.state())
+        self._drop(engine.restore(self._engine.state()))
         self._engine, self.ruleset = engine, request.ruleset
         self._early_start = None  # the new rules have seen nothing of the open minutes
         self._checkpoint(whole_history=True)
         request.done.set()
+
+    def _drop(self, episodes: list[Episode]) -> None:
+        """The open alerts of rules no longer there end as dropped, from the next minute to
+        be evaluated: told, and kept so in the history."""
+        next_minute = self._windows.watermark.closed_before
+        for episode in episodes:
+            # an alert fired early in the very first minute has no minute evaluated before it
+            ended = max(next_minute, episode.last_window + WINDOW_SECONDS)
+            episode.state, episode.ended = State.DROPPED, int(ended)
+            self._changed(episode)
 
     def _count_late(self, index: int) -> None:
         self.stats.late_events += 1

@@ -31,7 +31,7 @@ import msgspec
 from sereno.engine import EngineState
 from sereno.errors import SerenoError
 from sereno.events import Event
-from sereno.lifecycle import Episode, State
+from sereno.lifecycle import Episode
 from sereno.output import EpisodeRecord
 from sereno.windows import Watermark
 
@@ -220,7 +220,7 @@ def _fired(
     """Each episode that fired once, as it is latest: the `changed` ones, and, `with_open`,
     those still open."""
     episodes = [*changed, *still_open] if with_open else changed
-    latest = {(e.key, e.started): e for e in episodes if e.state is not State.PENDING}
+    latest = {(e.key, e.started): e for e in episodes if e.fired is not None}
     return latest.values()
 
 

@@ -342,6 +342,13 @@ def test_reload_puts_good_rules_to_work_and_refuses_bad_ones(
     server.post_lines(hot(T0 + 100, 60, region="eu"), event(timestamp=T0 + 155))
     alerts = server.alerts_until(lambda alerts: alerts[0]["rule"] == "hot in eu")
     assert [(a["rule"], a["since"]) for a in alerts] == [("hot in eu", T0 + 60)]
+    # the alert of the rule that is gone is no longer watched: it ends as dropped
+    history = server.get("/alerts/history").json()
+    assert [(h["rule"], h["state"], h["fired"], h["ended"]) for h in history] == [
+        ("hot in eu", "firing", T0 + 60, None),
+        ("hot", "dropped", T0, T0 + 60),
+    ]
+    assert ("hot", "inbox_production01", "dropped", T0) in logged_changes(server)
     page = server.get("/metrics").text
     assert "sereno_rules_reloads_total 1.0" in page
     assert "sereno_rules_reload_failures_total 1.0" in page
