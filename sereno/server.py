@@ -261,13 +261,15 @@ class _Api:
 
     def alerts(self) -> Response:
         published, page = self._alerts_page
-        live = self._live
-        if live.alerts() is not published:  # encoded once for each list the evaluator publishes
-            published = live.alerts()
-            thresholds = {spec.name: spec.threshold for spec in live.ruleset.rules}
-            page = self._encoder.encode([OpenAlert.of(e, thresholds) for e in published])
-            self._alerts_page = published, page
+        latest = self._live.alerts()
+        if latest is not published:  # encoded once for each list the evaluator publishes
+            page = self._encoder.encode(self._open_alerts(latest))
+            self._alerts_page = latest, page
         return Response(page, media_type=JSON)
+
+    def _open_alerts(self, episodes: list[Episode]) -> list[OpenAlert]:
+        thresholds = {spec.name: spec.threshold for spec in self._live.ruleset.rules}
+        return [OpenAlert.of(episode, thresholds) for episode in episodes]
 
     def history(
         self, since: str | None = None, rule: str | None = None, limit: int = DEFAULT_HISTORY_LIMIT
@@ -292,8 +294,7 @@ class _Api:
 
     def status_page(self) -> Response:
         live, stats = self._live, self._live.stats
-        thresholds = {spec.name: spec.threshold for spec in live.ruleset.rules}
-        alerts = [OpenAlert.of(episode, thresholds) for episode in live.alerts()]
+        alerts = self._open_alerts(live.alerts())
         counts = {
             "events evaluated": stats.events_evaluated,
             "late events": stats.late_events,
