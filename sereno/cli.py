@@ -309,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RulesError as error:
         for problem in error.problems:
             to_stderr(problem)
-        to_stderr("sereno: the rules file was refused")
+        to_stderr(f"sereno: the {error.what} was refused")
         return EXIT_USAGE
     except SerenoError as error:
         to_stderr(f"sereno: {error}")

@@ -90,11 +90,11 @@ class Engine:
     def evaluate_window(self, window: Window) -> WindowResult:
         """What the rules find in the window, before the lifecycle."""
         alerts: list[Alert] = []
-        looked_at: set[AlertKey] = set()
+        looked_at: dict[AlertKey, Number] = {}
         for rule in self._rules:
             result = rule.evaluate(window, self._on_condition_error)
             alerts += result.alerts
-            looked_at |= result.looked_at
+            looked_at.update(result.looked_at)
         alerts.sort(key=self._order)
         return WindowResult(window.start, alerts, looked_at)
 

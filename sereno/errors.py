@@ -14,9 +14,17 @@ class InputError(SerenoError):
 class RulesError(SerenoError):
     """A rules file that cannot be used; carries every problem found, one per line."""
 
+    what = "rules file"
+
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class ConfigError(RulesError):
+    """A notification config file that cannot be used (with the rules it is for)."""
+
+    what = "config file"
 
 
 class ConditionError(SerenoError):

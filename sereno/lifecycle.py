@@ -34,7 +34,8 @@ class Episode(msgspec.Struct):
     `started` is the start of the first matching minute, `fired` of the minute it fired,
     `ended` of the minute that resolved it (None while firing); `peak` is the highest value
     seen (for silence, the longest), `windows` the number of matching minutes and `last` the
-    alert of the latest of them.
+    alert of the latest of them; `recovered` is the value seen in the minute that resolved it
+    (for silence, the seconds since the server's event that ended it).
     """
 
     key: AlertKey
@@ -47,15 +48,17 @@ class Episode(msgspec.Struct):
     last: Alert
     fired: int | None = None
     ended: int | None = None
+    recovered: Number | None = None
 
 
 @dataclass(frozen=True)
 class WindowResult:
-    """What the rules found in one minute: its alerts, and every alert they looked at."""
+    """What the rules found in one minute: its alerts, and every alert they looked at, with
+    the value they saw."""
 
     start: int
     alerts: list[Alert]
-    looked_at: set[AlertKey]
+    looked_at: dict[AlertKey, Number]
 
 
 class Lifecycle:
@@ -85,7 +88,7 @@ class Lifecycle:
             if episode.state is State.FIRING:
                 firing.append(alert)
         for key in [key for key in self._open if key not in matched]:
-            self._miss(key, start, looked_at=key in result.looked_at)
+            self._miss(key, start, result.looked_at.get(key))
         return firing
 
     def fire_early(self, alert: Alert, start: int) -> None:
@@ -133,13 +136,14 @@ class Lifecycle:
             self._on_change(episode)  # once: pending, or firing at once
         return episode
 
-    def _miss(self, key: AlertKey, start: int, looked_at: bool) -> None:
-        """The alert did not match in this minute: looked at and false, or no data."""
+    def _miss(self, key: AlertKey, start: int, seen: Number | None) -> None:
+        """The alert did not match in this minute: looked at (at the value `seen`) and
+        false, or no data (None)."""
         episode = self._open[key]
         if episode.state is State.PENDING:
             del self._open[key]  # `for:` must hold in every minute: start again
-        elif looked_at:
-            episode.state, episode.ended = State.RESOLVED, start
+        elif seen is not None:
+            episode.state, episode.ended, episode.recovered = State.RESOLVED, start, seen
             del self._open[key]
             self._on_change(episode)
             if self._keep_resolved:

@@ -1,39 +1,22 @@
-"""The rules file: YAML in, typed and validated `RuleSet` out.
-
-The file is read as a YAML node tree so that every problem can be reported with its line and
-column; all problems are collected and the file is refused as a whole if there is any.
-"""
+"""The rules file: YAML in, typed and validated `RuleSet` out (every problem found, with its
+line and column, or none)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
 
 import yaml
 from rich.color import Color, ColorParseError
 
 from sereno.conditions import Condition, ConditionSyntaxError, parse_condition
 from sereno.errors import RulesError
+from sereno.summary import template_problem
+from sereno.yamlnodes import BOOL, FLOAT, INT, STR, NodeReader, compose, keys, kind_name
 
 DEFAULT_RULES_NAME = "rules.yaml"
-
-_STR = "tag:yaml.org,2002:str"
-_BOOL = "tag:yaml.org,2002:bool"
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_KIND_NAMES = {
-    _STR: "a string",
-    _BOOL: "true or false",
-    _INT: "a number",
-    _FLOAT: "a number",
-    "tag:yaml.org,2002:null": "nothing (null)",
-    "tag:yaml.org,2002:map": "a mapping",
-    "tag:yaml.org,2002:seq": "a list",
-}
 
 _SEVERITY_KEYS = ("description", "color")
 _RULE_KEYS = (
@@ -45,6 +28,7 @@ _RULE_KEYS = (
     "majority",
     "for",
     "absent",
+    "summary",
 )
 _DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 DEFAULT_ABSENT_CONDITION = "active"
@@ -63,7 +47,7 @@ class RuleSpec:
 
     `hold` is how long (seconds) the condition must hold before the alert fires (`for:`);
     `absent`, when set, makes it a silence rule: servers that sent no event matching the
-    condition for that long.
+    condition for that long. `summary` is the template of its notifications' one-line text.
     """
 
     name: str
@@ -74,12 +58,17 @@ class RuleSpec:
     majority: bool
     hold: int = 0
     absent: int | None = None
+    summary: str | None = None
 
     @property
     def kind(self) -> str:
-        if self.absent is not None:
-            return "absent"
-        return "majority" if self.majority else "per-server"
+        return rule_kind(self.majority, self.absent)
+
+
+def rule_kind(majority: bool, absent: int | None) -> str:
+    if absent is not None:
+        return "absent"
+    return "majority" if majority else "per-server"
 
 
 def format_duration(seconds: int) -> str:
@@ -136,14 +125,9 @@ def _os_reason(error: Exception) -> str:
 
 def parse_rules(text: str, source: str) -> RuleSet:
     """Validate a rules document; raise `RulesError` listing every problem found."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise RulesError([f"{where}: not valid YAML: {error.problem}"]) from None
-    except yaml.YAMLError as error:
-        raise RulesError([f"{source}: not valid YAML: {error}"]) from None
+    root, not_yaml = compose(text, source)
+    if not_yaml is not None:
+        raise RulesError([not_yaml])
     reader = _RulesReader(source)
     ruleset = reader.read(root)
     if reader.problems:
@@ -152,38 +136,14 @@ def parse_rules(text: str, source: str) -> RuleSet:
     return ruleset
 
 
-_T = TypeVar("_T")
+class _RulesReader(NodeReader):
+    """Walks the rules file's node tree, building typed objects and collecting problems."""
 
-
-def _keys(node: yaml.MappingNode) -> set[str]:
-    return {str(key.value) for key, _ in node.value}
-
-
-class _RulesReader:
-    """Walks the YAML node tree, building typed objects and collecting problems."""
-
-    def __init__(self, source: str) -> None:
-        self._source = source
-        self._constructor = yaml.constructor.SafeConstructor()
-        self._found: list[tuple[int, int, str]] = []
-
-    @property
-    def problems(self) -> list[str]:
-        """Every problem found, in the order of the file."""
-        return [message for *_, message in sorted(self._found)]
-
-    def _problem(self, node: yaml.Node | None, message: str, rule: str | None = None) -> None:
-        where = self._source
-        line = column = 0
-        if node is not None:
-            line, column = node.start_mark.line + 1, node.start_mark.column + 1
-            where += f":{line}:{column}"
-        subject = f" rule {rule!r}:" if rule is not None else ""
-        self._found.append((line, column, f"{where}:{subject} {message}"))
+    subject_kind = "rule"
 
     def read(self, root: yaml.Node | None) -> RuleSet | None:
         if not isinstance(root, yaml.MappingNode):
-            got = _KIND_NAMES.get(root.tag, "something else") if root is not None else "empty"
+            got = kind_name(root)
             self._problem(
                 root, f"the rules file must be a mapping with 'severities' and 'rules', got {got}"
             )
@@ -192,52 +152,6 @@ class _RulesReader:
         severities = self._severities(top.get("severities"))
         rules = self._rules(top.get("rules"), {s.name: s for s in severities})
         return RuleSet(self._source, tuple(severities), tuple(rules))
-
-    def _mapping(
-        self,
-        node: yaml.MappingNode,
-        allowed: tuple[str, ...],
-        required: tuple[str, ...] = (),
-        rule: str | None = None,
-        what: str = "",
-    ) -> dict[str, yaml.Node]:
-        """The mapping's values by key, reporting unknown, duplicate and missing keys."""
-        entries: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if key_node.tag == _STR else str(key_node.value)
-            if key in entries:
-                self._problem(key_node, f"key {key!r} appears twice{what}", rule)
-            elif key not in allowed:
-                known = ", ".join(allowed)
-                self._problem(key_node, f"unknown key {key!r}{what} (known keys: {known})", rule)
-            else:
-                entries[key] = value_node
-        for key in required:
-            if key not in entries:
-                self._problem(node, f"missing required key {key!r}{what}", rule)
-        return entries
-
-    def _typed(
-        self,
-        node: yaml.Node,
-        tags: tuple[str, ...],
-        expected: str,
-        key: str,
-        rule: str | None,
-        convert: Callable[[yaml.Node], _T],
-    ) -> _T | None:
-        if not isinstance(node, yaml.ScalarNode) or node.tag not in tags:
-            got = _KIND_NAMES.get(node.tag, "something else")
-            self._problem(node, f"key {key!r}: expected {expected}, got {got}", rule)
-            return None
-        return convert(node)
-
-    def _string(self, node: yaml.Node, key: str, rule: str | None = None) -> str | None:
-        text = self._typed(node, (_STR,), "a string", key, rule, lambda n: str(n.value))
-        if text is not None and not text.strip():
-            self._problem(node, f"key {key!r}: must not be empty", rule)
-            return None
-        return text
 
     def _severities(self, node: yaml.Node | None) -> list[Severity]:
         if node is None:
@@ -260,11 +174,6 @@ class _RulesReader:
         description = self._optional_string(fields.get("description"), "description")
         color = self._color(fields.get("color"), name)
         return Severity(name, description or "", color)
-
-    def _optional_string(self, node: yaml.Node | None, key: str, rule: str | None = None) -> str:
-        if node is None:
-            return ""
-        return self._typed(node, (_STR,), "a string", key, rule, lambda n: str(n.value)) or ""
 
     def _color(self, node: yaml.Node | None, severity: str) -> str | None:
         if node is None:
@@ -305,13 +214,13 @@ class _RulesReader:
             return None
         name_node = next((v for k, v in node.value if k.value == "name"), None)
         label = f"#{position}"
-        if isinstance(name_node, yaml.ScalarNode) and name_node.tag == _STR:
+        if isinstance(name_node, yaml.ScalarNode) and name_node.tag == STR:
             label = str(name_node.value)
         before = len(self._found)
         required = (
-            ("name", "severity") if "absent" in _keys(node) else ("name", "severity", "condition")
+            ("name", "severity") if "absent" in keys(node) else ("name", "severity", "condition")
         )
-        fields = self._mapping(node, _RULE_KEYS, required, rule=label)
+        fields = self._mapping(node, _RULE_KEYS, required, subject=label)
         name = self._string(fields["name"], "name", label) if "name" in fields else None
         if name in seen:
             self._problem(fields["name"], "duplicate rule name: each rule needs its own", name)
@@ -325,17 +234,34 @@ class _RulesReader:
             self._problem(fields["absent"], "an 'absent' rule cannot be a majority rule", label)
         threshold = self._threshold(fields.get("threshold"), majority, node, label)
         hold = self._duration(fields.get("for"), "for", label)
+        summary = self._summary(fields.get("summary"), rule_kind(bool(majority), absent), label)
         if len(self._found) > before:
             return None
         assert name is not None and severity is not None and condition is not None
         return RuleSpec(
-            name, description, severity, condition, threshold, bool(majority), hold or 0, absent
+            name,
+            description,
+            severity,
+            condition,
+            threshold,
+            bool(majority),
+            hold or 0,
+            absent,
+            summary,
         )
+
+    def _summary(self, node: yaml.Node | None, kind: str, rule: str) -> str | None:
+        text = self._string(node, "summary", rule) if node is not None else None
+        problem = template_problem(text, kind) if text is not None else None
+        if problem is not None:
+            self._problem(node, f"key 'summary': {problem}", rule)
+            return None
+        return text
 
     def _duration(self, node: yaml.Node | None, key: str, rule: str) -> int | None:
         if node is None:
             return None
-        text = self._typed(node, (_STR, _INT), "a duration", key, rule, lambda n: str(n.value))
+        text = self._typed(node, (STR, INT), "a duration", key, rule, lambda n: str(n.value))
         seconds = parse_duration(text) if text is not None else None
         if text is not None and (seconds is None or (key == "absent" and seconds == 0)):
             self._problem(
@@ -370,7 +296,7 @@ class _RulesReader:
     def _majority(self, node: yaml.Node | None, rule: str) -> bool | None:
         if node is None:
             return False
-        return self._typed(node, (_BOOL,), "true or false", "majority", rule, self._construct)
+        return self._typed(node, (BOOL,), "true or false", "majority", rule, self._construct)
 
     def _threshold(
         self, node: yaml.Node | None, majority: bool | None, rule_node: yaml.Node, rule: str
@@ -383,12 +309,9 @@ class _RulesReader:
             return None
         return self._typed(
             node,
-            (_STR, _INT, _FLOAT),
+            (STR, INT, FLOAT),
             "a number or a string",
             "threshold",
             rule,
             lambda n: str(n.value),
         )
-
-    def _construct(self, node: yaml.Node) -> Any:
-        return self._constructor.construct_object(node, deep=True)

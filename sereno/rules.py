@@ -1,8 +1,9 @@
 """Rules at work: each evaluates one closed window into alerts.
 
 Besides its alerts, a rule says which alerts it *looked at* in the window: the servers (or, for
-a majority rule, the services) it had data for. An alert that was looked at and did not match
-is over; one that was not looked at (no data that minute) is neither raised nor over.
+a majority rule, the services) it had data for, with the value it saw. An alert that was looked
+at and did not match is over (at that value); one that was not looked at (no data that minute)
+is neither raised nor over.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ ConditionErrorHandler = Callable[[RuleSpec, Event, ConditionError], None]
 
 class RuleResult(NamedTuple):
     alerts: list[Alert]
-    looked_at: set[AlertKey]
+    looked_at: dict[AlertKey, Number]
 
 
 class Rule(Protocol):
@@ -66,7 +67,9 @@ class ServerRule:
         alerts: list[Alert] = [
             self._alert(event) for event in samples if _matches(spec, event, on_error)
         ]
-        looked_at = {AlertKey(spec.name, event.service, event.server) for event in samples}
+        looked_at = {
+            AlertKey(spec.name, event.service, event.server): event.value for event in samples
+        }
         return RuleResult(alerts, looked_at)
 
     def early(self, start: int, events: Sequence[Event]) -> list[Alert]:
@@ -105,18 +108,19 @@ class MajorityRule:
     def evaluate(self, window: Window, on_error: ConditionErrorHandler) -> RuleResult:
         samples = window.latest_samples(self.spec.condition.components)
         if not samples:
-            return RuleResult([], set())
+            return RuleResult([], {})
         activity = window.activity
         self._remember_active(activity)
         active: dict[str, int] = {}
         for (service, _), is_active in activity.items():
             active[service] = active.get(service, 0) + is_active
         best: dict[str, dict[str, Event]] = {}
-        looked_at: set[AlertKey] = set()
+        looked_at: dict[AlertKey, Number] = {}  # with the highest value of its active servers
         for event in samples.values():
             if not activity[(event.service, event.server)]:
                 continue
-            looked_at.add(AlertKey(self.spec.name, event.service, ""))
+            key = AlertKey(self.spec.name, event.service, "")
+            looked_at[key] = max(looked_at.get(key, event.value), event.value)
             if not _matches(self.spec, event, on_error):
                 continue
             _keep_highest(best.setdefault(event.service, {}), event)
@@ -237,13 +241,13 @@ class AbsentRule:
 
     def evaluate(self, window: Window, on_error: ConditionErrorHandler) -> RuleResult:
         spec, last_seen = self.spec, self.last_seen
-        looked_at: set[AlertKey] = set()
+        now = window.start + WINDOW_SECONDS
+        looked_at: dict[AlertKey, Number] = {}  # with its silence at the end of the minute
         for event in window.latest_samples(spec.condition.components).values():
             if _matches(spec, event, on_error):
                 key = (event.service, event.server)
                 last_seen[key] = max(last_seen.get(key, event.timestamp), event.timestamp)
-                looked_at.add(AlertKey(spec.name, event.service, event.server))
-        now = window.start + WINDOW_SECONDS
+                looked_at[AlertKey(spec.name, event.service, event.server)] = now - last_seen[key]
         alerts: list[Alert] = [
             AbsentAlert(
                 rule=spec.name,

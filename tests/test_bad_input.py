@@ -238,7 +238,7 @@ RULES_CASES = {
     "unknown key": (
         HEADER + RULE + ", colour: red}\n",
         "{path}:4:60: rule 'disk': unknown key 'colour' (known keys: name, description, "
-        "severity, condition, threshold, majority, for, absent)",
+        "severity, condition, threshold, majority, for, absent, summary)",
     ),
     "majority not a bool": (
         HEADER + RULE + ", majority: yes please}\n",

@@ -27,7 +27,7 @@ def disk_alert(minute: int, value: float = 0.95) -> Alert:
 
 def minute(number: int, matched: bool, looked_at: bool = True, value: float = 0.95) -> WindowResult:
     alerts = [disk_alert(number, value)] if matched else []
-    return WindowResult(T0 + number * M, alerts, {KEY} if looked_at or matched else set())
+    return WindowResult(T0 + number * M, alerts, {KEY: value} if looked_at or matched else {})
 
 
 def run_lifecycle(minutes: list[WindowResult], hold: int = 0) -> tuple[list[int], Lifecycle]:

@@ -87,7 +87,7 @@ def test_threshold_is_kept_as_written() -> None:
         (
             "  - {name: a, severity: HIGH, condition: value > 1, colour: red}\n",
             "r.yaml:5:53: rule 'a': unknown key 'colour' (known keys: name, description, "
-            "severity, condition, threshold, majority, for, absent)",
+            "severity, condition, threshold, majority, for, absent, summary)",
         ),
         (
             "  - {name: a, severity: HIGH, condition: value > 1, majority: 1}\n",
