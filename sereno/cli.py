@@ -17,6 +17,7 @@ from sereno.diagnostics import Diagnostics, progress_size, to_stderr, with_progr
 from sereno.engine import Engine
 from sereno.errors import InputError, RulesError, SerenoError
 from sereno.events import EventBatch, EventReader, event_type
+from sereno.notify.config import describe_receiver, load_config
 from sereno.output import (
     AlertSink,
     CountingSink,
@@ -41,6 +42,7 @@ COMMANDS = {
     "test": "run rule unit tests written in YAML",
     "serve": "run the service agents push events to, over HTTP",
     "push": "replay a file of events to a running service",
+    "notify-test": "send a test notification to each receiver",
 }
 
 
@@ -132,10 +134,19 @@ def add_rules_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the notification config: the receivers told of alerts (see README)",
+    )
+
+
 def _check_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="sereno check",
-        description="Validate a rules file and list its rules; exit 0 if it is valid, 2 if not.",
+        description="Validate a rules file (and, with --config, a notification config for "
+        "it) and list what it holds; exit 0 if it is valid, 2 if not.",
     )
     parser.add_argument(
         "rules",
@@ -143,6 +154,7 @@ def _check_parser() -> argparse.ArgumentParser:
         nargs="?",
         help="the rules file (default: the rules packaged with sereno)",
     )
+    add_config_option(parser)
     return parser
 
 
@@ -156,11 +168,16 @@ def load_ruleset(path: str | None) -> RuleSet:
 def check_command(argv: Sequence[str]) -> int:
     args = _check_parser().parse_args(argv)
     ruleset = load_ruleset(args.rules)
+    config = load_config(args.config, ruleset) if args.config is not None else None
     print(
         f"{ruleset.source}: valid, {len(ruleset.rules)} rules, {len(ruleset.severities)} severities"
     )
     for spec in ruleset.rules:
         print(_describe(spec))
+    if config is not None:
+        print(f"{config.source}: valid, {counted(len(config.receivers), 'receiver')}")
+        for receiver in config.receivers:
+            print(describe_receiver(receiver))
     return EXIT_OK
 
 
@@ -203,6 +220,12 @@ def test_command(argv: Sequence[str]) -> int:
 
 
 # --- sereno serve and sereno push -----------------------------------------------------------
+
+
+def notify_test_command(argv: Sequence[str]) -> int:
+    from sereno.servicecli import notify_test_command  # noqa: PLC0415
+
+    return notify_test_command(argv)
 
 
 def serve_command(argv: Sequence[str]) -> int:
@@ -296,6 +319,7 @@ _SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "test": test_command,
     "serve": serve_command,
     "push": push_command,
+    "notify-test": notify_test_command,
 }
 
 

@@ -2,10 +2,11 @@
 
 Ingest journals each batch and queues it; one worker thread feeds the batches through the
 same windows, rules and lifecycle as a batch run, so the HTTP handlers never wait on
-evaluation. After the minutes a batch closes are evaluated, the worker checkpoints the state,
-hands each change of an alert's state to `on_change` (the alerts log) and publishes the open
-alerts for the read API: in that order, so that what is told is on disk, and what is shown
-has been told.
+evaluation. After the minutes a batch closes are evaluated, the worker checkpoints the state
+with the notifications its changes call for (in one transaction), hands each change of an
+alert's state to `on_change` (the alerts log), wakes the delivery and publishes the open alerts
+for the read API: in that order, so that what is told is on disk, and what is shown has been
+told.
 
 The next minute to close is looked at early, batch by batch: a per-server rule fires as its
 event comes, a majority rule once every server active in the service's previous minute has
@@ -29,6 +30,7 @@ import msgspec
 from sereno.engine import Engine
 from sereno.events import Event, event_type
 from sereno.lifecycle import Episode, State, episodes_in_order
+from sereno.notify.notice import Notice, Planner
 from sereno.rulefmt import RuleSet, RuleSpec
 from sereno.store import Snapshot, StateStore
 from sereno.windows import WINDOW_SECONDS, Window, Windows
@@ -73,6 +75,8 @@ class LiveEngine:
         on_window: Callable[[float], None] = lambda seconds: None,
         clock: Callable[[], float] = time.monotonic,
         checkpoint_every: float = CHECKPOINT_SECONDS,
+        planner: Planner | None = None,
+        on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self.ruleset = ruleset
         self.event_type = event_type(ruleset.fields)  # what ingest decodes into
@@ -82,6 +86,10 @@ class LiveEngine:
         self._on_window = on_window  # told how long each minute took to evaluate
         self._clock = clock
         self._changes: list[Episode] = []  # since the last checkpoint
+        self._planner = planner  # which notifications the changes call for
+        self._on_queued = on_queued  # told when a checkpoint queued notifications
+        self._reminders: list[tuple[str, Notice]] = []  # since the last checkpoint
+        self._last_minute: int | None = None  # the start of the latest minute evaluated
         self._checkpoint_every = checkpoint_every
         self._saved_at = float("-inf")  # time.monotonic() of the last checkpoint
         self._engine = self._new_engine(ruleset)
@@ -150,6 +158,8 @@ class LiveEngine:
         snapshot = self._store.load()
         if snapshot is not None:
             self._windows = Windows(self._allowed_lateness, snapshot.watermark)
+            if snapshot.watermark.closed_before > float("-inf"):
+                self._last_minute = int(snapshot.watermark.closed_before) - WINDOW_SECONDS
             self._drop(self._engine.restore(snapshot.engine))
             self._seq = snapshot.seq
             self._excuse_silence = True
@@ -233,10 +243,18 @@ class LiveEngine:
         evaluated = False
         for window in windows:
             self._engine.evaluate(window)
+            self._remind(window.start)
             self.stats.windows_evaluated += 1
             self._on_window(time.perf_counter() - started)
             evaluated = True
         return evaluated
+
+    def _remind(self, start: int) -> None:
+        """Plan the reminders of alerts still firing that are due in the minute at `start`."""
+        previous = self._last_minute if self._last_minute is not None else start - WINDOW_SECONDS
+        self._last_minute = start
+        if self._planner is not None:
+            self._reminders += self._planner.repeats(self._engine.firing(), start, previous)
 
     def _save(self, evaluated: bool) -> None:
         """Checkpoint at once after an evaluated minute; alerts fired early, at most every
@@ -249,11 +267,16 @@ class LiveEngine:
 
     def _checkpoint(self, whole_history: bool) -> None:
         changes, self._changes = self._changes, []
+        outgoing, self._reminders = self._reminders, []
+        if self._planner is not None:
+            outgoing = self._planner.for_changes(changes) + outgoing
         snapshot = Snapshot(self._seq, self._windows.watermark, self._engine.state())
-        self._store.checkpoint(snapshot, changes, whole_history)
+        self._store.checkpoint(snapshot, changes, whole_history, outgoing)
         self._saved_at = time.monotonic()
         for episode in changes:
             self._on_change(episode)
+        if outgoing:
+            self._on_queued()
         self._publish()
 
     def _publish(self) -> None:
@@ -264,6 +287,8 @@ class LiveEngine:
         engine = self._new_engine(request.ruleset)
         self._drop(engine.restore(self._engine.state()))
         self._engine, self.ruleset = engine, request.ruleset
+        if self._planner is not None:
+            self._planner.use(request.ruleset)
         self._early_start = None  # the new rules have seen nothing of the open minutes
         self._checkpoint(whole_history=True)
         request.done.set()

@@ -47,11 +47,12 @@ from sereno.answers import (
     schema_components,
 )
 from sereno.diagnostics import to_stderr
-from sereno.errors import RulesError
+from sereno.errors import ConfigError, RulesError
 from sereno.events import Event
 from sereno.ingest import DEFAULT_MAX_BODY, BodyError, decode_body
 from sereno.lifecycle import Episode
 from sereno.live import LiveEngine
+from sereno.notify.delivery import Delivery
 from sereno.rulefmt import RuleSet, load_default_rules, load_rules
 from sereno.store import DEFAULT_HISTORY_LIMIT, HistoryQuery, Journal, read_history
 
@@ -98,6 +99,9 @@ class Metrics:
     def watch(self, live: LiveEngine) -> None:
         self.registry.register(_LiveCollector(live))
 
+    def watch_delivery(self, delivery: Delivery) -> None:
+        self.registry.register(_DeliveryCollector(delivery))
+
 
 class _LiveCollector(Collector):
     """The live engine's own counts, read at each scrape."""
@@ -128,20 +132,60 @@ class _LiveCollector(Collector):
         yield alerts
 
 
+class _DeliveryCollector(Collector):
+    """The notifications' counts by receiver, and what waits in the outbox, at each scrape."""
+
+    COUNTS = (
+        ("sent", "Notifications a receiver acknowledged"),
+        ("failed", "Attempts to notify that failed"),
+        ("retried", "Attempts to notify made again after a failure"),
+        ("dropped", "Notifications given up on (older than give_up_after)"),
+    )
+
+    def __init__(self, delivery: Delivery) -> None:
+        self._delivery = delivery
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self._delivery.counts
+        for field, text in self.COUNTS:
+            family = CounterMetricFamily(f"sereno_notifications_{field}", text, labels=["receiver"])
+            for receiver, count in counts.items():
+                family.add_metric([receiver], getattr(count, field))
+            yield family
+        queued = GaugeMetricFamily(
+            "sereno_notifications_queued",
+            "Notifications waiting in the outbox for their receiver",
+            labels=["receiver"],
+        )
+        for receiver, depth in self._delivery.depths().items():
+            queued.add_metric([receiver], depth)
+        yield queued
+
+
 class RulesReload:
     """Reads the rules file again and puts it to work, or refuses it and keeps the old rules;
     logs and counts either. For SIGHUP and `POST /-/reload` alike."""
 
-    def __init__(self, path: str | None, live: LiveEngine, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        path: str | None,
+        live: LiveEngine,
+        metrics: Metrics,
+        misfits: Callable[[RuleSet], list[str]] = lambda ruleset: [],
+    ) -> None:
         self._path = path  # None: the packaged rules
         self._live = live
         self._metrics = metrics
+        self._misfits = misfits  # what else no longer fits new rules (the notification config)
         self._one_at_a_time = threading.Lock()
 
     def __call__(self) -> RuleSet:
         with self._one_at_a_time:
             try:
                 ruleset = load_default_rules() if self._path is None else load_rules(self._path)
+                problems = self._misfits(ruleset)
+                if problems:
+                    raise ConfigError(problems)
             except RulesError as error:
                 self._metrics.reload_failures.inc()
                 to_stderr(f"sereno: rules reload refused, the old rules keep running:\n{error}")

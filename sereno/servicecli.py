@@ -1,4 +1,5 @@
-"""Command line of the service: `sereno serve` and `sereno push`, parsing and wiring only."""
+"""Command line of the service: `sereno serve`, `sereno push` and `sereno notify-test`,
+parsing and wiring only."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
@@ -19,6 +21,7 @@ from sereno.cli import (
     EXIT_OK,
     EXIT_REJECTED,
     Parser,
+    add_config_option,
     add_lateness_option,
     add_rules_option,
     load_ruleset,
@@ -29,10 +32,15 @@ from sereno.errors import InputError, RulesError
 from sereno.events import EventReader, event_type
 from sereno.ingest import DEFAULT_MAX_BODY
 from sereno.live import LiveEngine
+from sereno.notify.config import config_problems, receivers_config
+from sereno.notify.delivery import Delivery
+from sereno.notify.notice import Planner, drill_notice
+from sereno.notify.senders import build_sender
+from sereno.notify.transport import DeliveryError
 from sereno.output import ChangeLog, counted
 from sereno.push import in_time_order_batches, push
 from sereno.server import Metrics, RulesReload, ServerConfig, create_app
-from sereno.store import Journal, StateStore, claim, create
+from sereno.store import Journal, Outbox, StateStore, claim, create
 
 DEFAULT_DB = "sereno.db"
 GIL_SWITCH_SECONDS = 0.001
@@ -97,11 +105,13 @@ def serve_command(argv: Sequence[str]) -> int:
         help="bearer tokens, one a line: requests without one of them are refused (401)",
     )
     add_lateness_option(parser)
+    add_receiver_options(parser)
     args = parser.parse_args(argv)
     # the evaluator thread holds the GIL for whole minutes of events: hand it over to the
     # HTTP side every millisecond, not every 5 (an ingest request's p99 138 ms -> 98 ms)
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     ruleset = load_ruleset(args.rules_config)
+    receivers = receivers_config(args.config, args.webhook, ruleset)
     config = ServerConfig(args.db, args.max_body, _read_tokens(args.token_file))
     with ExitStack() as stack:
         stack.enter_context(claim(args.db))
@@ -113,24 +123,42 @@ def serve_command(argv: Sequence[str]) -> int:
             log = stack.enter_context(_open_for_append(args.alerts_log))
         metrics = Metrics()
         state = StateStore(args.db, event_type(ruleset.fields))
+        outbox = Outbox(args.db)
+        planner = Planner(receivers, ruleset)
+        delivery = Delivery(
+            outbox,
+            receivers.receivers,
+            {spec.name: build_sender(spec) for spec in receivers.receivers},
+            refresh=lambda spec: planner.firing_for(spec, live.alerts()),
+        )
         live = LiveEngine(
             ruleset,
             args.allowed_lateness,
             state,
             ChangeLog(log).write,
             metrics.evaluation.observe,
+            planner=planner if receivers.receivers else None,
+            on_queued=delivery.wake,
         )
         journal = Journal(args.db)
-        stack.callback(journal.close)
-        stack.callback(state.close)
+        for store in (journal, state, outbox):
+            stack.callback(store.close)
         metrics.watch(live)
-        reload_rules = RulesReload(args.rules_config, live, metrics)
+        metrics.watch_delivery(delivery)
+        reload_rules = RulesReload(
+            args.rules_config, live, metrics, lambda new: config_problems(receivers, new)
+        )
         app = create_app(live, journal, metrics, config, reload_rules)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         # the journal keeps what was accepted: a restart (Restart=on-failure) carries on
         live.start(on_failure=lambda error: setattr(server, "should_exit", True))
+        delivery.start()
+        stack.callback(delivery.stop)
         _reload_on_hangup(reload_rules)
         to_stderr(f"sereno: serving {ruleset.source} on {_url(host, port)}, state in {args.db}")
+        if receivers.receivers:
+            names = ", ".join(spec.name for spec in receivers.receivers)
+            to_stderr(f"sereno: notifying {counted(len(receivers.receivers), 'receiver')}: {names}")
         # uvicorn stops gracefully on SIGTERM or SIGINT, then raises the signal again: let that
         # second one pass, so that the evaluator is stopped too and the exit status is 0
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
@@ -142,6 +170,51 @@ def serve_command(argv: Sequence[str]) -> int:
         return EXIT_REJECTED
     to_stderr("sereno: stopped")
     return EXIT_OK
+
+
+def add_receiver_options(parser: argparse.ArgumentParser) -> None:
+    add_config_option(parser)
+    parser.add_argument(
+        "--webhook",
+        metavar="URL",
+        help="also send every alert change to this webhook (Alertmanager's webhook JSON)",
+    )
+
+
+def notify_test_command(argv: Sequence[str]) -> int:
+    parser = Parser(
+        prog="sereno notify-test",
+        description="Send a test notification, clearly marked as one, to each receiver (or "
+        "to RECEIVER) and say whether each accepted it: a fire drill of the notification "
+        "path. Exit 0 if every one did, 1 if not.",
+    )
+    parser.add_argument("receiver", metavar="RECEIVER", nargs="?", help="only this receiver")
+    add_rules_option(parser)
+    add_receiver_options(parser)
+    args = parser.parse_args(argv)
+    ruleset = load_ruleset(args.rules_config)
+    config = receivers_config(args.config, args.webhook, ruleset)
+    if not config.receivers:
+        parser.error("no receiver to test: give --config FILE or --webhook URL")
+    receivers = config.receivers
+    if args.receiver is not None:
+        receivers = tuple(spec for spec in receivers if spec.name == args.receiver)
+        if not receivers:
+            known = ", ".join(spec.name for spec in config.receivers)
+            parser.error(f"no receiver is named {args.receiver!r} (receivers: {known})")
+    notice = drill_notice(config, ruleset, time.time())
+    failed = 0
+    for spec in receivers:
+        sender = build_sender(spec)
+        try:
+            sender.send([notice])
+            print(f"{spec.name} ({spec.type}): accepted")
+        except DeliveryError as error:
+            failed += 1
+            print(f"{spec.name} ({spec.type}): FAILED: {error}")
+        finally:
+            sender.close()
+    return EXIT_REJECTED if failed else EXIT_OK
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -10,9 +10,12 @@ Three tables make a restart, even after `kill -9`, pick up where the service was
   the journal position it stands for.
 - `history`: every episode that fired: firing (as of the latest evaluated minute), then
   resolved.
+- `outbox`: the notifications still to deliver, per receiver in the order they were queued;
+  one is deleted only once its receiver has acknowledged it.
 
-A checkpoint writes the snapshot, the episodes that changed and the journal's trim in one
-transaction, so the state on disk is always that of a whole number of evaluated minutes.
+A checkpoint writes the snapshot, the episodes that changed, their notifications and the
+journal's trim in one transaction, so the state on disk is always that of a whole number of
+evaluated minutes, and every change it holds has its notifications queued.
 With `synchronous=NORMAL` a commit survives the process being killed (not a power cut).
 """
 
@@ -20,11 +23,13 @@ from __future__ import annotations
 
 import fcntl
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 
@@ -32,10 +37,12 @@ from sereno.engine import EngineState
 from sereno.errors import SerenoError
 from sereno.events import Event
 from sereno.lifecycle import Episode
+from sereno.notify.notice import Notice
 from sereno.output import EpisodeRecord
 from sereno.windows import Watermark
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+UPGRADABLE = ("1",)  # older schemas that the script below brings up to date
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshot (
@@ -59,6 +66,13 @@ CREATE TABLE IF NOT EXISTS history (
     PRIMARY KEY (rule, service, server, started)
 );
 CREATE INDEX IF NOT EXISTS history_by_fired ON history (fired);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    receiver TEXT NOT NULL,
+    queued_at REAL NOT NULL,
+    notice BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_by_receiver ON outbox (receiver, id);
 """
 BUSY_TIMEOUT_MS = 10_000
 DEFAULT_HISTORY_LIMIT = 1000
@@ -120,8 +134,10 @@ def create(path: str | Path) -> None:
         try:
             connection.executescript(SCHEMA)
             row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if row is None:
-                connection.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            if row is None or row[0] in UPGRADABLE:
+                connection.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
+                )
             elif row[0] != SCHEMA_VERSION:
                 raise StoreError(
                     f"the state file {path} has schema version {row[0]}, "
@@ -180,12 +196,18 @@ class StateStore:
             yield seq, self._events.decode(events)
 
     def checkpoint(
-        self, snapshot: Snapshot, changed: Sequence[Episode], whole_history: bool = True
+        self,
+        snapshot: Snapshot,
+        changed: Sequence[Episode],
+        whole_history: bool = True,
+        outgoing: Sequence[tuple[str, Notice]] = (),
     ) -> None:
         """Save the state, the history of the episodes that `changed` (and, with
-        `whole_history`, of every one firing), and drop the journal's batches all of whose
-        minutes are evaluated: all at once."""
+        `whole_history`, of every one firing), queue the `outgoing` notices (receiver,
+        notice) and drop the journal's batches all of whose minutes are evaluated: all at
+        once."""
         connection = self._connection
+        queued_at = time.time()
         connection.execute("BEGIN IMMEDIATE")
         try:
             connection.execute(
@@ -195,6 +217,13 @@ class StateStore:
             connection.executemany(
                 "INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
                 map(self._history_row, _fired(changed, snapshot.engine.episodes, whole_history)),
+            )
+            connection.executemany(
+                "INSERT INTO outbox (receiver, queued_at, notice) VALUES (?, ?, ?)",
+                [
+                    (receiver, queued_at, self._snapshot_encoder.encode(n))
+                    for receiver, n in outgoing
+                ],
             )
             connection.execute(
                 "DELETE FROM journal WHERE newest < ?", (snapshot.watermark.closed_before,)
@@ -222,6 +251,52 @@ def _fired(
     episodes = [*changed, *still_open] if with_open else changed
     latest = {(e.key, e.started): e for e in episodes if e.fired is not None}
     return latest.values()
+
+
+class Queued(NamedTuple):
+    id: int
+    queued_at: float  # time.time() when it was queued
+    notice: Notice
+
+
+class Outbox:
+    """The delivery side: the notifications queued for each receiver, oldest first."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._connection = connect(path)
+        self._decoder = msgspec.msgpack.Decoder(Notice)
+        self._lock = threading.Lock()  # one connection, shared by the receivers' workers
+
+    def oldest(self, receiver: str, limit: int = 1) -> list[Queued]:
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT id, queued_at, notice FROM outbox WHERE receiver = ? ORDER BY id LIMIT ?",
+                (receiver, limit),
+            ).fetchall()
+        return [Queued(id, at, self._decoder.decode(body)) for id, at, body in rows]
+
+    def remove(self, ids: Iterable[int]) -> None:
+        """Delivered (or given up on): out of the queue."""
+        with self._lock:
+            self._connection.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    def depths(self) -> dict[str, int]:
+        """How many notifications wait, by receiver."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT receiver, count(*) FROM outbox GROUP BY receiver"
+            ).fetchall()
+        return dict(rows)
+
+    def discard(self, receiver: str) -> int:
+        """Remove what waits for a receiver that is no longer configured; how many."""
+        with self._lock:
+            return self._connection.execute(
+                "DELETE FROM outbox WHERE receiver = ?", (receiver,)
+            ).rowcount
+
+    def close(self) -> None:
+        self._connection.close()
 
 
 def read_history(path: str | Path, query: HistoryQuery) -> bytes:

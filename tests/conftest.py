@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["peers"]  # the real receivers notifications are sent to, as fixtures
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample.json"
 

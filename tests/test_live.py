@@ -15,6 +15,7 @@ from sereno.engine import EngineState
 from sereno.events import Event
 from sereno.lifecycle import Episode
 from sereno.live import LiveEngine
+from sereno.notify.notice import Notice
 from sereno.rulefmt import RuleSet, load_default_rules, parse_rules
 from sereno.store import (
     HistoryQuery,
@@ -242,7 +243,11 @@ def test_a_state_file_of_another_kind_is_refused(tmp_path: Path) -> None:
 
 class UnwritableStore(StateStore):
     def checkpoint(
-        self, snapshot: Snapshot, changed: Sequence[Episode], whole_history: bool = True
+        self,
+        snapshot: Snapshot,
+        changed: Sequence[Episode],
+        whole_history: bool = True,
+        outgoing: Sequence[tuple[str, Notice]] = (),
     ) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 

@@ -1,0 +1,402 @@
+"""The notification config file: YAML in, typed and validated receivers out.
+
+Checked against the rules it serves (severity names, rule names), and refused as a whole, with
+every problem and its line, like the rules file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+from sereno.errors import ConfigError
+from sereno.rulefmt import RuleSet, format_duration, parse_duration
+from sereno.yamlnodes import BOOL, FLOAT, INT, STR, NodeReader, compose, kind_name
+
+RECEIVER_TYPES = ("webhook", "alertmanager", "slack", "email")
+_TIMING_KEYS = (
+    "repeat_interval",
+    "timeout",
+    "retry_backoff",
+    "retry_backoff_max",
+    "give_up_after",
+)
+_FILTER_KEYS = ("min_severity", "rules", "services")
+_TYPE_KEYS: Mapping[str, tuple[str, ...]] = {
+    "webhook": ("url", "headers"),
+    "alertmanager": ("url", "resend_interval"),
+    "slack": ("url", "channel"),
+    "email": ("smarthost", "from", "to", "starttls", "username", "password_file", "ca_file"),
+}
+_REQUIRED: Mapping[str, tuple[str, ...]] = {
+    "webhook": ("url",),
+    "alertmanager": ("url",),
+    "slack": ("url",),
+    "email": ("smarthost", "from", "to"),
+}
+_MILLISECONDS = re.compile(r"^(\d+)ms$")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When a receiver is told again, and how hard delivery tries (seconds)."""
+
+    repeat_interval: float = 4 * 3600.0  # re-notify an alert still firing this often
+    timeout: float = 10.0  # for one attempt
+    retry_backoff: float = 1.0  # the first wait after a failed attempt, doubled each time
+    retry_backoff_max: float = 300.0
+    give_up_after: float = 24 * 3600.0  # a notification this old is dropped, not sent
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    smarthost: tuple[str, int]
+    sender: str
+    to: tuple[str, ...]
+    starttls: bool = True
+    username: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+
+    def password(self) -> str | None:
+        """Read when sending, so a rotated secret needs no restart."""
+        if self.password_file is None:
+            return None
+        return Path(self.password_file).read_text(encoding="utf-8").strip()
+
+
+@dataclass(frozen=True)
+class ReceiverSpec:
+    """One receiver: where notifications go, which ones, and how hard to try."""
+
+    name: str
+    type: str
+    url: str = ""
+    min_severity: str | None = None
+    rules: frozenset[str] | None = None  # only these rules' alerts (None: all)
+    services: frozenset[str] | None = None
+    timing: Timing = field(default_factory=Timing)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    channel: str | None = None
+    resend_interval: float = 60.0  # Alertmanager forgets alerts not re-sent in resolve_timeout
+    email: EmailSettings | None = None
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    source: str
+    receivers: tuple[ReceiverSpec, ...] = ()
+    external_url: str = ""  # where people reach this Sereno, linked from notifications
+
+    def receiver(self, name: str) -> ReceiverSpec | None:
+        return next((spec for spec in self.receivers if spec.name == name), None)
+
+
+WEBHOOK_SHORTCUT = "webhook"
+
+
+def receivers_config(path: str | None, webhook: str | None, ruleset: RuleSet) -> NotifyConfig:
+    """The receivers of `--config FILE` (if given) and `--webhook URL`: every alert, to one
+    generic webhook named `webhook`."""
+    config = load_config(path, ruleset) if path is not None else NotifyConfig("--webhook")
+    if webhook is None:
+        return config
+    if not is_http_url(webhook):
+        raise ConfigError([f"--webhook: expected an http:// or https:// URL, got {webhook!r}"])
+    if config.receiver(WEBHOOK_SHORTCUT) is not None:
+        raise ConfigError(
+            [f"--webhook: {config.source} already has a receiver named {WEBHOOK_SHORTCUT!r}"]
+        )
+    shortcut = ReceiverSpec(WEBHOOK_SHORTCUT, "webhook", webhook)
+    return replace(config, receivers=(*config.receivers, shortcut))
+
+
+def load_config(path: str | Path, ruleset: RuleSet) -> NotifyConfig:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not valid UTF-8 text"
+        raise ConfigError([f"{path}: cannot read the config file: {reason}"]) from None
+    return parse_config(text, str(path), ruleset)
+
+
+def parse_config(text: str, source: str, ruleset: RuleSet) -> NotifyConfig:
+    """Validate a config document for `ruleset`; raise `ConfigError` listing every problem."""
+    root, not_yaml = compose(text, source)
+    if not_yaml is not None:
+        raise ConfigError([not_yaml])
+    reader = _ConfigReader(source, ruleset)
+    config = reader.read(root)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return config
+
+
+def config_problems(config: NotifyConfig, ruleset: RuleSet) -> list[str]:
+    """What in `config` no longer fits `ruleset` (a severity or rule that is gone)."""
+    severities = {severity.name for severity in ruleset.severities}
+    rules = {spec.name for spec in ruleset.rules}
+    problems = []
+    for spec in config.receivers:
+        if spec.min_severity is not None and spec.min_severity not in severities:
+            problems.append(
+                f"{config.source}: receiver {spec.name!r}: min_severity {spec.min_severity!r} "
+                "is not a severity of the rules"
+            )
+        problems += [
+            f"{config.source}: receiver {spec.name!r}: rule {rule!r} is not in the rules"
+            for rule in sorted((spec.rules or frozenset()) - rules)
+        ]
+    return problems
+
+
+def describe_receiver(spec: ReceiverSpec) -> str:
+    """A receiver in two lines, as `sereno check --config` lists it."""
+    where = spec.url
+    if spec.email is not None:
+        host, port = spec.email.smarthost
+        where = f"{', '.join(spec.email.to)} via {host}:{port}"
+    wants = [f"{spec.min_severity} and above" if spec.min_severity else "every severity"]
+    if spec.rules is not None:
+        wants.append("rules " + ", ".join(sorted(spec.rules)))
+    if spec.services is not None:
+        wants.append("services " + ", ".join(sorted(spec.services)))
+    if spec.type == "alertmanager":
+        wants.append(f"firing alerts re-sent every {format_duration(int(spec.resend_interval))}")
+    else:
+        wants.append(f"repeated every {format_duration(int(spec.timing.repeat_interval))}")
+    return f"  {spec.name} ({spec.type}): {where}\n    {'; '.join(wants)}"
+
+
+def is_http_url(text: str) -> bool:
+    parts = urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def parse_seconds(text: str) -> float | None:
+    """Seconds in a duration such as 250ms, 90s, 5m, 4h or 1h30m; None if it is not one."""
+    milliseconds = _MILLISECONDS.match(text.strip())
+    if milliseconds:
+        return int(milliseconds.group(1)) / 1000
+    seconds = parse_duration(text)
+    return float(seconds) if seconds is not None else None
+
+
+class _ConfigReader(NodeReader):
+    subject_kind = "receiver"
+
+    def __init__(self, source: str, ruleset: RuleSet) -> None:
+        super().__init__(source)
+        self._severities = [severity.name for severity in ruleset.severities]
+        self._rules = {spec.name for spec in ruleset.rules}
+
+    def read(self, root: yaml.Node | None) -> NotifyConfig:
+        config = NotifyConfig(self._source)
+        if not isinstance(root, yaml.MappingNode):
+            self._problem(root, f"the config file must be a mapping, got {kind_name(root)}")
+            return config
+        top = self._mapping(root, ("receivers", "defaults", "external_url"), ("receivers",))
+        defaults = self._defaults(top.get("defaults"))
+        external_url = top.get("external_url")
+        if external_url is not None:
+            config = replace(config, external_url=self._url(external_url, "external_url") or "")
+        return replace(config, receivers=self._receivers(top.get("receivers"), defaults))
+
+    def _defaults(self, node: yaml.Node | None) -> ReceiverSpec:
+        base = ReceiverSpec("", "")
+        if node is None:
+            return base
+        if not isinstance(node, yaml.MappingNode):
+            self._problem(node, "'defaults' must be a mapping of receiver settings")
+            return base
+        fields = self._mapping(node, (*_TIMING_KEYS, *_FILTER_KEYS), what=" in 'defaults'")
+        return self._settings(fields, base, None)
+
+    def _receivers(
+        self, node: yaml.Node | None, defaults: ReceiverSpec
+    ) -> tuple[ReceiverSpec, ...]:
+        if not isinstance(node, yaml.SequenceNode):
+            if node is not None:
+                self._problem(node, "'receivers' must be a list of receivers")
+            return ()
+        receivers: list[ReceiverSpec] = []
+        for position, receiver_node in enumerate(node.value, start=1):
+            receiver = self._receiver(receiver_node, position, defaults)
+            if receiver is None:
+                continue
+            if any(other.name == receiver.name for other in receivers):
+                self._problem(receiver_node, "duplicate receiver name", receiver.name)
+            receivers.append(receiver)
+        return tuple(receivers)
+
+    def _receiver(
+        self, node: yaml.Node, position: int, defaults: ReceiverSpec
+    ) -> ReceiverSpec | None:
+        if not isinstance(node, yaml.MappingNode):
+            self._problem(node, f"receiver #{position} must be a mapping of receiver keys")
+            return None
+        entries = {str(key.value): value for key, value in node.value}
+        label = self._label(entries.get("name"), position)
+        kind = self._type(entries.get("type"), label)
+        if kind is None:
+            self._problem(
+                node, "missing required key 'type'", label
+            ) if "type" not in entries else None
+            return None
+        allowed = ("name", "type", *_FILTER_KEYS, *_TIMING_KEYS, *_TYPE_KEYS[kind])
+        before = len(self._found)
+        fields = self._mapping(node, allowed, ("name", *_REQUIRED[kind]), subject=label)
+        spec = self._settings(fields, replace(defaults, name=label, type=kind), label)
+        spec = self._type_settings(kind, fields, spec, label)
+        return spec if len(self._found) == before else None
+
+    def _label(self, node: yaml.Node | None, position: int) -> str:
+        if isinstance(node, yaml.ScalarNode) and node.tag == STR and str(node.value).strip():
+            return str(node.value)
+        if node is not None:
+            self._problem(node, f"receiver #{position}: key 'name': expected a non-empty string")
+        return f"#{position}"
+
+    def _type(self, node: yaml.Node | None, label: str) -> str | None:
+        kind = self._string(node, "type", label) if node is not None else None
+        if kind is not None and kind not in RECEIVER_TYPES:
+            known = ", ".join(RECEIVER_TYPES)
+            self._problem(
+                node, f"key 'type': unknown receiver type {kind!r} (known: {known})", label
+            )
+            return None
+        return kind
+
+    def _settings(
+        self, fields: dict[str, yaml.Node], spec: ReceiverSpec, label: str | None
+    ) -> ReceiverSpec:
+        """The filters and timing `fields` set, over those of `spec`."""
+        timing = spec.timing
+        for key in _TIMING_KEYS:
+            if key in fields:
+                seconds = self._seconds(fields[key], key, label)
+                timing = replace(timing, **{key: seconds}) if seconds is not None else timing
+        spec = replace(spec, timing=timing)
+        if "min_severity" in fields:
+            spec = replace(spec, min_severity=self._severity(fields["min_severity"], label))
+        if "rules" in fields:
+            rules = self._names(fields["rules"], "rules", label)
+            for unknown in sorted(rules - self._rules):
+                self._problem(fields["rules"], f"key 'rules': no rule is named {unknown!r}", label)
+            spec = replace(spec, rules=rules)
+        if "services" in fields:
+            spec = replace(spec, services=self._names(fields["services"], "services", label))
+        return spec
+
+    def _type_settings(
+        self, kind: str, fields: dict[str, yaml.Node], spec: ReceiverSpec, label: str
+    ) -> ReceiverSpec:
+        if "url" in fields:
+            spec = replace(spec, url=self._url(fields["url"], "url", label) or "")
+        if "headers" in fields:
+            spec = replace(spec, headers=self._headers(fields["headers"], label))
+        if "channel" in fields:
+            spec = replace(spec, channel=self._string(fields["channel"], "channel", label))
+        if "resend_interval" in fields:
+            seconds = self._seconds(fields["resend_interval"], "resend_interval", label)
+            spec = replace(spec, resend_interval=seconds or spec.resend_interval)
+        if kind == "email":
+            spec = replace(spec, email=self._email(fields, label))
+        return spec
+
+    def _email(self, fields: dict[str, yaml.Node], label: str) -> EmailSettings | None:
+        smarthost = self._smarthost(fields.get("smarthost"), label)
+        sender = self._string(fields["from"], "from", label) if "from" in fields else None
+        to = self._names(fields["to"], "to", label) if "to" in fields else frozenset()
+        if smarthost is None or sender is None or not to:
+            return None
+        starttls = fields.get("starttls")
+        optional = {
+            key: self._string(fields[key], key, label)
+            for key in ("username", "password_file", "ca_file")
+            if key in fields
+        }
+        return EmailSettings(
+            smarthost,
+            sender,
+            tuple(sorted(to)),
+            starttls=self._flag(starttls, "starttls", label) if starttls is not None else True,
+            **optional,
+        )
+
+    def _smarthost(self, node: yaml.Node | None, label: str) -> tuple[str, int] | None:
+        text = self._string(node, "smarthost", label) if node is not None else None
+        if text is None:
+            return None
+        host, _, port = text.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            self._problem(node, f"key 'smarthost': expected HOST:PORT, got {text!r}", label)
+            return None
+        return host.strip("[]"), int(port)
+
+    def _seconds(self, node: yaml.Node, key: str, label: str | None) -> float | None:
+        text = self._typed(
+            node, (STR, INT, FLOAT), "a duration", key, label, lambda n: str(n.value)
+        )
+        if text is None:
+            return None
+        seconds = float(text) if node.tag != STR else parse_seconds(text)
+        if seconds is None or seconds <= 0:
+            self._problem(
+                node,
+                f"key {key!r}: expected a duration such as 500ms, 90s, 5m or 4h, got {text!r}",
+                label,
+            )
+            return None
+        return seconds
+
+    def _severity(self, node: yaml.Node, label: str | None) -> str | None:
+        name = self._string(node, "min_severity", label)
+        if name is not None and name not in self._severities:
+            known = ", ".join(self._severities)
+            self._problem(
+                node, f"key 'min_severity': unknown severity {name!r} (known: {known})", label
+            )
+            return None
+        return name
+
+    def _names(self, node: yaml.Node, key: str, label: str | None) -> frozenset[str]:
+        items = node.value if isinstance(node, yaml.SequenceNode) else None
+        if not items:
+            self._problem(node, f"key {key!r}: expected a non-empty list of names", label)
+            return frozenset()
+        names = (self._string(item, key, label) for item in items)
+        return frozenset(name for name in names if name is not None)
+
+    def _url(self, node: yaml.Node, key: str, label: str | None = None) -> str | None:
+        url = self._string(node, key, label)
+        if url is None:
+            return None
+        if not is_http_url(url):
+            self._problem(
+                node, f"key {key!r}: expected an http:// or https:// URL, got {url!r}", label
+            )
+            return None
+        return url
+
+    def _headers(self, node: yaml.Node, label: str) -> dict[str, str]:
+        if not isinstance(node, yaml.MappingNode):
+            self._problem(
+                node, "key 'headers': expected a mapping of header names to values", label
+            )
+            return {}
+        headers = {}
+        for name_node, value_node in node.value:
+            name = self._string(name_node, "headers", label)
+            value = self._string(value_node, f"headers: {name}", label)
+            if name is not None and value is not None:
+                headers[name] = value
+        return headers
+
+    def _flag(self, node: yaml.Node, key: str, label: str) -> bool:
+        return bool(self._typed(node, (BOOL,), "true or false", key, label, self._construct))

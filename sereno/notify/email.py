@@ -1,0 +1,97 @@
+"""Email over SMTP: STARTTLS and login when configured, plain text plus HTML."""
+
+from __future__ import annotations
+
+import html
+import smtplib
+import ssl
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from sereno.notify.config import EmailSettings, ReceiverSpec
+from sereno.notify.notice import Notice, iso_time
+from sereno.notify.transport import DeliveryError
+from sereno.output import format_number
+
+KEY_HEADER = "X-Sereno-Idempotency-Key"
+
+
+def _facts(notice: Notice) -> list[tuple[str, str]]:
+    facts = [("Rule", notice.rule), ("Severity", notice.severity), ("Service", notice.service)]
+    if notice.server:
+        facts.append(("Server", notice.server))
+    if notice.component:
+        facts += [("Component", notice.component), ("Value", format_number(notice.value))]
+    if notice.threshold is not None:
+        facts.append(("Threshold", notice.threshold))
+    facts.append(("Started", iso_time(notice.started)))
+    if notice.ended is not None:
+        facts += [("Ended", iso_time(notice.ended)), ("Resolution", notice.resolution)]
+    if notice.description:
+        facts.append(("Rule description", notice.description))
+    if notice.external_url:
+        facts.append(("Sereno", notice.external_url))
+    return facts
+
+
+def email_message(notice: Notice, settings: EmailSettings) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = f"{notice.title}: {notice.text}"
+    message["From"] = settings.sender
+    message["To"] = ", ".join(settings.to)
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid("sereno")
+    message[KEY_HEADER] = notice.key
+    facts = _facts(notice)
+    width = max(len(name) for name, _ in facts)
+    lines = [f"{name + ':':<{width + 1}} {value}" for name, value in facts]
+    message.set_content(f"{notice.title}\n\n{notice.text}\n\n" + "\n".join(lines) + "\n")
+    rows = "".join(
+        f"<tr><th align='left'>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>"
+        for name, value in facts
+    )
+    message.add_alternative(
+        f"<html><body><h2>{html.escape(notice.title)}</h2><p>{html.escape(notice.text)}</p>"
+        f"<table>{rows}</table></body></html>",
+        subtype="html",
+    )
+    return message
+
+
+class EmailSender:
+    batch_size = 1
+
+    def __init__(self, spec: ReceiverSpec) -> None:
+        assert spec.email is not None
+        self._settings = spec.email
+        self._timeout = spec.timing.timeout
+
+    def send(self, notices: Sequence[Notice]) -> None:
+        settings = self._settings
+        host, port = settings.smarthost
+        try:
+            with smtplib.SMTP(host, port, timeout=self._timeout) as smtp:
+                if settings.starttls:
+                    smtp.starttls(context=ssl.create_default_context(cafile=settings.ca_file))
+                password = settings.password()
+                if settings.username is not None and password is not None:
+                    smtp.login(settings.username, password)
+                for notice in notices:
+                    smtp.send_message(email_message(notice, settings))
+        except (smtplib.SMTPException, OSError, ssl.SSLError) as error:
+            raise DeliveryError(f"smtp://{host}:{port}: {_reason(error)}") from None
+
+    def close(self) -> None:
+        pass
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, smtplib.SMTPResponseException):
+        text = error.smtp_error
+        return (
+            f"{error.smtp_code} {text if isinstance(text, str) else text.decode(errors='replace')}"
+        )
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__

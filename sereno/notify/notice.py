@@ -1,0 +1,223 @@
+"""What receivers are told: a `Notice` per alert change, planned from the lifecycle's changes.
+
+Pure: the planner is handed the episodes that changed (and, each minute, those firing) and
+returns, per receiver that wants it, the notice to queue. A notice carries everything any
+receiver needs, rendered when it is queued, so the outbox alone can deliver it after a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+
+import msgspec
+
+from sereno.events import Number
+from sereno.lifecycle import Episode, State
+from sereno.notify.config import NotifyConfig, ReceiverSpec
+from sereno.output import format_number
+from sereno.rulefmt import RuleSet, format_duration
+from sereno.summary import summarize
+
+FIRING, RESOLVED = "firing", "resolved"
+
+
+class Notice(msgspec.Struct, frozen=True):
+    """One alert change to tell. `reason` is why: fired, repeat, resolved, dropped or test;
+    `at` the minute (event time) it is about, part of its idempotency key."""
+
+    status: str  # firing or resolved, as Alertmanager says it
+    reason: str
+    rule: str
+    severity: str
+    service: str
+    server: str  # "" for a majority rule, which is about the whole service
+    component: str  # "" for a silence rule
+    value: Number
+    summary: str
+    description: str
+    started: int
+    at: int
+    ended: int | None = None
+    recovered: Number | None = None
+    threshold: str | None = None
+    color: str | None = None  # the severity's, from the rules file
+    external_url: str = ""
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Alertmanager's labels: what makes this alert this alert."""
+        labels = {"alertname": self.rule, "severity": self.severity, "service": self.service}
+        if self.server:
+            labels["server"] = self.server
+        if self.component:
+            labels["component"] = self.component
+        return labels
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        annotations = {"summary": self.summary, "value": format_number(self.value)}
+        if self.description:
+            annotations["description"] = self.description
+        if self.threshold is not None:
+            annotations["threshold"] = self.threshold
+        if self.ended is not None:
+            annotations["resolution"] = self.resolution
+        return annotations
+
+    @property
+    def fingerprint(self) -> str:
+        """The alert's identity, stable across its notices (as Alertmanager's, 16 hex)."""
+        identity = "\0".join(f"{name}={value}" for name, value in sorted(self.labels.items()))
+        return hashlib.sha256(f"{identity}\0{self.started}".encode()).hexdigest()[:16]
+
+    @property
+    def key(self) -> str:
+        """The idempotency key: the same for every attempt to deliver this notice."""
+        return f"{self.fingerprint}-{self.reason}-{self.at}"
+
+    @property
+    def title(self) -> str:
+        return f"[{self.status.upper()}] {self.severity}: {self.rule}"
+
+    @property
+    def resolution(self) -> str:
+        """How it ended: the value it recovered to and how long it lasted."""
+        lasted = format_duration(max(0, (self.ended or self.at) - self.started))
+        if self.reason == "dropped":
+            return f"no longer watched (its rule was removed) after {lasted}"
+        if self.recovered is None:
+            return f"resolved after {lasted}"
+        if not self.component:
+            return f"reporting again, resolved after {lasted}"
+        return f"recovered to {format_number(self.recovered)}, resolved after {lasted}"
+
+    @property
+    def text(self) -> str:
+        """The notice in one line, as people read it."""
+        if self.status == RESOLVED:
+            return f"{self.summary} — {self.resolution}"
+        return self.summary
+
+
+def iso_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class Planner:
+    """Which receivers hear of which alert changes, and what they are told."""
+
+    def __init__(self, config: NotifyConfig, ruleset: RuleSet) -> None:
+        self.config = config
+        self.use(ruleset)
+
+    def use(self, ruleset: RuleSet) -> None:
+        """Plan with `ruleset` from now on (after a reload)."""
+        self._specs = {spec.name: spec for spec in ruleset.rules}
+        self._rank = {severity.name: rank for rank, severity in enumerate(ruleset.severities)}
+        self._colors = {severity.name: severity.color for severity in ruleset.severities}
+
+    def for_changes(self, changes: Iterable[Episode]) -> list[tuple[str, Notice]]:
+        """The notices of alerts that fired, resolved or were dropped (after firing)."""
+        planned = []
+        for episode in changes:
+            reason = _REASONS.get(episode.state)
+            if reason is None or episode.fired is None:
+                continue  # pending, or resolved without ever firing: nobody was told
+            at = episode.fired if reason == "fired" else episode.ended
+            assert at is not None
+            planned += self._to_receivers(self.notice(episode, reason, at), repeats=False)
+        return planned
+
+    def repeats(
+        self, firing: Iterable[Episode], start: int, previous: int
+    ) -> list[tuple[str, Notice]]:
+        """The reminders due in the minute at `start` (the one evaluated before it was at
+        `previous`): one every `repeat_interval` after an alert fired, while it fires."""
+        planned = []
+        for episode in firing:
+            fired = episode.fired
+            if fired is None or episode.state is not State.FIRING:
+                continue
+            notice = self.notice(episode, "repeat", start)
+            for spec in self._wanting(notice, repeats=True):
+                every = spec.timing.repeat_interval
+                if (start - fired) // every > (previous - fired) // every:
+                    planned.append((spec.name, notice))
+        return planned
+
+    def firing_for(self, spec: ReceiverSpec, episodes: Sequence[Episode]) -> list[Notice]:
+        """The notices of the alerts firing now that `spec` wants (Alertmanager's refresh)."""
+        notices = (self.notice(e, "fired", e.fired) for e in episodes if e.fired is not None)
+        return [notice for notice in notices if self._wants(spec, notice)]
+
+    def notice(self, episode: Episode, reason: str, at: int) -> Notice:
+        alert, key = episode.last, episode.key
+        spec = self._specs.get(key.rule)
+        threshold = spec.threshold if spec is not None else None
+        template = spec.summary if spec is not None else None
+        return Notice(
+            status=FIRING if reason in ("fired", "repeat") else RESOLVED,
+            reason=reason,
+            rule=key.rule,
+            severity=episode.severity,
+            service=key.service,
+            server=key.server,
+            component=getattr(alert, "component", ""),
+            value=alert.value,
+            summary=summarize(alert, template, threshold),
+            description=spec.description if spec is not None else "",
+            started=episode.started,
+            at=at,
+            ended=episode.ended,
+            recovered=episode.recovered,
+            threshold=threshold,
+            color=self._colors.get(episode.severity),
+            external_url=self.config.external_url,
+        )
+
+    def _to_receivers(self, notice: Notice, repeats: bool) -> list[tuple[str, Notice]]:
+        return [(spec.name, notice) for spec in self._wanting(notice, repeats)]
+
+    def _wanting(self, notice: Notice, repeats: bool) -> Iterable[ReceiverSpec]:
+        for spec in self.config.receivers:
+            # Alertmanager repeats for itself; it is refreshed with what fires instead
+            if self._wants(spec, notice) and not (repeats and spec.type == "alertmanager"):
+                yield spec
+
+    def _wants(self, spec: ReceiverSpec, notice: Notice) -> bool:
+        if spec.rules is not None and notice.rule not in spec.rules:
+            return False
+        if spec.services is not None and notice.service not in spec.services:
+            return False
+        if spec.min_severity is None:
+            return True
+        # a severity no longer in the rules is told rather than kept quiet
+        rank = self._rank.get(notice.severity, len(self._rank))
+        return rank >= self._rank.get(spec.min_severity, 0)
+
+
+_REASONS = {State.FIRING: "fired", State.RESOLVED: "resolved", State.DROPPED: "dropped"}
+
+
+def drill_notice(config: NotifyConfig, ruleset: RuleSet, now: float) -> Notice:
+    """`sereno notify-test`'s notice: clearly a drill, of the rules' highest severity."""
+    severity = ruleset.severities[-1]
+    return Notice(
+        status=FIRING,
+        reason="test",
+        rule="Sereno test notification",
+        severity=severity.name,
+        service="sereno",
+        server="",
+        component="",
+        value=0,
+        summary="TEST: this is a test notification from `sereno notify-test`; "
+        "no alert is firing, nothing needs doing.",
+        description="A fire drill of the notification path.",
+        started=int(now),
+        at=int(now),
+        color=severity.color,
+        external_url=config.external_url,
+    )

@@ -1,0 +1,64 @@
+"""Slack: an incoming-webhook message, an attachment coloured by severity (green once
+resolved)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.color import Color, ColorParseError
+
+from sereno.notify.config import ReceiverSpec
+from sereno.notify.notice import RESOLVED, Notice
+from sereno.notify.transport import JsonPoster
+from sereno.output import format_number
+
+RESOLVED_COLOR = "#2eb886"
+DEFAULT_COLOR = "#a0a0a0"
+
+
+def hex_color(name: str | None) -> str:
+    """A severity's colour, as the rules file names it (`magenta`, `#ff8800`), in hex."""
+    if name is None:
+        return DEFAULT_COLOR
+    try:
+        return Color.parse(name).get_truecolor().hex
+    except ColorParseError:
+        return DEFAULT_COLOR
+
+
+def slack_message(notice: Notice, channel: str | None) -> dict[str, object]:
+    fields = [("Service", notice.service), ("Server", notice.server)]
+    if notice.component:
+        fields.append(("Value", format_number(notice.value)))
+    attachment: dict[str, object] = {
+        "fallback": f"{notice.title}: {notice.text}",
+        "color": RESOLVED_COLOR if notice.status == RESOLVED else hex_color(notice.color),
+        "title": notice.title,
+        "text": notice.text,
+        "fields": [
+            {"title": title, "value": value, "short": True} for title, value in fields if value
+        ],
+        "footer": "Sereno",
+        "ts": notice.at,
+    }
+    if notice.external_url:
+        attachment["title_link"] = notice.external_url
+    message: dict[str, object] = {"text": notice.title, "attachments": [attachment]}
+    if channel:
+        message["channel"] = channel
+    return message
+
+
+class SlackSender:
+    batch_size = 1
+
+    def __init__(self, spec: ReceiverSpec) -> None:
+        self._channel = spec.channel
+        self._poster = JsonPoster(spec.url, spec.timing.timeout)
+
+    def send(self, notices: Sequence[Notice]) -> None:
+        for notice in notices:
+            self._poster.post(slack_message(notice, self._channel), notice.key)
+
+    def close(self) -> None:
+        self._poster.close()

@@ -1,0 +1,59 @@
+"""What every sender shares: the failure it reports, and JSON over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import httpx
+
+from sereno import __version__
+from sereno.notify.notice import Notice
+
+USER_AGENT = f"sereno/{__version__}"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+class DeliveryError(Exception):
+    """The receiver did not acknowledge a notification; the message says why, in a line."""
+
+
+class Sender(Protocol):
+    """Delivers notices to one receiver, returning only once it has acknowledged them."""
+
+    batch_size: int  # how many queued notices one delivery may carry
+
+    def send(self, notices: Sequence[Notice]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class JsonPoster:
+    """POSTs JSON to one URL; a 2xx answer is the acknowledgement."""
+
+    def __init__(self, url: str, timeout: float, headers: Mapping[str, str] = {}) -> None:
+        self.url = url
+        self._client = httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT, **headers})
+
+    def post(self, body: object, key: str) -> None:
+        try:
+            answer = self._client.post(self.url, json=body, headers={IDEMPOTENCY_HEADER: key})
+        except httpx.HTTPError as error:
+            raise DeliveryError(f"{self.url}: {_reason(error)}") from None
+        if not answer.is_success:
+            snippet = answer.text[:200].strip().replace("\n", " ")
+            raise DeliveryError(
+                f"{self.url} answered {answer.status_code} {answer.reason_phrase}"
+                + (f": {snippet}" if snippet else "")
+            )
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _reason(error: httpx.HTTPError) -> str:
+    if isinstance(error, httpx.TimeoutException):
+        return "no answer in time"
+    if isinstance(error, httpx.ConnectError):
+        return f"cannot connect ({error})"
+    return str(error) or type(error).__name__
