@@ -6,99 +6,16 @@ import gzip
 import json
 import re
 import signal
-import socket
-import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+from peers import free_port
 
-from conftest import SAMPLE, event, json_lines, run_sereno, sereno_executable
+from conftest import SAMPLE, Server, event, json_lines, run_sereno
 
 T0 = 1476057600
-
-
-class Server:
-    def __init__(self, process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-        self.process, self.url, self.log = process, url, log
-
-    def post(
-        self, body: bytes, content_type: str = "application/json", **headers: str
-    ) -> httpx.Response:
-        """POST /events; see `post_lines` for JSON Lines."""
-        return httpx.post(
-            f"{self.url}/events", content=body, headers={"content-type": content_type, **headers}
-        )
-
-    def post_lines(self, *records: dict[str, Any]) -> None:
-        answer = self.post(json_lines(*records), "application/x-ndjson")
-        assert answer.status_code == 202, answer.text
-
-    def get(self, path: str, **headers: str) -> httpx.Response:
-        return httpx.get(f"{self.url}{path}", headers=headers)
-
-    def metric_until(self, line: str) -> str:
-        """The metrics page, once it has `line` (or after 10 s)."""
-        deadline = time.monotonic() + 10
-        while line not in (page := self.get("/metrics").text) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return page
-
-    def stop(self) -> str:
-        """SIGTERM; what it said on standard error."""
-        self.process.send_signal(signal.SIGTERM)
-        assert self.process.wait(timeout=20) == 0
-        assert self.process.stderr is not None
-        return self.process.stderr.read().decode()
-
-    def alerts_until(self, done: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + 10
-        while True:
-            alerts: list[dict[str, Any]] = self.get("/alerts").json()
-            if done(alerts) or time.monotonic() > deadline:
-                return alerts
-            time.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    started: list[Server] = []
-
-    def start(*args: str) -> Server:
-        """A server in `tmp_path`: its state file (by default in the working directory) and
-        its alerts log are those of the servers started before it in the same test."""
-        port = free_port()
-        log = tmp_path / "alerts.log"
-        command = [sereno_executable(), "serve", "--listen", f"127.0.0.1:{port}"]
-        process = subprocess.Popen(
-            [*command, "--alerts-log", str(log), *args], stderr=subprocess.PIPE, cwd=tmp_path
-        )
-        server = Server(process, f"http://127.0.0.1:{port}", log)
-        started.append(server)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if server.get("/readyz").status_code == 200:
-                    return server
-            except httpx.TransportError:
-                time.sleep(0.05)
-        pytest.fail("the server did not start")
-
-    yield start
-    for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-        server.process.wait()
 
 
 def test_each_body_format_is_taken(start_server: Callable[..., Server]) -> None:
