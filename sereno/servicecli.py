@@ -129,7 +129,7 @@ def serve_command(argv: Sequence[str]) -> int:
             outbox,
             receivers.receivers,
             {spec.name: build_sender(spec) for spec in receivers.receivers},
-            refresh=lambda spec: planner.firing_for(spec, live.alerts()),
+            planner,
         )
         live = LiveEngine(
             ruleset,

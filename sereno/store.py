@@ -265,6 +265,7 @@ class Outbox:
     def __init__(self, path: str | Path) -> None:
         self._connection = connect(path)
         self._decoder = msgspec.msgpack.Decoder(Notice)
+        self._snapshot = msgspec.msgpack.Decoder(Snapshot)
         self._lock = threading.Lock()  # one connection, shared by the receivers' workers
 
     def oldest(self, receiver: str, limit: int = 1) -> list[Queued]:
@@ -274,6 +275,26 @@ class Outbox:
                 (receiver, limit),
             ).fetchall()
         return [Queued(id, at, self._decoder.decode(body)) for id, at, body in rows]
+
+    def open_alerts_if_drained(self, receiver: str) -> list[Episode] | None:
+        """The open alerts as of the latest checkpoint, if everything queued for `receiver`
+        has been delivered (None if not): read at one point in time, so that what a receiver
+        is told is never older than what it was last sent."""
+        with self._lock:
+            connection = self._connection
+            connection.execute("BEGIN")
+            try:
+                waiting = connection.execute(
+                    "SELECT 1 FROM outbox WHERE receiver = ? LIMIT 1", (receiver,)
+                ).fetchone()
+                row = (
+                    None if waiting else connection.execute("SELECT body FROM snapshot").fetchone()
+                )
+            finally:
+                connection.execute("COMMIT")
+        if waiting:
+            return None
+        return self._snapshot.decode(row[0]).engine.episodes if row is not None else []
 
     def remove(self, ids: Iterable[int]) -> None:
         """Delivered (or given up on): out of the queue."""

@@ -37,11 +37,9 @@ class AlertmanagerSender:
         self._poster = JsonPoster(url, spec.timing.timeout)
 
     def send(self, notices: Sequence[Notice]) -> None:
-        if not notices:
-            return
-        # of one alert's notices in a batch, only its latest state matters to Alertmanager
-        latest = {tuple(sorted(n.labels.items())): n for n in notices}
-        self._poster.post([alertmanager_alert(n) for n in latest.values()], notices[-1].key)
+        # all of them, in order: Alertmanager takes them one after the other, and an alert
+        # that fired again must not look like the episode before it (it would merge them)
+        self._poster.post([alertmanager_alert(n) for n in notices], notices[-1].key)
 
     def close(self) -> None:
         self._poster.close()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sereno.diagnostics import to_stderr
 from sereno.notify.config import ReceiverSpec
-from sereno.notify.notice import Notice
+from sereno.notify.notice import Notice, Planner
 from sereno.notify.transport import DeliveryError, Sender
 from sereno.output import counted
 from sereno.store import Outbox, Queued
@@ -35,10 +35,6 @@ class ReceiverCounts:
     dropped: int = 0  # notices given up on
 
 
-Refresh = Callable[[ReceiverSpec], list[Notice]]
-"""The notices of what fires now, for a receiver that must be told it again and again."""
-
-
 class Delivery:
     """Runs the receivers' workers over one outbox."""
 
@@ -47,7 +43,7 @@ class Delivery:
         outbox: Outbox,
         receivers: Sequence[ReceiverSpec],
         senders: Mapping[str, Sender],
-        refresh: Refresh = lambda spec: [],
+        planner: Planner,
         log: Callable[[str], None] = to_stderr,
         jitter: Callable[[], float] = random.random,
     ) -> None:
@@ -56,7 +52,7 @@ class Delivery:
         self.log = log
         self.counts = {spec.name: ReceiverCounts() for spec in receivers}
         self._workers = [
-            _Worker(spec, senders[spec.name], self, refresh, jitter) for spec in receivers
+            _Worker(spec, senders[spec.name], self, planner, jitter) for spec in receivers
         ]
 
     def start(self) -> None:
@@ -97,7 +93,7 @@ class _Worker(threading.Thread):
         spec: ReceiverSpec,
         sender: Sender,
         delivery: Delivery,
-        refresh: Refresh,
+        planner: Planner,
         jitter: Callable[[], float],
     ) -> None:
         super().__init__(name=f"sereno-notify-{spec.name}", daemon=True)
@@ -106,7 +102,7 @@ class _Worker(threading.Thread):
         self._sender = sender
         self._delivery = delivery
         self._counts = delivery.counts[spec.name]
-        self._refresh = refresh
+        self._planner = planner
         self._jitter = jitter
         self._failures = 0  # attempts failed in a row
         self._refreshed_at = float("-inf")
@@ -143,14 +139,22 @@ class _Worker(threading.Thread):
         wait = IDLE_POLL_SECONDS
         if self.spec.type == "alertmanager":
             due = self._refreshed_at + self.spec.resend_interval - time.monotonic()
-            if due <= 0:
+            if due <= 0 and self._refresh():
                 self._refreshed_at = time.monotonic()
-                firing = self._refresh(self.spec)
-                if firing:
-                    self._attempt(firing)
                 due = self.spec.resend_interval
             wait = min(wait, due)
         self.woken.wait(wait)
+
+    def _refresh(self) -> bool:
+        """Send what fires again, as of the latest checkpoint, if all queued is sent (if
+        not, that comes first: whether it was done)."""
+        episodes = self._delivery.outbox.open_alerts_if_drained(self.spec.name)
+        if episodes is None:
+            return False
+        firing = self._planner.firing_for(self.spec, episodes)
+        if firing:
+            self._attempt(firing)
+        return True
 
     def _attempt(self, notices: list[Notice]) -> bool:
         """Send; on failure, wait the backoff (or until stopped). Whether it was taken."""

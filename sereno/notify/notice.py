@@ -97,7 +97,7 @@ class Notice(msgspec.Struct, frozen=True):
     def text(self) -> str:
         """The notice in one line, as people read it."""
         if self.status == RESOLVED:
-            return f"{self.summary} — {self.resolution}"
+            return f"{self.summary} - {self.resolution}"
         return self.summary
 
 
@@ -110,6 +110,8 @@ class Planner:
 
     def __init__(self, config: NotifyConfig, ruleset: RuleSet) -> None:
         self.config = config
+        # Alertmanager repeats for itself: it is refreshed with what fires instead
+        self._reminded = [spec for spec in config.receivers if spec.type != "alertmanager"]
         self.use(ruleset)
 
     def use(self, ruleset: RuleSet) -> None:
@@ -127,7 +129,10 @@ class Planner:
                 continue  # pending, or resolved without ever firing: nobody was told
             at = episode.fired if reason == "fired" else episode.ended
             assert at is not None
-            planned += self._to_receivers(self.notice(episode, reason, at), repeats=False)
+            notice = self.notice(episode, reason, at)
+            planned += [
+                (spec.name, notice) for spec in self.config.receivers if self._wants(spec, notice)
+            ]
         return planned
 
     def repeats(
@@ -138,13 +143,18 @@ class Planner:
         planned = []
         for episode in firing:
             fired = episode.fired
-            if fired is None or episode.state is not State.FIRING:
+            if fired is None or episode.state is not State.FIRING or start <= fired:
                 continue
-            notice = self.notice(episode, "repeat", start)
-            for spec in self._wanting(notice, repeats=True):
-                every = spec.timing.repeat_interval
-                if (start - fired) // every > (previous - fired) // every:
-                    planned.append((spec.name, notice))
+            before = max(previous, fired) - fired  # how long it had fired a minute ago
+            due = [
+                spec
+                for spec in self._reminded
+                if (start - fired) // spec.timing.repeat_interval
+                > before // spec.timing.repeat_interval
+            ]
+            if due:
+                notice = self.notice(episode, "repeat", start)
+                planned += [(spec.name, notice) for spec in due if self._wants(spec, notice)]
         return planned
 
     def firing_for(self, spec: ReceiverSpec, episodes: Sequence[Episode]) -> list[Notice]:
@@ -176,15 +186,6 @@ class Planner:
             color=self._colors.get(episode.severity),
             external_url=self.config.external_url,
         )
-
-    def _to_receivers(self, notice: Notice, repeats: bool) -> list[tuple[str, Notice]]:
-        return [(spec.name, notice) for spec in self._wanting(notice, repeats)]
-
-    def _wanting(self, notice: Notice, repeats: bool) -> Iterable[ReceiverSpec]:
-        for spec in self.config.receivers:
-            # Alertmanager repeats for itself; it is refreshed with what fires instead
-            if self._wants(spec, notice) and not (repeats and spec.type == "alertmanager"):
-                yield spec
 
     def _wants(self, spec: ReceiverSpec, notice: Notice) -> bool:
         if spec.rules is not None and notice.rule not in spec.rules:
