@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The Debian packages the tests talk to, installed if missing: a real Prometheus Alertmanager
+# (the notification tests start their own, on a free 127.0.0.1 port) and openssl (for the
+# certificate of the SMTP test's STARTTLS).
+set -euo pipefail
+missing=()
+for package in prometheus-alertmanager openssl; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+as_root=()
+[ "$(id -u)" -eq 0 ] || as_root=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get install -y -qq "${missing[@]}" \
+    || { "${as_root[@]}" apt-get update -qq && "${as_root[@]}" apt-get install -y -qq "${missing[@]}"; }

@@ -1,0 +1,375 @@
+"""Notifications piece by piece: the config file, which notices are planned, their text, and
+the delivery workers against a real HTTP receiver on 127.0.0.1; `sereno check --config` and
+`sereno notify-test` as a user runs them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from peers import HttpReceiver, SmtpServerFactory, free_port
+
+from sereno.alerts import AlertKey, ServerAlert
+from sereno.engine import EngineState
+from sereno.errors import ConfigError
+from sereno.events import Event
+from sereno.lifecycle import Episode, State
+from sereno.notify.config import NotifyConfig, ReceiverSpec, Timing, parse_config
+from sereno.notify.delivery import Delivery
+from sereno.notify.notice import Notice, Planner
+from sereno.notify.senders import build_sender
+from sereno.rulefmt import load_default_rules, parse_rules
+from sereno.store import Outbox, Snapshot, StateStore, create
+from sereno.windows import Watermark
+
+from conftest import run_sereno
+
+RULES = load_default_rules()
+DISK = "Disk consumption exceeds 90%"
+LOAD = "5 min load average exceeds 4.0"
+T0 = 1476057600
+
+
+def config(text: str) -> NotifyConfig:
+    return parse_config(text, "sereno.yaml", RULES)
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as refused:
+        config(text)
+    return refused.value.problems
+
+
+def test_a_config_is_refused_with_every_problem_and_where_it_is() -> None:
+    assert problems(
+        """
+defaults: {repeat_interval: soon}
+receivers:
+  - {name: a, type: pager}
+  - {name: b, type: webhook, url: "ftp://x", min_severity: URGENT, colour: red}
+  - {name: c, type: email, smarthost: "mail.example.com", from: x@example.com}
+  - {name: d, type: slack, url: "https://hooks.example.com/1", rules: [nope]}
+"""
+    ) == [
+        "sereno.yaml:2:29: key 'repeat_interval': expected a duration such as 500ms, 90s, "
+        "5m or 4h, got 'soon'",
+        "sereno.yaml:4:21: receiver 'a': key 'type': unknown receiver type 'pager' "
+        "(known: webhook, alertmanager, slack, email)",
+        "sereno.yaml:5:35: receiver 'b': key 'url': expected an http:// or https:// URL, "
+        "got 'ftp://x'",
+        "sereno.yaml:5:60: receiver 'b': key 'min_severity': unknown severity 'URGENT' "
+        "(known: LOW, MEDIUM, HIGH, CRITICAL)",
+        "sereno.yaml:5:68: receiver 'b': unknown key 'colour' (known keys: name, type, "
+        "min_severity, rules, services, repeat_interval, timeout, retry_backoff, "
+        "retry_backoff_max, give_up_after, url, headers)",
+        "sereno.yaml:6:5: receiver 'c': missing required key 'to'",
+        "sereno.yaml:6:39: receiver 'c': key 'smarthost': expected HOST:PORT, "
+        "got 'mail.example.com'",
+        "sereno.yaml:7:71: receiver 'd': key 'rules': no rule is named 'nope'",
+    ]
+    assert problems(
+        "receivers: [{name: a, type: webhook, url: 'http://x'}, "
+        "{name: a, type: slack, url: 'http://y'}]"
+    ) == ["sereno.yaml:1:56: receiver 'a': duplicate receiver name"]
+    assert problems("- not a mapping") == [
+        "sereno.yaml:1:1: the config file must be a mapping, got a list"
+    ]
+
+
+def test_defaults_apply_to_every_receiver_that_does_not_set_its_own() -> None:
+    loaded = config(
+        """
+defaults: {repeat_interval: 1h, min_severity: HIGH, retry_backoff: 250ms}
+receivers:
+  - {name: a, type: webhook, url: "http://127.0.0.1:1/a"}
+  - {name: b, type: webhook, url: "http://127.0.0.1:1/b", repeat_interval: 30m,
+     min_severity: LOW}
+"""
+    )
+    a, b = loaded.receivers
+    assert (a.timing.repeat_interval, a.min_severity, a.timing.retry_backoff) == (
+        3600,
+        "HIGH",
+        0.25,
+    )
+    assert (b.timing.repeat_interval, b.min_severity, b.timing.retry_backoff) == (1800, "LOW", 0.25)
+    assert a.timing.give_up_after == Timing().give_up_after
+
+
+def episode(
+    rule: str = DISK,
+    server: str = "web1",
+    service: str = "web",
+    severity: str = "MEDIUM",
+    state: State = State.FIRING,
+    started: int = T0,
+    ended: int | None = None,
+    value: float = 0.95,
+) -> Episode:
+    alert = ServerAlert(rule, severity, started, "DiskUsedPercentage", value, server, service)
+    fired = started if state is not State.PENDING else None
+    return Episode(
+        AlertKey(rule, service, server),
+        severity,
+        state,
+        started,
+        started,
+        value,
+        1,
+        alert,
+        fired=fired,
+        ended=ended,
+        recovered=0.5 if ended is not None else None,
+    )
+
+
+def receivers(*specs: ReceiverSpec) -> NotifyConfig:
+    return NotifyConfig("test", specs)
+
+
+def test_each_receiver_hears_only_what_its_filters_let_through() -> None:
+    planner = Planner(
+        receivers(
+            ReceiverSpec("all", "webhook", "http://x"),
+            ReceiverSpec("urgent", "webhook", "http://x", min_severity="HIGH"),
+            ReceiverSpec("web", "webhook", "http://x", services=frozenset({"web"})),
+            ReceiverSpec("load", "webhook", "http://x", rules=frozenset({LOAD})),
+        ),
+        RULES,
+    )
+    changes = [
+        episode(),
+        episode(service="db", severity="CRITICAL"),
+        episode(state=State.PENDING),  # nobody is told of a pending alert
+        episode(state=State.RESOLVED, ended=T0 + 120),
+    ]
+    planned = [(name, n.service, n.severity, n.status) for name, n in planner.for_changes(changes)]
+    assert planned == [
+        ("all", "web", "MEDIUM", "firing"),
+        ("web", "web", "MEDIUM", "firing"),
+        ("all", "db", "CRITICAL", "firing"),
+        ("urgent", "db", "CRITICAL", "firing"),
+        ("all", "web", "MEDIUM", "resolved"),
+        ("web", "web", "MEDIUM", "resolved"),
+    ]
+
+
+def test_an_alert_still_firing_is_told_again_every_repeat_interval() -> None:
+    planner = Planner(
+        receivers(
+            ReceiverSpec("hourly", "webhook", "http://x", timing=Timing(repeat_interval=3600)),
+            ReceiverSpec("am", "alertmanager", "http://x"),  # refreshed, not reminded
+        ),
+        RULES,
+    )
+    firing = [episode()]
+    reminded = [
+        start
+        for start in range(T0, T0 + 3 * 3600 + 60, 60)
+        for _ in planner.repeats(firing, start, start - 60)
+    ]
+    assert reminded == [T0 + 3600, T0 + 7200, T0 + 10800]
+    # minutes evaluated with a gap (the service was down): the reminder is not lost
+    assert len(planner.repeats(firing, T0 + 3600 + 300, T0 + 3600 - 300)) == 1
+
+
+def test_a_resolved_notice_says_what_it_recovered_to_and_how_long_it_lasted() -> None:
+    rules = parse_rules(
+        """
+severities: {HIGH: {color: red}}
+rules:
+  - name: disk
+    severity: HIGH
+    condition: component == "DiskUsedPercentage" and value > 0.9
+    summary: "{server} disk at {value:.0%}"
+""",
+        "rules.yaml",
+    )
+    planner = Planner(receivers(ReceiverSpec("a", "webhook", "http://x")), rules)
+    resolved = episode(rule="disk", severity="HIGH", state=State.RESOLVED, ended=T0 + 5460)
+    ((_, notice),) = planner.for_changes([resolved])
+    assert notice.text == "web1 disk at 95% - recovered to 0.5, resolved after 1h31m"
+    assert notice.title == "[RESOLVED] HIGH: disk"
+    assert notice.key == f"{notice.fingerprint}-resolved-{T0 + 5460}"
+    assert notice.color == "red"
+
+
+def notice(number: int) -> Notice:
+    return Notice(
+        "firing",
+        "fired",
+        DISK,
+        "MEDIUM",
+        "web",
+        f"web{number}",
+        "DiskUsedPercentage",
+        0.95,
+        f"notice {number}",
+        "",
+        T0,
+        T0 + number,
+    )
+
+
+@pytest.fixture
+def outbox_with(tmp_path: Path) -> Callable[[int, str], Outbox]:
+    """An outbox holding `count` notices for `receiver`, queued in one checkpoint."""
+
+    def fill(count: int, receiver: str) -> Outbox:
+        db = tmp_path / "sereno.db"
+        create(db)
+        store = StateStore(db, Event)
+        snapshot = Snapshot(0, Watermark(float("-inf"), float("-inf")), EngineState())
+        store.checkpoint(snapshot, [], outgoing=[(receiver, notice(n)) for n in range(count)])
+        store.close()
+        return Outbox(db)
+
+    return fill
+
+
+def start_delivery(outbox: Outbox, spec: ReceiverSpec, logged: list[str]) -> Delivery:
+    delivery = Delivery(
+        outbox,
+        [spec],
+        {spec.name: build_sender(spec)},
+        Planner(receivers(spec), RULES),
+        log=logged.append,
+    )
+    delivery.start()
+    return delivery
+
+
+FAST = Timing(timeout=0.5, retry_backoff=0.02, retry_backoff_max=0.1)
+
+
+def test_notices_too_old_to_send_are_dropped_counted_and_logged(
+    outbox_with: Callable[[int, str], Outbox], http_receiver: HttpReceiver
+) -> None:
+    http_receiver.down()
+    outbox = outbox_with(3, "hook")
+    spec = ReceiverSpec(
+        "hook",
+        "webhook",
+        http_receiver.url,
+        timing=Timing(timeout=0.5, retry_backoff=0.05, retry_backoff_max=0.1, give_up_after=0.3),
+    )
+    logged: list[str] = []
+    delivery = start_delivery(outbox, spec, logged)
+    deadline = time.monotonic() + 5
+    while delivery.counts["hook"].dropped < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    delivery.stop()
+    assert delivery.counts["hook"].dropped == 3
+    assert delivery.counts["hook"].sent == 0
+    assert delivery.depths() == {"hook": 0}
+    assert logged[0].startswith("sereno: notify hook: http://127.0.0.1:")
+    assert [line for line in logged if "gave up" in line] == [
+        f"sereno: notify hook: gave up on 1 notification older than 0.3s; the last: notice {n}"
+        for n in range(3)
+    ]
+
+
+def test_notices_for_a_receiver_no_longer_configured_are_dropped_and_said(
+    outbox_with: Callable[[int, str], Outbox], http_receiver: HttpReceiver
+) -> None:
+    outbox = outbox_with(2, "gone")
+    logged: list[str] = []
+    delivery = start_delivery(outbox, ReceiverSpec("hook", "webhook", http_receiver.url), logged)
+    delivery.stop()
+    assert logged == [
+        "sereno: dropped 2 queued notifications for receiver 'gone', which the config no longer has"
+    ]
+    assert outbox.depths() == {}
+
+
+def test_a_batch_of_notices_is_delivered_in_order_after_failures(
+    outbox_with: Callable[[int, str], Outbox], http_receiver: HttpReceiver
+) -> None:
+    http_receiver.answer(503)
+    outbox = outbox_with(30, "hook")
+    logged: list[str] = []
+    delivery = start_delivery(
+        outbox, ReceiverSpec("hook", "webhook", http_receiver.url, timing=FAST), logged
+    )
+    http_receiver.wait_for(lambda r: len(r.requests) >= 4)
+    http_receiver.answer(200)
+    http_receiver.wait_for(lambda r: len(r.accepted()) >= 30)
+    delivery.stop()
+    summaries = [body["commonAnnotations"]["summary"] for body in http_receiver.accepted()]
+    assert summaries == [f"notice {n}" for n in range(30)]
+    counts = delivery.counts["hook"]
+    assert counts.sent == 30 and counts.failed >= 4 and counts.retried == counts.failed
+    assert "answered 503 Service Unavailable" in logged[0]
+
+
+def test_check_lists_the_receivers_of_a_config(
+    write_file: Callable[[str, str], Path],
+) -> None:
+    good = write_file(
+        "sereno.yaml",
+        """
+receivers:
+  - {name: ops, type: webhook, url: "https://hooks.example.com/sereno", min_severity: HIGH}
+  - {name: am, type: alertmanager, url: "http://127.0.0.1:9093"}
+""",
+    )
+    result = run_sereno("check", "--config", good)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith(
+        f"{good}: valid, 2 receivers\n"
+        "  ops (webhook): https://hooks.example.com/sereno\n"
+        "    HIGH and above; repeated every 4h\n"
+        "  am (alertmanager): http://127.0.0.1:9093\n"
+        "    every severity; firing alerts re-sent every 1m\n"
+    )
+    bad = write_file("bad.yaml", "receivers:\n  - {name: ops, type: webhook}\n")
+    result = run_sereno("check", "--config", bad)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"{bad}:2:5: receiver 'ops': missing required key 'url'\n"
+        "sereno: the config file was refused\n"
+    )
+
+
+def test_notify_test_says_which_receivers_accepted_the_drill(
+    write_file: Callable[[str, str], Path],
+    http_receiver: HttpReceiver,
+    smtp_server: SmtpServerFactory,
+) -> None:
+    smtp = smtp_server()
+    nowhere = f"http://127.0.0.1:{free_port()}/hook"
+    config = write_file(
+        "sereno.yaml",
+        f"""
+receivers:
+  - {{name: hook, type: webhook, url: "{http_receiver.url}"}}
+  - {{name: mail, type: email, smarthost: "{smtp.host}:{smtp.port}", starttls: false,
+     from: sereno@example.com, to: [oncall@example.com]}}
+  - {{name: down, type: slack, url: "{nowhere}", timeout: 2s}}
+""",
+    )
+    result = run_sereno("notify-test", "--config", config)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["hook (webhook): accepted", "mail (email): accepted"]
+    assert lines[2].startswith(f"down (slack): FAILED: {nowhere}: cannot connect")
+    body = http_receiver.accepted()[0]
+    assert body["alerts"][0]["labels"]["alertname"] == "Sereno test notification"
+    assert body["commonAnnotations"]["summary"].startswith("TEST: this is a test notification")
+    assert (
+        smtp.messages[0]
+        .message["Subject"]
+        .startswith("[FIRING] CRITICAL: Sereno test notification: TEST:")
+    )
+    only = run_sereno("notify-test", "--config", config, "hook")
+    assert (only.returncode, only.stdout) == (0, "hook (webhook): accepted\n")
+    unknown = run_sereno("notify-test", "--config", config, "pager")
+    assert unknown.returncode == 2
+    assert "no receiver is named 'pager' (receivers: hook, mail, down)" in unknown.stderr
+    shortcut = run_sereno("notify-test", "--webhook", http_receiver.url)
+    assert (shortcut.returncode, shortcut.stdout) == (0, "webhook (webhook): accepted\n")
+    assert run_sereno("notify-test").stderr.endswith(
+        "no receiver to test: give --config FILE or --webhook URL\n"
+    )
