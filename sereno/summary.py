@@ -23,7 +23,7 @@ DEFAULT_TEMPLATES: Mapping[str, str] = {
     "per-server": "{component} is {value} on {server} ({service})",
     "majority": "{component} is up to {value} on {matched} of the {active} active servers of "
     "{service} (threshold {threshold})",
-    "absent": "{server} ({service}) has sent nothing since {last_seen}",
+    "absent": "{server} ({service}) has sent nothing for {value:.0f}s",
 }
 
 _EXAMPLES: Mapping[str, object] = {

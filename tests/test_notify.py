@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from peers import HttpReceiver, SmtpServerFactory, free_port
 
-from sereno.alerts import AlertKey, ServerAlert
+from sereno.alerts import AbsentAlert, AlertKey, MajorityAlert, ServerAlert
 from sereno.engine import EngineState
 from sereno.errors import ConfigError
 from sereno.events import Event
@@ -22,6 +22,7 @@ from sereno.notify.notice import Notice, Planner
 from sereno.notify.senders import build_sender
 from sereno.rulefmt import load_default_rules, parse_rules
 from sereno.store import Outbox, Snapshot, StateStore, create
+from sereno.summary import summarize
 from sereno.windows import Watermark
 
 from conftest import run_sereno
@@ -373,3 +374,15 @@ receivers:
     assert run_sereno("notify-test").stderr.endswith(
         "no receiver to test: give --config FILE or --webhook URL\n"
     )
+
+
+def test_each_kind_of_rule_has_a_default_summary() -> None:
+    absent = AbsentAlert("silent", "HIGH", T0, "web7", "web", T0 - 125, 185)
+    majority = MajorityAlert(LOAD, "HIGH", T0, "Load5mAvg", 10.2, "web", "4.0", ["a", "b"], 2, 3)
+    server = ServerAlert(DISK, "MEDIUM", T0, "DiskUsedPercentage", 0.93, "web1", "web")
+    assert [summarize(alert, None) for alert in (server, majority, absent)] == [
+        "DiskUsedPercentage is 0.93 on web1 (web)",
+        "Load5mAvg is up to 10.2 on 2 of the 3 active servers of web (threshold 4.0)",
+        "web7 (web) has sent nothing for 185s",
+    ]
+    assert summarize(server, "{server}: disk at {value:.0%}") == "web1: disk at 93%"
