@@ -25,7 +25,7 @@ from sereno.store import Outbox, Snapshot, StateStore, create
 from sereno.summary import summarize
 from sereno.windows import Watermark
 
-from conftest import run_sereno
+from conftest import SAMPLE, run_sereno
 
 RULES = load_default_rules()
 DISK = "Disk consumption exceeds 90%"
@@ -386,3 +386,20 @@ def test_each_kind_of_rule_has_a_default_summary() -> None:
         "web7 (web) has sent nothing for 185s",
     ]
     assert summarize(server, "{server}: disk at {value:.0%}") == "web1: disk at 93%"
+
+
+def test_an_email_receivers_files_must_be_there_and_login_needs_both_halves() -> None:
+    assert problems(
+        f"""
+receivers:
+  - {{name: m, type: email, smarthost: "mail:587", from: a@example.com, to: [b@example.com],
+     username: sereno, password_file: /nonexistent/smtp-password}}
+  - {{name: n, type: email, smarthost: "mail:587", from: a@example.com, to: [b@example.com],
+     ca_file: /nonexistent/ca.pem, password_file: {SAMPLE}}}
+"""
+    ) == [
+        "sereno.yaml:4:39: receiver 'm': key 'password_file': cannot read "
+        "'/nonexistent/smtp-password'",
+        "sereno.yaml:6:15: receiver 'n': key 'ca_file': cannot read '/nonexistent/ca.pem'",
+        "sereno.yaml:6:51: receiver 'n': 'username' and 'password_file' go together",
+    ]

@@ -6,6 +6,7 @@ every problem and its line, like the rules file.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -316,11 +317,18 @@ class _ConfigReader(NodeReader):
         if smarthost is None or sender is None or not to:
             return None
         starttls = fields.get("starttls")
-        optional = {
-            key: self._string(fields[key], key, label)
-            for key in ("username", "password_file", "ca_file")
-            if key in fields
-        }
+        optional: dict[str, str | None] = {}
+        if "username" in fields:
+            optional["username"] = self._string(fields["username"], "username", label)
+        for key in ("password_file", "ca_file"):
+            if key in fields:
+                optional[key] = self._readable(fields[key], key, label)
+        if ("username" in fields) != ("password_file" in fields):
+            self._problem(
+                fields.get("username") or fields.get("password_file"),
+                "'username' and 'password_file' go together",
+                label,
+            )
         return EmailSettings(
             smarthost,
             sender,
@@ -328,6 +336,17 @@ class _ConfigReader(NodeReader):
             starttls=self._flag(starttls, "starttls", label) if starttls is not None else True,
             **optional,
         )
+
+    def _readable(self, node: yaml.Node, key: str, label: str) -> str | None:
+        """A file named in the config, relative to the config's folder: it must be there."""
+        name = self._string(node, key, label)
+        if name is None:
+            return None
+        path = Path(self._source).parent / name
+        if not path.is_file() or not os.access(path, os.R_OK):
+            self._problem(node, f"key {key!r}: cannot read {str(path)!r}", label)
+            return None
+        return str(path)
 
     def _smarthost(self, node: yaml.Node | None, label: str) -> tuple[str, int] | None:
         text = self._string(node, "smarthost", label) if node is not None else None
