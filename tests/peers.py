@@ -238,6 +238,16 @@ route:
 receivers:
   - name: "null"
 """
+NOTIFYING_CONFIG = """\
+route:
+  receiver: hook
+  group_by: ["..."]  # each alert a group of its own
+  group_wait: 100ms
+  group_interval: 1s
+receivers:
+  - name: hook
+    webhook_configs: [{{url: "{url}", send_resolved: true}}]
+"""
 
 
 def _alertmanager_binary() -> str:
@@ -251,15 +261,20 @@ def _alertmanager_binary() -> str:
 
 
 class Alertmanager(_Peer):
-    """The real Prometheus Alertmanager, alone (no clustering), notifying nobody.
+    """The real Prometheus Alertmanager, alone (no clustering), notifying nobody, or the
+    webhook at `notify` of each alert firing and resolved.
 
     Alerts posted to it can be read back with `alerts()`.
     """
 
-    def __init__(self, workdir: Path, ready_timeout: float = 20.0) -> None:
+    def __init__(
+        self, workdir: Path, ready_timeout: float = 20.0, notify: str | None = None
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "alertmanager.yml"
-        config.write_text(ALERTMANAGER_CONFIG)
+        config.write_text(
+            ALERTMANAGER_CONFIG if notify is None else NOTIFYING_CONFIG.format(url=notify)
+        )
         self._log = workdir / "alertmanager.log"
         address = f"{HOST}:{free_port()}"
         self.url = f"http://{address}"

@@ -147,9 +147,23 @@ def test_kill_9_between_sending_and_the_answer_repeats_a_notice_and_loses_none(
     again.stop()
 
 
-def test_alertmanager_receives_firing_then_resolved_alerts(
+def test_alertmanager_receives_firing_then_resolved_alerts_and_tells_its_receivers(
+    start_server: Callable[..., Server],
+    http_receiver: HttpReceiver,
+    write_file: Callable[[str, str], Path],
+    tmp_path: Path,
+) -> None:
+    alertmanager = Alertmanager(tmp_path / "alertmanager", notify=http_receiver.url)
+    try:
+        _alertmanager_round_trip(start_server, alertmanager, http_receiver, write_file)
+    finally:
+        alertmanager.stop()
+
+
+def _alertmanager_round_trip(
     start_server: Callable[..., Server],
     alertmanager: Alertmanager,
+    http_receiver: HttpReceiver,
     write_file: Callable[[str, str], Path],
 ) -> None:
     config = write_file(
@@ -175,13 +189,31 @@ receivers:
     )
     assert alert["startsAt"].startswith("2016-10-10T00:02:00")
     assert alert["generatorURL"] == "http://sereno.example.com:8080/"
-    # the later minute resolves reporting_pdf02's disk: Alertmanager drops it
+    # the later minute resolves reporting_pdf02's disk: Alertmanager drops it from its list,
+    # and tells its own receiver that it is resolved
     server.post_lines(event(component="DiskUsedPercentage", value=0.1, timestamp=T0 + 400))
     left = _until(lambda: _am_alerts(alertmanager), lambda alerts: len(alerts) == 2)
     assert [(rule, whom) for rule, _, whom, _ in left] == [
         (LOAD, "FacebookRealtime"),
         (DISK, "InboxService"),
     ]
+
+    def told_resolved(receiver: HttpReceiver) -> bool:
+        return any(
+            body["status"] == "resolved" and body["commonLabels"].get("server") == "reporting_pdf02"
+            for body in receiver.accepted()
+        )
+
+    http_receiver.wait_for(told_resolved, timeout=15)
+    resolved = next(
+        body["alerts"][0] for body in http_receiver.accepted() if body["status"] == "resolved"
+    )
+    assert resolved["endsAt"].startswith("2016-10-10T00:04:00")
+    assert resolved["annotations"]["resolution"] == "recovered to 0.89, resolved after 2m"
+    told = {
+        (body["status"], body["commonLabels"]["alertname"]) for body in http_receiver.accepted()
+    }
+    assert ("firing", LOAD) in told
 
 
 def _am_alerts(alertmanager: Alertmanager) -> list[tuple[str, str, str, str | None]]:
