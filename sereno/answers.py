@@ -62,7 +62,8 @@ class Problem(msgspec.Struct):
 
 
 class RulesRefused(msgspec.Struct):
-    """A rules file refused on reload: every problem found, one a line."""
+    """A rules file (or notification config) refused on reload: every problem found, one a
+    line."""
 
     error: str
     problems: list[str]
@@ -72,6 +73,7 @@ class RulesReloaded(msgspec.Struct):
     status: str
     source: str
     rules: int
+    receivers: int
 
 
 class Status(msgspec.Struct):

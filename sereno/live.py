@@ -60,6 +60,7 @@ class _Batch:
 @dataclass
 class _Reload:
     ruleset: RuleSet
+    planner: Planner | None
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -135,10 +136,11 @@ class LiveEngine:
         """Queue a batch the journal holds as `seq`."""
         self._queue.put(_Batch(seq, events))
 
-    def reload(self, ruleset: RuleSet) -> None:
-        """Evaluate with `ruleset` from now on, keeping the alerts of the rules it still has."""
+    def reload(self, ruleset: RuleSet, planner: Planner | None = None) -> None:
+        """Evaluate with `ruleset` from now on, keeping the alerts of the rules it still has
+        (and plan notifications with `planner`, if given)."""
         self.event_type = event_type(ruleset.fields)
-        request = _Reload(ruleset)
+        request = _Reload(ruleset, planner)
         self._queue.put(request)
         if not request.done.wait(RELOAD_TIMEOUT):
             raise TimeoutError("the evaluator did not take the new rules in time")
@@ -287,7 +289,9 @@ class LiveEngine:
         engine = self._new_engine(request.ruleset)
         self._drop(engine.restore(self._engine.state()))
         self._engine, self.ruleset = engine, request.ruleset
-        if self._planner is not None:
+        if request.planner is not None:
+            self._planner = request.planner
+        elif self._planner is not None:
             self._planner.use(request.ruleset)
         self._early_start = None  # the new rules have seen nothing of the open minutes
         self._checkpoint(whole_history=True)

@@ -47,12 +47,16 @@ from sereno.answers import (
     schema_components,
 )
 from sereno.diagnostics import to_stderr
-from sereno.errors import ConfigError, RulesError
+from sereno.errors import RulesError
 from sereno.events import Event
 from sereno.ingest import DEFAULT_MAX_BODY, BodyError, decode_body
 from sereno.lifecycle import Episode
 from sereno.live import LiveEngine
+from sereno.notify.config import ReceiverSpec
 from sereno.notify.delivery import Delivery
+from sereno.notify.notice import Planner
+from sereno.notify.service import Notifications
+from sereno.output import counted
 from sereno.rulefmt import RuleSet, load_default_rules, load_rules
 from sereno.store import DEFAULT_HISTORY_LIMIT, HistoryQuery, Journal, read_history
 
@@ -163,41 +167,51 @@ class _DeliveryCollector(Collector):
 
 
 class RulesReload:
-    """Reads the rules file again and puts it to work, or refuses it and keeps the old rules;
-    logs and counts either. For SIGHUP and `POST /-/reload` alike."""
+    """Reads the rules file, and the notification config, again and puts them to work, or
+    refuses them and keeps the old ones; logs and counts either. For SIGHUP and
+    `POST /-/reload` alike."""
 
     def __init__(
         self,
         path: str | None,
         live: LiveEngine,
         metrics: Metrics,
-        misfits: Callable[[RuleSet], list[str]] = lambda ruleset: [],
+        notifications: Notifications,
     ) -> None:
         self._path = path  # None: the packaged rules
         self._live = live
         self._metrics = metrics
-        self._misfits = misfits  # what else no longer fits new rules (the notification config)
+        self._notifications = notifications
         self._one_at_a_time = threading.Lock()
+
+    @property
+    def receivers(self) -> tuple[ReceiverSpec, ...]:
+        return self._notifications.config.receivers
 
     def __call__(self) -> RuleSet:
         with self._one_at_a_time:
             try:
                 ruleset = load_default_rules() if self._path is None else load_rules(self._path)
-                problems = self._misfits(ruleset)
-                if problems:
-                    raise ConfigError(problems)
+                config = self._notifications.read(ruleset)
             except RulesError as error:
                 self._metrics.reload_failures.inc()
-                to_stderr(f"sereno: rules reload refused, the old rules keep running:\n{error}")
+                to_stderr(
+                    f"sereno: reload refused, the old rules and receivers keep running:\n{error}"
+                )
                 raise
+            planner = Planner(config, ruleset)
             try:
-                self._live.reload(ruleset)
+                self._live.reload(ruleset, planner)
             except TimeoutError as error:
                 self._metrics.reload_failures.inc()
                 to_stderr(f"sereno: rules reload failed, the old rules keep running: {error}")
                 raise
+            self._notifications.use(config, planner)
             self._metrics.reloads.inc()
-            to_stderr(f"sereno: rules reloaded from {ruleset.source}: {len(ruleset.rules)} rules")
+            to_stderr(
+                f"sereno: rules reloaded from {ruleset.source}: {len(ruleset.rules)} rules; "
+                f"notifying {counted(len(config.receivers), 'receiver')}"
+            )
             return ruleset
 
 
@@ -332,9 +346,11 @@ class _Api:
         except TimeoutError as error:
             return self._problem(503, str(error))
         except RulesError as error:
-            refused = "the rules file is refused, the old rules keep running"
+            refused = f"the {error.what} is refused, the old rules and receivers keep running"
             return self._answer(400, RulesRefused(refused, error.problems))
-        return self._answer(200, RulesReloaded("reloaded", ruleset.source, len(ruleset.rules)))
+        receivers = len(self._reload_rules.receivers)
+        answer = RulesReloaded("reloaded", ruleset.source, len(ruleset.rules), receivers)
+        return self._answer(200, answer)
 
     def status_page(self) -> Response:
         live, stats = self._live, self._live.stats

@@ -32,10 +32,10 @@ from sereno.errors import InputError, RulesError
 from sereno.events import EventReader, event_type
 from sereno.ingest import DEFAULT_MAX_BODY
 from sereno.live import LiveEngine
-from sereno.notify.config import config_problems, receivers_config
-from sereno.notify.delivery import Delivery
-from sereno.notify.notice import Planner, drill_notice
+from sereno.notify.config import receivers_config
+from sereno.notify.notice import drill_notice
 from sereno.notify.senders import build_sender
+from sereno.notify.service import Notifications
 from sereno.notify.transport import DeliveryError
 from sereno.output import ChangeLog, counted
 from sereno.push import in_time_order_batches, push
@@ -124,36 +124,28 @@ def serve_command(argv: Sequence[str]) -> int:
         metrics = Metrics()
         state = StateStore(args.db, event_type(ruleset.fields))
         outbox = Outbox(args.db)
-        planner = Planner(receivers, ruleset)
-        delivery = Delivery(
-            outbox,
-            receivers.receivers,
-            {spec.name: build_sender(spec) for spec in receivers.receivers},
-            planner,
-        )
+        notifications = Notifications(outbox, args.config, args.webhook, receivers, ruleset)
         live = LiveEngine(
             ruleset,
             args.allowed_lateness,
             state,
             ChangeLog(log).write,
             metrics.evaluation.observe,
-            planner=planner if receivers.receivers else None,
-            on_queued=delivery.wake,
+            planner=notifications.planner,
+            on_queued=notifications.delivery.wake,
         )
         journal = Journal(args.db)
         for store in (journal, state, outbox):
             stack.callback(store.close)
         metrics.watch(live)
-        metrics.watch_delivery(delivery)
-        reload_rules = RulesReload(
-            args.rules_config, live, metrics, lambda new: config_problems(receivers, new)
-        )
+        metrics.watch_delivery(notifications.delivery)
+        reload_rules = RulesReload(args.rules_config, live, metrics, notifications)
         app = create_app(live, journal, metrics, config, reload_rules)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         # the journal keeps what was accepted: a restart (Restart=on-failure) carries on
         live.start(on_failure=lambda error: setattr(server, "should_exit", True))
-        delivery.start()
-        stack.callback(delivery.stop)
+        notifications.delivery.start()
+        stack.callback(notifications.delivery.stop)
         _reload_on_hangup(reload_rules)
         to_stderr(f"sereno: serving {ruleset.source} on {_url(host, port)}, state in {args.db}")
         if receivers.receivers:

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from peers import Alertmanager, HttpReceiver, SmtpServerFactory
 
 from conftest import SAMPLE, Server, event, run_sereno
@@ -316,3 +317,40 @@ receivers:
     assert resolved["attachments"][0]["color"] == "#2eb886"
     assert resolved["attachments"][0]["text"].endswith("recovered to 4.0, resolved after 2m")
     server.stop()
+
+
+def test_a_reload_takes_up_a_new_config_and_refuses_a_bad_one(
+    start_server: Callable[..., Server],
+    http_receiver: HttpReceiver,
+    write_file: Callable[[str, str], Path],
+) -> None:
+    config = write_file(
+        "sereno.yaml", "receivers: [{name: old, type: webhook, url: 'http://127.0.0.1:9/'}]"
+    )
+    server = start_server("--config", str(config))
+    write_file("sereno.yaml", "receivers: [{name: new, type: pager}]")
+    refused = httpx.post(f"{server.url}/-/reload")
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "error": "the config file is refused, the old rules and receivers keep running",
+        "problems": [
+            f"{config}:1:31: receiver 'new': key 'type': unknown receiver type 'pager' "
+            "(known: webhook, alertmanager, slack, email)"
+        ],
+    }
+    write_file(
+        "sereno.yaml", f"receivers: [{{name: new, type: webhook, url: '{http_receiver.url}'}}]"
+    )
+    reloaded = httpx.post(f"{server.url}/-/reload")
+    assert (reloaded.status_code, reloaded.json()["receivers"]) == (200, 1)
+    push_sample(server)
+    http_receiver.wait_for(lambda r: len(r.accepted()) >= len(SAMPLE_NOTICES), timeout=15)
+    assert [told(p) for p in http_receiver.accepted()] == SAMPLE_NOTICES
+    assert {p["receiver"] for p in http_receiver.accepted()} == {"new"}
+    page = server.metric_until('sereno_notifications_sent_total{receiver="new"} 8.0')
+    assert 'sereno_notifications_sent_total{receiver="old"} 0.0' in page
+    assert 'sereno_notifications_queued{receiver="old"}' not in page
+    said = server.stop()
+    assert (
+        "sereno: rules reloaded from <packaged rules.yaml>: 2 rules; notifying 1 receiver" in said
+    )

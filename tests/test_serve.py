@@ -248,7 +248,9 @@ def test_reload_puts_good_rules_to_work_and_refuses_bad_ones(
     rules.write_text("rules: [")
     refused = httpx.post(f"{server.url}/-/reload")
     assert refused.status_code == 400
-    assert refused.json()["error"] == "the rules file is refused, the old rules keep running"
+    assert refused.json()["error"] == (
+        "the rules file is refused, the old rules and receivers keep running"
+    )
     assert refused.json()["problems"]
     server.post_lines(hot(T0 + 10), event(timestamp=T0 + 95))
     assert [a["rule"] for a in server.alerts_until(bool)] == ["hot"]  # the old rules still run
@@ -270,7 +272,7 @@ def test_reload_puts_good_rules_to_work_and_refuses_bad_ones(
     assert "sereno_rules_reloads_total 1.0" in page
     assert "sereno_rules_reload_failures_total 1.0" in page
     said = server.stop()
-    assert "sereno: rules reload refused, the old rules keep running" in said
+    assert "sereno: reload refused, the old rules and receivers keep running" in said
     assert f"sereno: rules reloaded from {rules}: 1 rules" in said
 
 

@@ -138,24 +138,6 @@ def parse_config(text: str, source: str, ruleset: RuleSet) -> NotifyConfig:
     return config
 
 
-def config_problems(config: NotifyConfig, ruleset: RuleSet) -> list[str]:
-    """What in `config` no longer fits `ruleset` (a severity or rule that is gone)."""
-    severities = {severity.name for severity in ruleset.severities}
-    rules = {spec.name for spec in ruleset.rules}
-    problems = []
-    for spec in config.receivers:
-        if spec.min_severity is not None and spec.min_severity not in severities:
-            problems.append(
-                f"{config.source}: receiver {spec.name!r}: min_severity {spec.min_severity!r} "
-                "is not a severity of the rules"
-            )
-        problems += [
-            f"{config.source}: receiver {spec.name!r}: rule {rule!r} is not in the rules"
-            for rule in sorted((spec.rules or frozenset()) - rules)
-        ]
-    return problems
-
-
 def describe_receiver(spec: ReceiverSpec) -> str:
     """A receiver in two lines, as `sereno check --config` lists it."""
     where = spec.url

@@ -48,17 +48,25 @@ class Delivery:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.outbox = outbox
-        self.stopping = threading.Event()
         self.log = log
-        self.counts = {spec.name: ReceiverCounts() for spec in receivers}
+        self._jitter = jitter
+        self.counts: dict[str, ReceiverCounts] = {}  # kept across reloads, as counters are
+        self._workers: list[_Worker] = []
+        self._prepare(receivers, senders, planner)
+
+    def _prepare(
+        self, receivers: Sequence[ReceiverSpec], senders: Mapping[str, Sender], planner: Planner
+    ) -> None:
+        for spec in receivers:
+            self.counts.setdefault(spec.name, ReceiverCounts())
         self._workers = [
-            _Worker(spec, senders[spec.name], self, planner, jitter) for spec in receivers
+            _Worker(spec, senders[spec.name], self, planner, self._jitter) for spec in receivers
         ]
 
     def start(self) -> None:
         """Start the workers; notices queued for receivers no longer configured are dropped,
         and said so."""
-        configured = set(self.counts)
+        configured = {worker.spec.name for worker in self._workers}
         for receiver, waiting in self.outbox.depths().items():
             if receiver not in configured:
                 self.outbox.discard(receiver)
@@ -76,13 +84,23 @@ class Delivery:
 
     def stop(self) -> None:
         """Stop the workers (what is not acknowledged stays queued for the next start)."""
-        self.stopping.set()
-        self.wake()
+        for worker in self._workers:
+            worker.stopping.set()
+            worker.woken.set()
         for worker in self._workers:
             worker.join(worker.spec.timing.timeout + 1)
 
+    def reconfigure(
+        self, receivers: Sequence[ReceiverSpec], senders: Mapping[str, Sender], planner: Planner
+    ) -> None:
+        """Deliver to `receivers` from now on: each worker finishes what it is sending."""
+        self.stop()
+        self._prepare(receivers, senders, planner)
+        self.start()
+
     def depths(self) -> dict[str, int]:
-        depths = dict.fromkeys(self.counts, 0)
+        """How many notices wait, by receiver configured (and any other still queued)."""
+        depths = {worker.spec.name: 0 for worker in self._workers}
         depths.update(self.outbox.depths())
         return depths
 
@@ -99,6 +117,7 @@ class _Worker(threading.Thread):
         super().__init__(name=f"sereno-notify-{spec.name}", daemon=True)
         self.spec = spec
         self.woken = threading.Event()
+        self.stopping = threading.Event()
         self._sender = sender
         self._delivery = delivery
         self._counts = delivery.counts[spec.name]
@@ -109,7 +128,7 @@ class _Worker(threading.Thread):
 
     def run(self) -> None:
         try:
-            while not self._delivery.stopping.is_set():
+            while not self.stopping.is_set():
                 self.woken.clear()
                 queued = self._delivery.outbox.oldest(self.spec.name, self._sender.batch_size)
                 if queued:
@@ -167,7 +186,7 @@ class _Worker(threading.Thread):
             self._failures += 1
             if self._failures == 1:
                 self._say(f"{error}; retrying with backoff")
-            self._delivery.stopping.wait(self._backoff())
+            self.stopping.wait(self._backoff())
             return False
         if self._failures:
             self._say(f"delivering again, after {counted(self._failures, 'failed attempt')}")

@@ -1,0 +1,42 @@
+"""The notification side of a running service: its receivers, the planner that decides who
+hears what, the delivery that tells them, and taking a new config on a reload."""
+
+from __future__ import annotations
+
+from sereno.notify.config import NotifyConfig, receivers_config
+from sereno.notify.delivery import Delivery
+from sereno.notify.notice import Planner
+from sereno.notify.senders import build_sender
+from sereno.notify.transport import Sender
+from sereno.rulefmt import RuleSet
+from sereno.store import Outbox
+
+
+def senders_of(config: NotifyConfig) -> dict[str, Sender]:
+    return {spec.name: build_sender(spec) for spec in config.receivers}
+
+
+class Notifications:
+    def __init__(
+        self,
+        outbox: Outbox,
+        path: str | None,
+        webhook: str | None,
+        config: NotifyConfig,
+        ruleset: RuleSet,
+    ) -> None:
+        self._path, self._webhook = path, webhook  # `--config FILE`, `--webhook URL`
+        self.config = config  # as read from them
+        self.planner = Planner(self.config, ruleset)
+        self.delivery = Delivery(
+            outbox, self.config.receivers, senders_of(self.config), self.planner
+        )
+
+    def read(self, ruleset: RuleSet) -> NotifyConfig:
+        """The config, read again for `ruleset` (raises `ConfigError` if it does not fit)."""
+        return receivers_config(self._path, self._webhook, ruleset)
+
+    def use(self, config: NotifyConfig, planner: Planner) -> None:
+        """Deliver to the receivers of `config` from now on (`planner` plans for it)."""
+        self.config, self.planner = config, planner
+        self.delivery.reconfigure(config.receivers, senders_of(config), planner)
