@@ -354,3 +354,35 @@ def test_a_reload_takes_up_a_new_config_and_refuses_a_bad_one(
     assert (
         "sereno: rules reloaded from <packaged rules.yaml>: 2 rules; notifying 1 receiver" in said
     )
+
+
+def test_an_alert_still_firing_is_told_again_every_repeat_interval(
+    start_server: Callable[..., Server],
+    http_receiver: HttpReceiver,
+    write_file: Callable[[str, str], Path],
+) -> None:
+    config = write_file(
+        "sereno.yaml",
+        f"receivers: [{{name: ops, type: webhook, url: '{http_receiver.url}', "
+        "repeat_interval: 1m}]",
+    )
+    server = start_server("--config", str(config))
+    push_sample(server)
+    http_receiver.wait_for(lambda r: len(r.accepted()) >= len(SAMPLE_NOTICES) + 2, timeout=15)
+    keys = [request.headers["idempotency-key"] for request in http_receiver.requests]
+    reminders = [
+        (told(payload)[1:3], key.rsplit("-", 1)[1])
+        for payload, key in zip(http_receiver.accepted(), keys, strict=True)
+        if "-repeat-" in key
+    ]
+    # each minute an alert was still firing after the one it fired in
+    assert reminders == [
+        ((LOAD, "InboxService"), str(T0 + 120)),
+        ((DISK, "reporting_pdf02"), str(T0 + 180)),
+    ]
+    changes = [
+        told(payload)
+        for payload, key in zip(http_receiver.accepted(), keys, strict=True)
+        if "-repeat-" not in key
+    ]
+    assert changes == SAMPLE_NOTICES
