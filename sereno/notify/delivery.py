@@ -171,8 +171,10 @@ class _Worker(threading.Thread):
         if episodes is None:
             return False
         firing = self._planner.firing_for(self.spec, episodes)
-        if firing:
-            self._attempt(firing)
+        size = self._sender.batch_size
+        for start in range(0, len(firing), size):
+            if not self._attempt(firing[start : start + size]):
+                break  # the rest, at the next refresh
         return True
 
     def _attempt(self, notices: list[Notice]) -> bool:
@@ -181,11 +183,12 @@ class _Worker(threading.Thread):
             self._counts.retried += 1
         try:
             self._sender.send(notices)
-        except DeliveryError as error:
+        except Exception as error:  # DeliveryError; anything else must not stop the worker
             self._counts.failed += 1
             self._failures += 1
             if self._failures == 1:
-                self._say(f"{error}; retrying with backoff")
+                reason = error if isinstance(error, DeliveryError) else repr(error)
+                self._say(f"{reason}; retrying with backoff")
             self.stopping.wait(self._backoff())
             return False
         if self._failures:
