@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from peers import Alertmanager, HttpReceiver, SmtpServerFactory
 
 from conftest import SAMPLE, Server, event, run_sereno
@@ -28,6 +29,18 @@ SAMPLE_NOTICES = [
     ("firing", LOAD, "FacebookRealtime", T0 + 240),
     ("resolved", DISK, "reporting_pdf02", T0 + 240),
 ]
+
+
+@pytest.fixture
+def serve_with(
+    start_server: Callable[..., Server], write_file: Callable[[str, str], Path]
+) -> Callable[[str], Server]:
+    """Start `sereno serve --config FILE`, FILE holding the config given."""
+
+    def start(config: str) -> Server:
+        return start_server("--config", str(write_file("sereno.yaml", config)))
+
+    return start
 
 
 def push_sample(server: Server) -> None:
@@ -88,20 +101,17 @@ def test_a_webhook_is_told_each_change_in_alertmanagers_shape(
 
 
 def test_a_receiver_that_is_down_then_failing_gets_everything_in_order(
-    start_server: Callable[..., Server],
+    serve_with: Callable[[str], Server],
     http_receiver: HttpReceiver,
-    write_file: Callable[[str, str], Path],
 ) -> None:
-    config = write_file(
-        "sereno.yaml",
+    http_receiver.down()
+    server = serve_with(
         f"""
 defaults: {{retry_backoff: 50ms, retry_backoff_max: 200ms, timeout: 500ms}}
 receivers:
   - {{name: ops, type: webhook, url: "{http_receiver.url}"}}
-""",
+"""
     )
-    http_receiver.down()
-    server = start_server("--config", str(config))
     push_sample(server)
     server.metric_until('sereno_notifications_queued{receiver="ops"} 8.0')
     http_receiver.up()
@@ -149,33 +159,29 @@ def test_kill_9_between_sending_and_the_answer_repeats_a_notice_and_loses_none(
 
 
 def test_alertmanager_receives_firing_then_resolved_alerts_and_tells_its_receivers(
-    start_server: Callable[..., Server],
+    serve_with: Callable[[str], Server],
     http_receiver: HttpReceiver,
-    write_file: Callable[[str, str], Path],
     tmp_path: Path,
 ) -> None:
     alertmanager = Alertmanager(tmp_path / "alertmanager", notify=http_receiver.url)
     try:
-        _alertmanager_round_trip(start_server, alertmanager, http_receiver, write_file)
+        _alertmanager_round_trip(serve_with, alertmanager, http_receiver)
     finally:
         alertmanager.stop()
 
 
 def _alertmanager_round_trip(
-    start_server: Callable[..., Server],
+    serve_with: Callable[[str], Server],
     alertmanager: Alertmanager,
     http_receiver: HttpReceiver,
-    write_file: Callable[[str, str], Path],
 ) -> None:
-    config = write_file(
-        "sereno.yaml",
+    server = serve_with(
         f"""
 external_url: http://sereno.example.com:8080/
 receivers:
   - {{name: am, type: alertmanager, url: "{alertmanager.url}"}}
-""",
+"""
     )
-    server = start_server("--config", str(config))
     pushed = run_sereno("push", SAMPLE, "--url", f"{server.url}/events", "--batch", "10")
     assert pushed.returncode == 0, pushed.stderr
     firing = _until(lambda: _am_alerts(alertmanager), lambda alerts: len(alerts) == 3)
@@ -237,14 +243,13 @@ def _until(get: Callable[[], Any], done: Callable[[Any], bool], timeout: float =
 
 
 def test_email_goes_through_starttls_and_login_as_text_and_html(
-    start_server: Callable[..., Server],
+    serve_with: Callable[[str], Server],
     smtp_server: SmtpServerFactory,
     write_file: Callable[[str, str], Path],
 ) -> None:
     smtp = smtp_server(starttls=True, credentials=("sereno", "s3cret"))
     password = write_file("smtp-password", "s3cret\n")
-    config = write_file(
-        "sereno.yaml",
+    server = serve_with(
         f"""
 receivers:
   - name: oncall
@@ -256,9 +261,8 @@ receivers:
     password_file: {password}
     ca_file: {smtp.ca_file}
     min_severity: HIGH
-""",
+"""
     )
-    server = start_server("--config", str(config))
     push_sample(server)
     mails = smtp.wait_for_messages(3, timeout=15)
     subjects = [mail.message["Subject"] for mail in mails]
@@ -285,12 +289,10 @@ receivers:
 
 
 def test_slack_gets_a_message_coloured_by_severity(
-    start_server: Callable[..., Server],
+    serve_with: Callable[[str], Server],
     http_receiver: HttpReceiver,
-    write_file: Callable[[str, str], Path],
 ) -> None:
-    config = write_file(
-        "sereno.yaml",
+    server = serve_with(
         f"""
 receivers:
   - name: chat
@@ -299,9 +301,8 @@ receivers:
     channel: "#ops"
     rules: ["{LOAD}"]
     services: [InboxService]
-""",
+"""
     )
-    server = start_server("--config", str(config))
     push_sample(server)
     http_receiver.wait_for(lambda r: len(r.accepted()) >= 2, timeout=15)
     time.sleep(0.5)  # nothing else comes: FacebookRealtime is not this receiver's service
@@ -357,16 +358,13 @@ def test_a_reload_takes_up_a_new_config_and_refuses_a_bad_one(
 
 
 def test_an_alert_still_firing_is_told_again_every_repeat_interval(
-    start_server: Callable[..., Server],
+    serve_with: Callable[[str], Server],
     http_receiver: HttpReceiver,
-    write_file: Callable[[str, str], Path],
 ) -> None:
-    config = write_file(
-        "sereno.yaml",
+    server = serve_with(
         f"receivers: [{{name: ops, type: webhook, url: '{http_receiver.url}', "
-        "repeat_interval: 1m}]",
+        "repeat_interval: 1m}]"
     )
-    server = start_server("--config", str(config))
     push_sample(server)
     http_receiver.wait_for(lambda r: len(r.accepted()) >= len(SAMPLE_NOTICES) + 2, timeout=15)
     keys = [request.headers["idempotency-key"] for request in http_receiver.requests]
