@@ -34,9 +34,7 @@ from sereno.ingest import DEFAULT_MAX_BODY
 from sereno.live import LiveEngine
 from sereno.notify.config import receivers_config
 from sereno.notify.notice import drill_notice
-from sereno.notify.senders import build_sender
-from sereno.notify.service import Notifications
-from sereno.notify.transport import DeliveryError
+from sereno.notify.service import Notifications, fire_drill
 from sereno.output import ChangeLog, counted
 from sereno.push import in_time_order_batches, push
 from sereno.server import Metrics, RulesReload, ServerConfig, create_app
@@ -194,18 +192,12 @@ def notify_test_command(argv: Sequence[str]) -> int:
         if not receivers:
             known = ", ".join(spec.name for spec in config.receivers)
             parser.error(f"no receiver is named {args.receiver!r} (receivers: {known})")
-    notice = drill_notice(config, ruleset, time.time())
     failed = 0
-    for spec in receivers:
-        sender = build_sender(spec)
-        try:
-            sender.send([notice])
-            print(f"{spec.name} ({spec.type}): accepted")
-        except DeliveryError as error:
-            failed += 1
-            print(f"{spec.name} ({spec.type}): FAILED: {error}")
-        finally:
-            sender.close()
+    for spec, error in fire_drill(receivers, drill_notice(config, ruleset, time.time())):
+        print(
+            f"{spec.name} ({spec.type}): " + ("accepted" if error is None else f"FAILED: {error}")
+        )
+        failed += error is not None
     return EXIT_REJECTED if failed else EXIT_OK
 
 

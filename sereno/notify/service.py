@@ -1,19 +1,37 @@
 """The notification side of a running service: its receivers, the planner that decides who
-hears what, the delivery that tells them, and taking a new config on a reload."""
+hears what, the delivery that tells them, and taking a new config on a reload; and the fire
+drill of `sereno notify-test`."""
 
 from __future__ import annotations
 
-from sereno.notify.config import NotifyConfig, receivers_config
+from collections.abc import Iterator, Sequence
+
+from sereno.notify.config import NotifyConfig, ReceiverSpec, receivers_config
 from sereno.notify.delivery import Delivery
-from sereno.notify.notice import Planner
+from sereno.notify.notice import Notice, Planner
 from sereno.notify.senders import build_sender
-from sereno.notify.transport import Sender
+from sereno.notify.transport import DeliveryError, Sender
 from sereno.rulefmt import RuleSet
 from sereno.store import Outbox
 
 
 def senders_of(config: NotifyConfig) -> dict[str, Sender]:
     return {spec.name: build_sender(spec) for spec in config.receivers}
+
+
+def fire_drill(
+    receivers: Sequence[ReceiverSpec], notice: Notice
+) -> Iterator[tuple[ReceiverSpec, DeliveryError | None]]:
+    """Send `notice` to each receiver straight away; each with why it failed, if it did."""
+    for spec in receivers:
+        sender = build_sender(spec)
+        try:
+            sender.send([notice])
+            yield spec, None
+        except DeliveryError as error:
+            yield spec, error
+        finally:
+            sender.close()
 
 
 class Notifications:
