@@ -255,7 +255,7 @@ class LiveEngine:
         """Plan the reminders of alerts still firing that are due in the minute at `start`."""
         previous = self._last_minute if self._last_minute is not None else start - WINDOW_SECONDS
         self._last_minute = start
-        if self._planner is not None:
+        if self._planner is not None and self._planner.reminds:
             self._reminders += self._planner.repeats(self._engine.firing(), start, previous)
 
     def _save(self, evaluated: bool) -> None:

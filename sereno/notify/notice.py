@@ -114,6 +114,11 @@ class Planner:
         self._reminded = [spec for spec in config.receivers if spec.type != "alertmanager"]
         self.use(ruleset)
 
+    @property
+    def reminds(self) -> bool:
+        """Whether any receiver is told again of alerts still firing."""
+        return bool(self._reminded)
+
     def use(self, ruleset: RuleSet) -> None:
         """Plan with `ruleset` from now on (after a reload)."""
         self._specs = {spec.name: spec for spec in ruleset.rules}
