@@ -104,11 +104,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def respond(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status, delay = self.receiver._record(self, body)
+        status, delay, retry_after = self.receiver._record(self, body)
         self.receiver._closing.wait(delay)
         text = b"ok" if 200 <= status < 300 else f"status {status}".encode()
         with suppress(ConnectionError):  # the client gave up, e.g. timed out on a slow answer
             self.send_response(status)
+            if retry_after is not None:
+                self.send_header("Retry-After", retry_after)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(text)))
             self.end_headers()
@@ -138,6 +140,7 @@ class HttpReceiver(_Peer):
         self._lock = threading.Lock()
         self._requests: list[ReceivedRequest] = []
         self._status = 200
+        self._retry_after: str | None = None
         self._delay = 0.0
         self._closing = threading.Event()  # cuts delays short when the receiver is stopped
         self._port = 0  # any free port at first, the same one after down() and up()
@@ -162,10 +165,11 @@ class HttpReceiver(_Peer):
         """The JSON bodies of the requests answered with a 2xx status, in order."""
         return [request.json for request in self.requests if 200 <= request.status < 300]
 
-    def answer(self, status: int) -> None:
-        """Answer the following requests with `status` (200 at first)."""
+    def answer(self, status: int, retry_after: str | None = None) -> None:
+        """Answer the following requests with `status` (200 at first), and a Retry-After
+        header if given."""
         with self._lock:
-            self._status = status
+            self._status, self._retry_after = status, retry_after
 
     def delay(self, seconds: float) -> None:
         """Wait this long before answering the following requests (0 at first)."""
@@ -197,8 +201,11 @@ class HttpReceiver(_Peer):
         self._closing.set()
         self.down()
 
-    def _record(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, float]:
-        """Note a request (called by the handler) and say how to answer it: status, delay."""
+    def _record(
+        self, handler: BaseHTTPRequestHandler, body: bytes
+    ) -> tuple[int, float, str | None]:
+        """Note a request (called by the handler) and say how to answer it: status, delay,
+        Retry-After."""
         try:
             parsed = json.loads(body)
         except ValueError:
@@ -214,7 +221,7 @@ class HttpReceiver(_Peer):
                 status=self._status,
             )
             self._requests.append(request)
-            return self._status, self._delay
+            return self._status, self._delay, self._retry_after
 
     def wait_for(self, predicate: Callable[[HttpReceiver], bool], timeout: float = 5.0) -> None:
         """Wait until `predicate(self)` holds; fail the test, showing what came, if it doesn't."""

@@ -8,6 +8,8 @@ import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import closing
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from sereno.notify.config import NotifyConfig, ReceiverSpec, Timing, parse_confi
 from sereno.notify.delivery import Delivery
 from sereno.notify.notice import Notice, Planner
 from sereno.notify.senders import build_sender
+from sereno.notify.transport import retry_after
 from sereno.rulefmt import load_default_rules, parse_rules
 from sereno.store import Outbox, Snapshot, StateStore, create
 from sereno.summary import summarize
@@ -419,3 +422,26 @@ def test_a_state_file_of_the_schema_before_the_outbox_is_brought_up_to_date(
     with closing(sqlite3.connect(db)) as connection:
         assert connection.execute("SELECT value FROM meta").fetchall() == [("2",)]
         assert connection.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
+
+
+def test_a_receiver_that_asks_to_wait_is_left_alone_that_long(
+    outbox_with: Callable[[int, str], Outbox], http_receiver: HttpReceiver
+) -> None:
+    http_receiver.answer(429, retry_after="1")  # Slack's way to say: too many
+    outbox = outbox_with(1, "chat")
+    spec = ReceiverSpec("chat", "slack", http_receiver.url, timing=FAST)
+    delivery = start_delivery(outbox, spec, [])
+    http_receiver.wait_for(lambda r: len(r.requests) >= 1)
+    http_receiver.answer(200)
+    http_receiver.wait_for(lambda r: len(r.accepted()) >= 1)
+    delivery.stop()
+    first, second = (request.received_at for request in http_receiver.requests)
+    assert second - first >= 1.0  # not FAST's 20 ms
+
+
+def test_retry_after_is_read_in_seconds_or_as_a_date() -> None:
+    assert retry_after("120") == 120
+    in_a_minute = retry_after(format_datetime(datetime.now(timezone.utc) + timedelta(minutes=1)))
+    assert in_a_minute is not None and 55 < in_a_minute <= 60
+    assert retry_after("soon") is None
+    assert retry_after(None) is None

@@ -189,19 +189,21 @@ class _Worker(threading.Thread):
             if self._failures == 1:
                 reason = error if isinstance(error, DeliveryError) else repr(error)
                 self._say(f"{reason}; retrying with backoff")
-            self.stopping.wait(self._backoff())
+            self.stopping.wait(self._backoff(getattr(error, "retry_after", None)))
             return False
         if self._failures:
             self._say(f"delivering again, after {counted(self._failures, 'failed attempt')}")
             self._failures = 0
         return True
 
-    def _backoff(self) -> float:
+    def _backoff(self, asked: float | None) -> float:
         """Doubling from `retry_backoff` up to `retry_backoff_max`, each wait between half
-        and the whole of it, so that receivers coming back are not hit all at once."""
+        and the whole of it, so that receivers coming back are not hit all at once; at least
+        what the receiver `asked` for (Retry-After), up to `give_up_after`."""
         timing = self.spec.timing
         ceiling = min(timing.retry_backoff_max, timing.retry_backoff * 2.0 ** (self._failures - 1))
-        return ceiling * (0.5 + self._jitter() / 2)
+        jittered = ceiling * (0.5 + self._jitter() / 2)
+        return max(jittered, min(asked or 0.0, timing.give_up_after))
 
     def _say(self, message: str) -> None:
         self._delivery.log(f"sereno: notify {self.spec.name}: {message}")

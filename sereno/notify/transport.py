@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 import httpx
@@ -15,7 +17,12 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 class DeliveryError(Exception):
-    """The receiver did not acknowledge a notification; the message says why, in a line."""
+    """The receiver did not acknowledge a notification; the message says why, in a line.
+    `retry_after` is how long the receiver asked to be left alone (seconds), if it did."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Sender(Protocol):
@@ -44,11 +51,25 @@ class JsonPoster:
             snippet = answer.text[:200].strip().replace("\n", " ")
             raise DeliveryError(
                 f"{self.url} answered {answer.status_code} {answer.reason_phrase}"
-                + (f": {snippet}" if snippet else "")
+                + (f": {snippet}" if snippet else ""),
+                retry_after(answer.headers.get("Retry-After")),
             )
 
     def close(self) -> None:
         self._client.close()
+
+
+def retry_after(header: str | None) -> float | None:
+    """Seconds from a Retry-After header: a number of seconds, or an HTTP date."""
+    if header is None:
+        return None
+    if header.strip().isdigit():
+        return float(header)
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None  # not a header we can read: the backoff alone decides
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _reason(error: httpx.HTTPError) -> str:
