@@ -52,7 +52,6 @@ from sereno.events import Event
 from sereno.ingest import DEFAULT_MAX_BODY, BodyError, decode_body
 from sereno.lifecycle import Episode
 from sereno.live import LiveEngine
-from sereno.notify.config import ReceiverSpec
 from sereno.notify.delivery import Delivery
 from sereno.notify.notice import Planner
 from sereno.notify.service import Notifications
@@ -181,18 +180,14 @@ class RulesReload:
         self._path = path  # None: the packaged rules
         self._live = live
         self._metrics = metrics
-        self._notifications = notifications
+        self.notifications = notifications  # kept up to date: what the reload put to work
         self._one_at_a_time = threading.Lock()
-
-    @property
-    def receivers(self) -> tuple[ReceiverSpec, ...]:
-        return self._notifications.config.receivers
 
     def __call__(self) -> RuleSet:
         with self._one_at_a_time:
             try:
                 ruleset = load_default_rules() if self._path is None else load_rules(self._path)
-                config = self._notifications.read(ruleset)
+                config = self.notifications.read(ruleset)
             except RulesError as error:
                 self._metrics.reload_failures.inc()
                 to_stderr(
@@ -206,7 +201,7 @@ class RulesReload:
                 self._metrics.reload_failures.inc()
                 to_stderr(f"sereno: rules reload failed, the old rules keep running: {error}")
                 raise
-            self._notifications.use(config, planner)
+            self.notifications.use(config, planner)
             self._metrics.reloads.inc()
             to_stderr(
                 f"sereno: rules reloaded from {ruleset.source}: {len(ruleset.rules)} rules; "
@@ -348,7 +343,7 @@ class _Api:
         except RulesError as error:
             refused = f"the {error.what} is refused, the old rules and receivers keep running"
             return self._answer(400, RulesRefused(refused, error.problems))
-        receivers = len(self._reload_rules.receivers)
+        receivers = len(self._reload_rules.notifications.config.receivers)
         answer = RulesReloaded("reloaded", ruleset.source, len(ruleset.rules), receivers)
         return self._answer(200, answer)
 
@@ -361,7 +356,16 @@ class _Api:
             "minutes evaluated": stats.windows_evaluated,
             "condition errors": stats.condition_errors,
         }
-        return HTMLResponse(statuspage.render(alerts, live.ruleset, counts))
+        notifications = self._reload_rules.notifications
+        delivery = notifications.delivery
+        depths = delivery.depths()
+        receivers = [
+            statuspage.ReceiverRow(
+                spec.name, spec.type, depths.get(spec.name, 0), delivery.counts[spec.name]
+            )
+            for spec in notifications.config.receivers
+        ]
+        return HTMLResponse(statuspage.render(alerts, live.ruleset, counts, receivers))
 
     def healthz(self) -> Response:
         return self._answer(200, Status("ok"))

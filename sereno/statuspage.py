@@ -9,15 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from html import escape
+from typing import NamedTuple
 
 from sereno import __version__
 from sereno.answers import OpenAlert
+from sereno.notify.delivery import ReceiverCounts
 from sereno.rulefmt import RuleSet
 
 REFRESH_SECONDS = 10
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
 h1 { font-size: 1.4em; margin-bottom: 0.2em; }
+h2 { font-size: 1.1em; margin-top: 1.5em; }
 p.about { color: #666; margin-top: 0; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { text-align: left; padding: 0.3em 0.8em; border-bottom: 1px solid #ddd; }
@@ -28,8 +31,21 @@ td.number { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
 
-def render(alerts: Sequence[OpenAlert], ruleset: RuleSet, counts: dict[str, int]) -> str:
-    """The page: what the service runs, its counts, and the open alerts, firing first."""
+class ReceiverRow(NamedTuple):
+    name: str
+    type: str
+    queued: int
+    counts: ReceiverCounts
+
+
+def render(
+    alerts: Sequence[OpenAlert],
+    ruleset: RuleSet,
+    counts: dict[str, int],
+    receivers: Sequence[ReceiverRow] = (),
+) -> str:
+    """The page: what the service runs, its counts, the open alerts (firing first) and the
+    receivers told of them."""
     firing = sum(alert.state == "firing" for alert in alerts)
     title = f"Sereno: {firing} firing, {len(alerts) - firing} pending"
     return f"""<!DOCTYPE html>
@@ -47,6 +63,7 @@ def render(alerts: Sequence[OpenAlert], ruleset: RuleSet, counts: dict[str, int]
 {_links()}</p>
 {_counts(counts)}
 {_alerts(alerts)}
+{_receivers(receivers)}
 </body>
 </html>
 """
@@ -89,6 +106,23 @@ def _alert_row(alert: OpenAlert) -> str:
         f'<td class="number">{alert.value:g}</td>',
     )
     return f"<tr>{''.join(cells)}</tr>"
+
+
+def _receivers(receivers: Sequence[ReceiverRow]) -> str:
+    if not receivers:
+        return "<p>No receiver is told of alerts (see <code>--config</code>).</p>"
+    heads = ("receiver", "type", "queued", "sent", "failed attempts", "dropped")
+    head = "".join(f"<th>{name}</th>" for name in heads)
+    rows = "".join(
+        f"<tr><td>{escape(row.name)}</td><td>{escape(row.type)}</td>"
+        + "".join(
+            f'<td class="number">{value:,}</td>'
+            for value in (row.queued, row.counts.sent, row.counts.failed, row.counts.dropped)
+        )
+        + "</tr>"
+        for row in receivers
+    )
+    return f"<h2>Notifications</h2><table><tr>{head}</tr>{rows}</table>"
 
 
 def _utc(timestamp: float) -> str:

@@ -98,6 +98,8 @@ def test_a_webhook_is_told_each_change_in_alertmanagers_shape(
     assert keys[0] == f"{first['alerts'][0]['fingerprint']}-fired-{T0}"
     metrics = server.metric_until('sereno_notifications_sent_total{receiver="webhook"} 8.0')
     assert 'sereno_notifications_queued{receiver="webhook"} 0.0' in metrics
+    row = "<tr><td>webhook</td><td>webhook</td>" + '<td class="number">{}</td>' * 4 + "</tr>"
+    assert row.format(0, 8, 0, 0) in server.get("/").text  # queued, sent, failed, dropped
 
 
 def test_a_receiver_that_is_down_then_failing_gets_everything_in_order(

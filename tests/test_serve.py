@@ -310,6 +310,7 @@ def test_the_status_page_shows_the_open_alerts(
     )
     assert row in page.text
     assert '<tr><th>events evaluated</th><td class="number">2</td></tr>' in page.text
+    assert "<p>No receiver is told of alerts" in page.text
 
 
 def test_the_openapi_document_describes_every_route_with_its_schemas(
