@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from ingest import free_port, wait_until_ready
+from run import sereno_command  # the `sereno` beside the Python that runs this
 
 SERVERS = 40
 MINUTE = 60
@@ -60,28 +60,15 @@ def receiver(port: int, received: Received) -> ThreadingHTTPServer:
     return server
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def serve(db: Path, port: int, hook: str) -> subprocess.Popen[bytes]:
-    sereno = Path(sys.executable).parent / "sereno"
-    command = [str(sereno), "serve", "--listen", f"127.0.0.1:{port}", "--db", str(db)]
+    errors = db.with_suffix(".err")
+    command = [*sereno_command(), "serve", "--listen", f"127.0.0.1:{port}", "--db", str(db)]
     process = subprocess.Popen(
         [*command, "--webhook", hook, "--alerts-log", str(db.with_suffix(".log"))],
-        stderr=open(db.with_suffix(".err"), "ab"),  # noqa: SIM115
+        stderr=open(errors, "ab"),  # noqa: SIM115
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit("sereno serve did not start")
+    wait_until_ready(process, f"http://127.0.0.1:{port}", errors)
+    return process
 
 
 def minute_of_events(start: int) -> list[dict[str, Any]]:
