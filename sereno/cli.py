@@ -7,6 +7,7 @@ import gc
 import io
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,7 +17,13 @@ from sereno import __version__
 from sereno.diagnostics import Diagnostics, progress_size, to_stderr, with_progress
 from sereno.engine import Engine
 from sereno.errors import InputError, RulesError, SerenoError
-from sereno.events import EventBatch, EventReader, event_type
+from sereno.events import (
+    DEFAULT_MAX_CLOCK_SKEW,
+    EventBatch,
+    EventReader,
+    EventTimes,
+    event_type,
+)
 from sereno.notify.config import describe_receiver, load_config
 from sereno.output import (
     AlertSink,
@@ -92,6 +99,7 @@ def _batch_parser() -> argparse.ArgumentParser:
         "resolved, or still firing) instead of one per minute",
     )
     add_lateness_option(parser)
+    add_clock_skew_option(parser)
     parser.add_argument(
         "--strict",
         action="store_true",
@@ -122,6 +130,18 @@ def add_lateness_option(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_ALLOWED_LATENESS,
         help="how long after a minute ends its events may still arrive out of order "
         f"(default {DEFAULT_ALLOWED_LATENESS:g}); later ones are reported as late",
+    )
+
+
+def add_clock_skew_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-clock-skew",
+        metavar="SECONDS",
+        type=_seconds,
+        default=DEFAULT_MAX_CLOCK_SKEW,
+        help="how far an event's timestamp may run ahead of this machine's clock, and ahead "
+        "of the rest of the fleet's events (default "
+        f"{DEFAULT_MAX_CLOCK_SKEW:g}); events further ahead are rejected (see README)",
     )
 
 
@@ -281,14 +301,15 @@ def batch_command(argv: Sequence[str]) -> int:
     sink = CountingSink(_sink(args, ruleset, stdout))
     with ExitStack() as stack:
         stream, name = open_input(args.file, stack)
-        reader = EventReader(stream, name, problems.record, event_type(ruleset.fields))
+        times = EventTimes(now=time.time(), max_skew=args.max_clock_skew)
+        reader = EventReader(stream, name, problems.record, event_type(ruleset.fields), times)
         batches: Iterator[EventBatch] = reader.batches()
         size = progress_size(stream)
         if size is not None:
             batches = with_progress(batches, reader, size)
         engine = Engine(ruleset, problems.condition, keep_episodes=args.episodes)
-        windows = Windows(args.allowed_lateness)
-        for alerts in engine.run_batches(batches, windows, problems.late_event):
+        windows = Windows(args.allowed_lateness, max_skew=args.max_clock_skew)
+        for alerts in engine.run_batches(batches, windows, problems):
             if args.episodes:
                 sink.write_episodes(engine.take_resolved())
             else:

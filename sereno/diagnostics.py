@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sereno.errors import ConditionError, StrictStop
-from sereno.events import Event, EventBatch, EventReader, RecordError
+from sereno.events import Event, EventBatch, EventReader, RecordError, ahead_reason
 from sereno.rulefmt import RuleSpec
 
 MAX_REPORTED = 100
@@ -60,6 +60,14 @@ class Diagnostics:
             f"{location}: late event: timestamp {event.timestamp} belongs to a minute that was "
             "already evaluated; record skipped"
         )
+
+    def ahead_event(self, batch: EventBatch, index: int, fleet_time: float) -> None:
+        self.rejected += 1
+        location, event = batch.location(index), batch.events[index]
+        reason = ahead_reason(event.timestamp, fleet_time, "the rest of the fleet")
+        if self.strict:
+            raise StrictStop(f"{location}: field 'timestamp': {reason} (stopped: --strict)")
+        self._report(f"{location}: field 'timestamp': {reason}; record skipped")
 
     def condition(self, spec: RuleSpec, event: Event, error: ConditionError) -> None:
         count, first = self.condition_errors.get(spec.name, (0, ""))

@@ -7,7 +7,7 @@ events' own, and problems are handed to callbacks for the caller to report.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import partial
+from typing import Protocol
 
 import msgspec
 
@@ -19,9 +19,43 @@ from sereno.rules import AbsentRule, ConditionErrorHandler, build_rule
 from sereno.windows import Window, Windows, in_batches
 
 LateEventHandler = Callable[[Event], None]
-LateRecordHandler = Callable[[EventBatch, int], None]
-"""Told of the late event `batch.events[index]`."""
 BATCH_SIZE = 4096
+
+
+class RecordMisfits(Protocol):
+    """Told of the events of the batches that the windows cannot take."""
+
+    def late_event(self, batch: EventBatch, index: int) -> None:
+        """`batch.events[index]` came after its minute was evaluated."""
+
+    def ahead_event(self, batch: EventBatch, index: int, fleet_time: float) -> None:
+        """`batch.events[index]` is far ahead of the rest of the fleet (at `fleet_time`)."""
+
+
+class _InBatch:
+    """The misfits of one batch, told by their index in it."""
+
+    def __init__(self, misfits: RecordMisfits, batch: EventBatch) -> None:
+        self._misfits, self._batch = misfits, batch
+
+    def late(self, index: int) -> None:
+        self._misfits.late_event(self._batch, index)
+
+    def ahead(self, index: int, fleet_time: float) -> None:
+        self._misfits.ahead_event(self._batch, index, fleet_time)
+
+
+class _AllLate:
+    """Record misfits for callers that tell only late events: both kinds count as late."""
+
+    def __init__(self, on_late: LateEventHandler) -> None:
+        self._on_late = on_late
+
+    def late_event(self, batch: EventBatch, index: int) -> None:
+        self._on_late(batch.events[index])
+
+    def ahead_event(self, batch: EventBatch, index: int, fleet_time: float) -> None:
+        self._on_late(batch.events[index])
 
 
 class EngineState(msgspec.Struct):
@@ -109,27 +143,28 @@ class Engine:
     def run(
         self, events: Iterable[Event], windows: Windows, on_late: LateEventHandler
     ) -> Iterator[list[Alert]]:
-        """Feed a stream of events through `windows`; yield each closed window's alerts."""
+        """Feed a stream of events through `windows`; yield each closed window's alerts.
+        Events late or ahead of the fleet go to `on_late`."""
         batches = (
             EventBatch(chunk, range(len(chunk)), "", in_array=True)
             for chunk in in_batches(events, BATCH_SIZE)
         )
-        return self.run_batches(batches, windows, lambda batch, index: on_late(batch.events[index]))
+        return self.run_batches(batches, windows, _AllLate(on_late))
 
     def run_batches(
-        self, batches: Iterable[EventBatch], windows: Windows, on_late: LateRecordHandler
+        self, batches: Iterable[EventBatch], windows: Windows, misfits: RecordMisfits
     ) -> Iterator[list[Alert]]:
         """`run` for events that come in batches, as readers give them."""
         for batch in batches:
-            yield from self.run_batch(batch, windows, on_late)
+            yield from self.run_batch(batch, windows, misfits)
         for window in windows.close_all():
             yield self.evaluate(window)
 
     def run_batch(
-        self, batch: EventBatch, windows: Windows, on_late: LateRecordHandler
+        self, batch: EventBatch, windows: Windows, misfits: RecordMisfits
     ) -> Iterator[list[Alert]]:
         """One batch into `windows`: the alerts of each window it closes (a live stream's step)."""
-        for window in windows.extend(batch.events, partial(on_late, batch)):
+        for window in windows.extend(batch.events, _InBatch(misfits, batch)):
             yield self.evaluate(window)
 
     def take_resolved(self) -> list[Episode]:

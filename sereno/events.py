@@ -12,14 +12,25 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Annotated, Any, Protocol
 
 import msgspec
 
+_timestamp = attrgetter("timestamp")
+
 NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
 FiniteFloat = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+# an integer that fits in 64 bits, as the state file and every JSON reader downstream need
+StoredInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 # int stays int so that a value sent as 95 is shown as 95, not 95.0.
-Number = int | FiniteFloat
+Number = StoredInt | FiniteFloat
+
+DEFAULT_MAX_CLOCK_SKEW = 300.0
+PLAUSIBLE_SECONDS = 1e8  # 1973: a timestamp in a smaller unit divided down to seconds is past it
+_SMALLER_UNITS = ((1e3, "milliseconds"), (1e6, "microseconds"), (1e9, "nanoseconds"))
+_YEAR = 365.25 * 86400
 
 
 class Event(msgspec.Struct, frozen=True, gc=False):
@@ -90,9 +101,76 @@ class RecordError:
 
 ErrorHandler = Callable[[RecordError], None]
 
+
+def span(seconds: float) -> str:
+    """A length of time in words, to the unit that reads best: `3,000 years`, `2 hours`."""
+    for unit, length in (("year", _YEAR), ("day", 86400.0), ("hour", 3600.0), ("minute", 60.0)):
+        if seconds >= 2 * length:
+            count = seconds / length
+            return f"{count:.1e} {unit}s" if count >= 1e9 else f"{count:,.0f} {unit}s"
+    return f"{seconds:,.0f} seconds"
+
+
+def time_text(timestamp: float) -> str:
+    """A timestamp as it was sent, in full unless it is far beyond any date."""
+    return f"{timestamp:.0f}" if abs(timestamp) < 1e13 else f"{timestamp:.4g}"
+
+
+def date_text(timestamp: float) -> str:
+    """A time in UTC, to the second, for people: `2016-10-10 00:00:00 UTC`."""
+    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def ahead_reason(timestamp: float, reference: float, of_what: str) -> str:
+    """Why `timestamp` is refused as too far ahead of `reference`, the time `of_what`, with
+    a hint when it reads as a time in a smaller unit than seconds."""
+    ahead = span(timestamp - reference)
+    reason = f"{time_text(timestamp)} is {ahead} ahead of {of_what} ({date_text(reference)})"
+    for factor, unit in _SMALLER_UNITS:
+        if PLAUSIBLE_SECONDS <= timestamp / factor <= max(reference, PLAUSIBLE_SECONDS):
+            return f"{reason}: is it in {unit}?"
+    return reason
+
+
+@dataclass(frozen=True)
+class EventTimes:
+    """The timestamps a reader takes: none before 1970, none more than `max_skew` seconds
+    ahead of the clock's `now`, and, in a running service, none in a minute evaluated
+    already (before `evaluated_before`)."""
+
+    now: float = float("inf")
+    max_skew: float = DEFAULT_MAX_CLOCK_SKEW
+    evaluated_before: float = 0.0
+
+    @property
+    def latest(self) -> float:
+        return self.now + self.max_skew
+
+    def problem(self, timestamp: float) -> str | None:
+        """Why an event at `timestamp` cannot be taken; None if it can."""
+        if timestamp < 0:
+            return f"{time_text(timestamp)} is before 1970: expected Unix seconds"
+        if timestamp > self.latest:
+            return ahead_reason(timestamp, self.now, "the clock")
+        if timestamp < self.evaluated_before:
+            return (
+                f"late: {time_text(timestamp)} is in a minute evaluated already "
+                f"(every minute before {date_text(self.evaluated_before)} is)"
+            )
+        return None
+
+
+ANY_TIME = EventTimes()
+
+# what decoding a record may raise; RecursionError: JSON nested deeper than the decoder goes
+_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+NESTED_TOO_DEEPLY = "not valid JSON: nested too deeply"
+
 _AT_FIELD = re.compile(r"^(?P<message>.*) - at `\$\.(?P<field>\w+)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<field>\w+)`$")
 _GOT = re.compile(r"got `(?P<kind>\w+)`")
+_INT_BOUND = re.compile(r"^Expected `int` [<>]= ")
 _BYTE = re.compile(r"\(byte (?P<offset>\d+)\)")
 
 
@@ -101,6 +179,8 @@ def _explain(error: Exception) -> tuple[str | None, str]:
     text = str(error)
     if isinstance(error, UnicodeDecodeError):
         return None, "not valid UTF-8 text"
+    if isinstance(error, RecursionError):
+        return None, NESTED_TOO_DEEPLY
     if not isinstance(error, msgspec.ValidationError):
         detail = text.removeprefix("JSON is malformed: ")
         detail = _BYTE.sub(lambda m: f"at byte {int(m['offset']) + 1} of the record", detail)
@@ -114,7 +194,7 @@ def _explain(error: Exception) -> tuple[str | None, str]:
     got_text = f", got {_JSON_KINDS.get(got['kind'], got['kind'])}" if got else ""
     if field is None:
         return None, f"expected a JSON object{got_text}"
-    if "out of range" in text:
+    if "out of range" in text or _INT_BOUND.search(text):
         got_text = ", got a number out of range"
     return field, f"expected {_EXPECTATIONS.get(field, 'a valid value')}{got_text}"
 
@@ -177,10 +257,12 @@ class EventReader:
         name: str,
         on_error: ErrorHandler,
         decode_as: type[Event] = Event,
+        times: EventTimes = ANY_TIME,
     ) -> None:
         self._stream = stream
         self.name = name
         self._on_error = on_error
+        self._times = times
         self._decoder = msgspec.json.Decoder(decode_as)
         self._array_decoder = msgspec.json.Decoder(list[decode_as])  # type: ignore[valid-type]
         self.bytes_read = 0
@@ -208,8 +290,38 @@ class EventReader:
         """The input's good events, in order, in batches; bad records go to `on_error`."""
         blank_lines = self._skip_leading_blanks()
         if self._stream.peek(1)[:1] == b"[":
-            return self._read_array(self._stream.read(), first_line_number=blank_lines + 1)
-        return self._read_lines(self._stream, first_line_number=blank_lines + 1)
+            decoded = self._read_array(self._stream.read(), first_line_number=blank_lines + 1)
+        else:
+            decoded = self._read_lines(self._stream, first_line_number=blank_lines + 1)
+        return self._screened(decoded)
+
+    def _screened(self, batches: Iterator[EventBatch]) -> Iterator[EventBatch]:
+        """The batches, without the events whose timestamp cannot be taken (reported)."""
+        lowest = max(0.0, self._times.evaluated_before)
+        latest = self._times.latest
+        for batch in batches:
+            timestamps = list(map(_timestamp, batch.events))
+            if not timestamps or (lowest <= min(timestamps) and max(timestamps) <= latest):
+                yield batch
+            else:
+                yield from self._screen(batch)
+
+    def _screen(self, batch: EventBatch) -> Iterator[EventBatch]:
+        events: list[Event] = []
+        positions: list[int] = []
+        for event, position in zip(batch.events, batch.positions, strict=True):
+            problem = self._times.problem(event.timestamp)
+            if problem is None:
+                events.append(event)
+                positions.append(position)
+                continue
+            if events:  # handed on before the report, which may stop the run (--strict)
+                yield EventBatch(events, positions, batch.source, batch.in_array)
+                events, positions = [], []
+            where = record_location(batch.source, position, batch.in_array)
+            self._on_error(RecordError(where, "timestamp", problem, position))
+        if events:
+            yield EventBatch(events, positions, batch.source, batch.in_array)
 
     def _skip_leading_blanks(self) -> int:
         """Consume a byte-order mark and blank space before the first record; count the lines."""
@@ -239,7 +351,7 @@ class EventReader:
     def _decode_lines(self, lines: list[bytes], first_line_number: int) -> Iterator[EventBatch]:
         try:
             events = list(map(self._decoder.decode, lines))
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except _UNDECODABLE:
             # a bad record, or a blank line, somewhere in the chunk: take it line by line
             numbered = enumerate(lines, first_line_number)
             records = ((number, line) for number, line in numbered if line.strip())
@@ -263,7 +375,7 @@ class EventReader:
             self.records_read += 1
             try:
                 events.append(self._decoder.decode(raw))
-            except (msgspec.DecodeError, UnicodeDecodeError) as error:
+            except _UNDECODABLE as error:
                 if events:
                     yield EventBatch(events, positions, self.name, in_array)
                     events, positions = [], []
@@ -278,7 +390,7 @@ class EventReader:
     def _read_array(self, data: bytes, first_line_number: int) -> Iterator[EventBatch]:
         try:
             events: list[Event] = self._array_decoder.decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except _UNDECODABLE:
             pass  # a bad element, or a bad array: see which
         else:
             self.bytes_read += len(data)
@@ -288,7 +400,12 @@ class EventReader:
             return
         try:
             elements = msgspec.json.decode(data, type=list[msgspec.Raw])
-        except (msgspec.DecodeError, UnicodeDecodeError) as error:
+        except RecursionError:
+            self.bytes_read += len(data)
+            reason = f"{NESTED_TOO_DEEPLY}; the rest of the input was skipped"
+            self._on_error(RecordError(self.name, None, reason))
+            return
+        except _UNDECODABLE as error:
             if "trailing characters" in str(error):
                 # not one array but JSON Lines whose first line is an array (a bad record)
                 lines = io.BufferedReader(io.BytesIO(data))
@@ -328,6 +445,9 @@ class _ArraySalvage:
                 return
             try:
                 _, end = decoder.raw_decode(text, position)
+            except RecursionError:
+                self._malformed(text, position, "nested too deeply")
+                return
             except json.JSONDecodeError as error:
                 if self._truncated:
                     self._malformed(text, position, "truncated inside the element starting here")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import msgspec
 
 from sereno.errors import SerenoError
-from sereno.events import Event, EventReader, RecordError
+from sereno.events import ANY_TIME, Event, EventReader, EventTimes, RecordError
 
 JSON_TYPES = frozenset({"application/json"})
 LINES_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/json-lines"})
@@ -52,8 +52,10 @@ def decode_body(
     content_encoding: str | None,
     decode_as: type[Event] = Event,
     max_bytes: int = DEFAULT_MAX_BODY,
+    times: EventTimes = ANY_TIME,
 ) -> Decoded:
-    """The events of a request body, and the records rejected."""
+    """The events of a request body, and the records rejected (among them those whose
+    timestamp `times` does not take)."""
     media_type = (content_type or "application/json").split(";")[0].strip().lower()
     if media_type not in JSON_TYPES | LINES_TYPES:
         raise BodyError(
@@ -70,7 +72,8 @@ def decode_body(
     elif media_type in JSON_TYPES and first != b"[":
         raise BodyError(400, "not a JSON object or array of events")
     errors: list[RecordError] = []
-    reader = EventReader(io.BufferedReader(io.BytesIO(data)), "body", errors.append, decode_as)
+    stream = io.BufferedReader(io.BytesIO(data))
+    reader = EventReader(stream, "body", errors.append, decode_as, times)
     events = reader.read_all()
     broken = [error for error in errors if error.position is None]
     if broken:

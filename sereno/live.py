@@ -20,25 +20,33 @@ when nothing reports.
 from __future__ import annotations
 
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import msgspec
 
+from sereno.diagnostics import to_stderr
 from sereno.engine import Engine
-from sereno.events import Event, event_type
+from sereno.errors import SerenoError
+from sereno.events import DEFAULT_MAX_CLOCK_SKEW, Event, ahead_reason, event_type
 from sereno.lifecycle import Episode, State, episodes_in_order
 from sereno.notify.notice import Notice, Planner
 from sereno.rulefmt import RuleSet, RuleSpec
 from sereno.store import Snapshot, StateStore
-from sereno.windows import WINDOW_SECONDS, Window, Windows
+from sereno.windows import WINDOW_SECONDS, Misfits, Window, Windows
 
 QUEUE_BATCHES = 1024  # the backlog of pushed batches, beyond which ingest answers 503
 TICK_SECONDS = 1.0  # how often event time is moved on by the clock when no event comes
 CHECKPOINT_SECONDS = 0.2  # how long alerts fired early may wait to be saved, told and shown
 RELOAD_TIMEOUT = 60.0
+
+
+_T = TypeVar("_T")
+MAX_REPORTED = 10  # events ahead of the fleet and evaluation errors told on stderr, then counted
 
 
 @dataclass
@@ -47,8 +55,38 @@ class LiveStats:
 
     events_evaluated: int = 0
     late_events: int = 0
+    ahead_events: int = 0  # rejected as ahead of the fleet
     windows_evaluated: int = 0
     condition_errors: int = 0
+    evaluation_errors: int = 0  # batches and minutes the engine failed on, set aside
+
+
+class _Counted:
+    """The misfits of one batch: late events are counted; events ahead of the fleet are
+    counted and told (the first few of them)."""
+
+    def __init__(self, events: list[Event], stats: LiveStats, log: Callable[[str], None]) -> None:
+        self._events, self._stats, self._log = events, stats, log
+
+    def late(self, index: int) -> None:
+        self._stats.late_events += 1
+
+    def ahead(self, index: int, fleet_time: float) -> None:
+        self._stats.ahead_events += 1
+        if self._stats.ahead_events <= MAX_REPORTED:
+            event = self._events[index]
+            reason = ahead_reason(event.timestamp, fleet_time, "the rest of the fleet")
+            self._log(f"sereno: rejected an event of server {event.server}: {reason}")
+
+
+class _Replayed:
+    """Misfits of the batches replayed at start-up that were evaluated before: told already."""
+
+    def late(self, index: int) -> None:
+        pass
+
+    def ahead(self, index: int, fleet_time: float) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -78,6 +116,8 @@ class LiveEngine:
         checkpoint_every: float = CHECKPOINT_SECONDS,
         planner: Planner | None = None,
         on_queued: Callable[[], None] = lambda: None,
+        max_skew: float = DEFAULT_MAX_CLOCK_SKEW,
+        log: Callable[[str], None] = to_stderr,
     ) -> None:
         self.ruleset = ruleset
         self.event_type = event_type(ruleset.fields)  # what ingest decodes into
@@ -94,8 +134,9 @@ class LiveEngine:
         self._checkpoint_every = checkpoint_every
         self._saved_at = float("-inf")  # time.monotonic() of the last checkpoint
         self._engine = self._new_engine(ruleset)
-        self._allowed_lateness = allowed_lateness
-        self._windows = Windows(allowed_lateness)
+        self._allowed_lateness, self._max_skew = allowed_lateness, max_skew
+        self._log = log
+        self._windows = Windows(allowed_lateness, max_skew=max_skew)
         self._seq = 0  # the journal's latest batch taken
         self._newest_since = clock()  # when event time last moved on
         self._excuse_silence = False  # after a restart: the downtime is no server's silence
@@ -159,7 +200,7 @@ class LiveEngine:
     def _recover(self) -> None:
         snapshot = self._store.load()
         if snapshot is not None:
-            self._windows = Windows(self._allowed_lateness, snapshot.watermark)
+            self._windows = Windows(self._allowed_lateness, snapshot.watermark, self._max_skew)
             if snapshot.watermark.closed_before > float("-inf"):
                 self._last_minute = int(snapshot.watermark.closed_before) - WINDOW_SECONDS
             self._drop(self._engine.restore(snapshot.engine))
@@ -167,7 +208,8 @@ class LiveEngine:
             self._excuse_silence = True
         for seq, events in self._store.journal():
             # the batches evaluated before the snapshot only fill the open minutes again
-            self._take(_Batch(seq, events), self._count_late if seq > self._seq else _ignore_late)
+            batch = _Batch(seq, events)
+            self._take(batch, self._misfits(batch) if seq > self._seq else _Replayed())
         self._publish()
 
     def _work(self) -> None:
@@ -191,14 +233,37 @@ class LiveEngine:
             if isinstance(item, _Reload):
                 self._swap_rules(item)
             else:
-                if self._excuse_silence:
-                    self._excuse_downtime(min(event.timestamp for event in item.events))
-                self._take(item, self._count_late)
+                self._contained(f"the batch of {len(item.events)} events", self._take_live, item)
             self._tick()
 
-    def _take(self, batch: _Batch, on_late: Callable[[int], None]) -> None:
+    def _take_live(self, batch: _Batch) -> None:
+        if self._excuse_silence:
+            self._excuse_downtime(min(event.timestamp for event in batch.events))
+        self._take(batch, self._misfits(batch))
+
+    def _misfits(self, batch: _Batch) -> _Counted:
+        return _Counted(batch.events, self.stats, self._log)
+
+    def _contained(self, what: str, step: Callable[[_T], object], argument: _T) -> None:
+        """Take a step of evaluation; if the input makes it fail, say so, count it and go on
+        (the state file failing is not the input's doing: that stops the evaluator)."""
+        try:
+            step(argument)
+        except (sqlite3.Error, SerenoError):
+            raise
+        except Exception as error:
+            self.stats.evaluation_errors += 1
+            if self.stats.evaluation_errors <= MAX_REPORTED:
+                self._log(f"sereno: {what} could not be evaluated, set aside: {error!r}")
+
+    @property
+    def evaluated_before(self) -> float:
+        """Every minute before this time is evaluated: an event for one of them is late."""
+        return self._windows.watermark.closed_before
+
+    def _take(self, batch: _Batch, misfits: Misfits) -> None:
         newest = self._windows.watermark.newest
-        evaluated = self._evaluate(self._windows.extend(batch.events, on_late))
+        evaluated = self._evaluate(self._windows.extend(batch.events, misfits))
         self._seq = max(self._seq, batch.seq)
         self.stats.events_evaluated += len(batch.events)
         if self._windows.watermark.newest > newest:
@@ -244,7 +309,7 @@ class LiveEngine:
         started = time.perf_counter()
         evaluated = False
         for window in windows:
-            self._engine.evaluate(window)
+            self._contained(f"the minute at {window.start}", self._engine.evaluate, window)
             self._remind(window.start)
             self.stats.windows_evaluated += 1
             self._on_window(time.perf_counter() - started)
@@ -307,12 +372,5 @@ class LiveEngine:
             episode.state, episode.ended = State.DROPPED, int(ended)
             self._changed(episode)
 
-    def _count_late(self, index: int) -> None:
-        self.stats.late_events += 1
-
     def _condition_error(self, spec: RuleSpec, event: Event, error: Exception) -> None:
         self.stats.condition_errors += 1
-
-
-def _ignore_late(index: int) -> None:
-    pass

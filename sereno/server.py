@@ -11,6 +11,7 @@ import hmac
 import math
 import sqlite3
 import threading
+import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ from sereno.answers import (
 )
 from sereno.diagnostics import to_stderr
 from sereno.errors import RulesError
-from sereno.events import Event
+from sereno.events import DEFAULT_MAX_CLOCK_SKEW, Event, EventTimes
 from sereno.ingest import DEFAULT_MAX_BODY, BodyError, decode_body
 from sereno.lifecycle import Episode
 from sereno.live import LiveEngine
@@ -67,6 +68,7 @@ class ServerConfig:
     db: Path  # the state file
     max_body: int = DEFAULT_MAX_BODY
     tokens: frozenset[str] = frozenset()  # bearer tokens; none means no authentication
+    max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW  # how far ahead of the clock events may be
 
 
 class Metrics:
@@ -117,6 +119,16 @@ class _LiveCollector(Collector):
         counts = (
             ("sereno_events_evaluated", "Events evaluated", stats.events_evaluated),
             ("sereno_late_events", "Events that came after their minute", stats.late_events),
+            (
+                "sereno_events_ahead_of_fleet",
+                "Events rejected as far ahead of the rest of the fleet",
+                stats.ahead_events,
+            ),
+            (
+                "sereno_evaluation_errors",
+                "Batches and minutes that could not be evaluated and were set aside",
+                stats.evaluation_errors,
+            ),
             ("sereno_windows_evaluated", "Minutes evaluated", stats.windows_evaluated),
             (
                 "sereno_condition_errors",
@@ -286,6 +298,7 @@ class _Api:
                 headers.get("content-encoding"),
                 self._live.event_type,
                 max_body,
+                self._event_times(),
             )
         except BodyError as error:
             rejected.labels(_reason(error.status)).inc()
@@ -299,6 +312,10 @@ class _Api:
         if decoded.rejected:
             rejected.labels("bad_record").inc(len(decoded.rejected))
         return self._answer(202, IngestAnswer(len(events), len(decoded.rejected), decoded.rejected))
+
+    def _event_times(self) -> EventTimes:
+        """What a body's timestamps may be now: not ahead of this clock, not late."""
+        return EventTimes(time.time(), self._config.max_clock_skew, self._live.evaluated_before)
 
     def _keep(self, events: list[Event]) -> str | None:
         """Journal and queue the events; why not, if they cannot be taken now."""
@@ -353,6 +370,8 @@ class _Api:
         counts = {
             "events evaluated": stats.events_evaluated,
             "late events": stats.late_events,
+            "events ahead of the fleet": stats.ahead_events,
+            "evaluation errors": stats.evaluation_errors,
             "minutes evaluated": stats.windows_evaluated,
             "condition errors": stats.condition_errors,
         }

@@ -21,6 +21,7 @@ from sereno.cli import (
     EXIT_OK,
     EXIT_REJECTED,
     Parser,
+    add_clock_skew_option,
     add_config_option,
     add_lateness_option,
     add_rules_option,
@@ -103,6 +104,7 @@ def serve_command(argv: Sequence[str]) -> int:
         help="bearer tokens, one a line: requests without one of them are refused (401)",
     )
     add_lateness_option(parser)
+    add_clock_skew_option(parser)
     add_receiver_options(parser)
     args = parser.parse_args(argv)
     # the evaluator thread holds the GIL for whole minutes of events: hand it over to the
@@ -110,7 +112,8 @@ def serve_command(argv: Sequence[str]) -> int:
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     ruleset = load_ruleset(args.rules_config)
     receivers = receivers_config(args.config, args.webhook, ruleset)
-    config = ServerConfig(args.db, args.max_body, _read_tokens(args.token_file))
+    tokens = _read_tokens(args.token_file)
+    config = ServerConfig(args.db, args.max_body, tokens, args.max_clock_skew)
     with ExitStack() as stack:
         stack.enter_context(claim(args.db))
         create(args.db)
@@ -131,6 +134,7 @@ def serve_command(argv: Sequence[str]) -> int:
             metrics.evaluation.observe,
             planner=notifications.planner,
             on_queued=notifications.delivery.wake,
+            max_skew=args.max_clock_skew,
         )
         journal = Journal(args.db)
         for store in (journal, state, outbox):

@@ -5,6 +5,14 @@ sample of each server and component, whether each server was active) is worked o
 it is evaluated. It closes once the newest event seen is `allowed_lateness` seconds past the
 window's end (the watermark); an event for a window that has closed is late, and the caller
 decides how to report it.
+
+The watermark follows the fleet, not its most extreme event: an event more than `max_skew`
+seconds ahead of the newest one is held back rather than taken, since one source whose clock
+is wrong (or that sends milliseconds) would otherwise make every other source late. Held
+events are taken once another server sends events within `max_skew` of them (the fleet has
+moved on: a gap in the data, a restart after downtime); otherwise they are rejected as ahead
+of the fleet once the minute they came in closes. A stream that has seen one server only
+holds nothing back: there is no fleet to compare it with.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cached_property
 from operator import attrgetter
-from typing import NamedTuple, cast
+from typing import NamedTuple, Protocol, cast
 
 from sereno.events import Event
 
@@ -23,6 +31,7 @@ SampleKey = tuple[str, str]
 LateHandler = Callable[[int], None]
 
 _timestamp = attrgetter("timestamp")
+_server = attrgetter("server")
 _server_component = attrgetter("server", "component")
 _service_server = attrgetter("service", "server")
 _active = attrgetter("active")
@@ -84,6 +93,54 @@ class Window:
         return dict(zip(map(_service_server, by_time), map(_active, by_time), strict=True))
 
 
+DEFAULT_MAX_SKEW = 300.0
+MAX_HELD = 10_000  # events held back as ahead of the fleet, beyond which the oldest is rejected
+
+
+class Misfits(Protocol):
+    """Told of the events of a batch that a stream cannot take, by their index in it."""
+
+    def late(self, index: int) -> None:
+        """`events[index]` belongs to a minute already evaluated."""
+
+    def ahead(self, index: int, fleet_time: float) -> None:
+        """`events[index]` is far ahead of the rest of the fleet (at `fleet_time`), and no
+        other server followed it."""
+
+
+class _LateOnly:
+    """Misfits for callers that tell only late events: an event ahead of the fleet counts
+    as late."""
+
+    def __init__(self, on_late: LateHandler) -> None:
+        self.late = on_late
+
+    def ahead(self, index: int, fleet_time: float) -> None:
+        self.late(index)
+
+
+class _Held(NamedTuple):
+    """An event held back as ahead of the fleet, with whom to tell if it is rejected."""
+
+    event: Event
+    misfits: Misfits
+    position: int  # its index in the batch it came in
+    minute: int  # the fleet's minute when it came: it is rejected once that minute closes
+
+
+class _OneOf:
+    """The misfits of one held event, fed again on its own as `events[0]`."""
+
+    def __init__(self, held: _Held) -> None:
+        self._held = held
+
+    def late(self, index: int) -> None:
+        self._held.misfits.late(self._held.position)
+
+    def ahead(self, index: int, fleet_time: float) -> None:
+        self._held.misfits.ahead(self._held.position, fleet_time)
+
+
 class Watermark(NamedTuple):
     """How far a stream has come: every minute before `closed_before` is evaluated, and
     `newest` is the newest event time seen (or reached by the clock)."""
@@ -99,41 +156,68 @@ class Windows:
     """The open windows of one stream of events, closed in order on the watermark."""
 
     def __init__(
-        self, allowed_lateness: float = DEFAULT_ALLOWED_LATENESS, resume: Watermark = BEGINNING
+        self,
+        allowed_lateness: float = DEFAULT_ALLOWED_LATENESS,
+        resume: Watermark = BEGINNING,
+        max_skew: float = DEFAULT_MAX_SKEW,
     ) -> None:
         self._allowed_lateness = allowed_lateness
+        self._max_skew = max_skew
         self._open: dict[int, Window] = {}
         self._closed_before, self._newest = resume
         self._close_at: float = float("inf")  # the newest timestamp that closes a window
+        self._held: list[_Held] = []  # ahead of the fleet, in the order they came
+        self._first_server: str | None = None
+        self._one_server = True  # until a second server is seen: nothing is held back
+        self._one_server_before = True  # as it was before the batch being taken
 
     @property
     def watermark(self) -> Watermark:
         return Watermark(self._closed_before, self._newest)
 
+    @property
+    def max_skew(self) -> float:
+        return self._max_skew
+
     def oldest(self) -> Window | None:
         """The oldest open window: the next to close."""
         return self._open[min(self._open)] if self._open else None
 
-    def add(self, event: Event) -> bool:
-        """Put an event in its window; False if that window has already closed (a late event)."""
-        window = self._window_for(event.timestamp)
-        if window is None:
-            return False
-        window.add(event)
-        self._newest = max(self._newest, event.timestamp)
-        return True
-
-    def extend(self, events: Sequence[Event], on_late: LateHandler) -> Iterator[Window]:
+    def extend(self, events: Sequence[Event], on_late: LateHandler | Misfits) -> Iterator[Window]:
         """Add events in order, yielding each window as soon as the watermark closes it.
 
-        `on_late(index)` is told of each late event, `events[index]`. The same as `add` and
-        `close_ready` event by event, only faster.
+        `on_late(index)` (or `misfits.late`) is told of each late event, `events[index]`;
+        `misfits.ahead` of each one rejected as ahead of the fleet, maybe in a later call.
+        The same as adding events one by one, only faster.
         """
+        misfits = _LateOnly(on_late) if callable(on_late) else on_late
+        self._one_server_before = self._one_server
+        if self._one_server:
+            self._count_servers(events)
         if not self._extend_one_minute(events):
-            yield from self._extend_each(events, on_late)
+            yield from self._extend_each(events, misfits)
+
+    def _count_servers(self, events: Sequence[Event]) -> None:
+        servers = set(map(_server, events))
+        if self._first_server is None and servers:
+            self._first_server = events[0].server
+        servers.discard(self._first_server)
+        self._one_server = not servers
+
+    def _fleet_by(self, events: Sequence[Event], index: int) -> bool:
+        """Whether more than one server has been seen up to `events[index]`."""
+        if not self._one_server_before:
+            return True
+        first = self._first_server
+        return any(event.server != first for event in events[: index + 1])
+
+    def _ahead_limit(self) -> float:
+        """The newest timestamp taken at once: beyond it, an event may be ahead of the fleet."""
+        return self._newest + self._max_skew
 
     def _extend_one_minute(self, events: Sequence[Event]) -> bool:
-        """Add `events` at once if they all belong to one open minute and close no window.
+        """Add `events` at once if they all belong to one open minute, close no window and
+        none is ahead of the fleet.
 
         Most batches do: only those across the turn of a minute need `_extend_each`.
         """
@@ -145,6 +229,8 @@ class Windows:
         newest = max(self._newest, last)
         if start != window_start(last) or newest >= min(self._close_at, self._closing_time(start)):
             return False
+        if last > self._ahead_limit() and self._newest > float("-inf") and not self._one_server:
+            return False
         window = self._window_for(first)
         if window is None:  # a whole batch of late events
             return False
@@ -152,18 +238,23 @@ class Windows:
         self._newest = newest
         return True
 
-    def _extend_each(self, events: Sequence[Event], on_late: LateHandler) -> Iterator[Window]:
+    def _extend_each(self, events: Sequence[Event], misfits: Misfits) -> Iterator[Window]:
         # event by event, with the window of the previous event kept at hand: most events
         # belong to the same minute as the one before them
         low = high = 0.0
         append: Callable[[Event], None] = _nowhere
-        newest, close_at = self._newest, self._close_at
+        newest, close_at, ahead = self._newest, self._close_at, self._ahead_limit()
         for index, event in enumerate(events):
             timestamp = event.timestamp
+            if timestamp > ahead and newest > float("-inf") and self._fleet_by(events, index):
+                yield from self._hold(_Held(event, misfits, index, window_start(newest)))
+                low = high = 0.0  # holding may have moved the fleet on and closed windows
+                newest, close_at, ahead = self._newest, self._close_at, self._ahead_limit()
+                continue
             if not low <= timestamp < high:
                 window = self._window_for(timestamp)
                 if window is None:
-                    on_late(index)
+                    misfits.late(index)
                     continue
                 low, high = window.start, window.start + WINDOW_SECONDS
                 append = window.events.append
@@ -171,10 +262,51 @@ class Windows:
             append(event)
             if timestamp > newest:
                 self._newest = newest = timestamp
+                ahead = self._ahead_limit()
             if newest >= close_at:
                 yield from self.close_ready()
                 low = high = 0.0  # the window at hand may be among those closed
                 close_at = self._close_at
+
+    def _hold(self, held: _Held) -> Iterator[Window]:
+        """Hold an event back as ahead of the fleet; if another server's held event is near
+        it in time, the fleet has moved on: take them all."""
+        server, timestamp = held.event.server, held.event.timestamp
+        follower = next(
+            (
+                other.event.timestamp
+                for other in self._held
+                if other.event.server != server
+                and abs(other.event.timestamp - timestamp) <= self._max_skew
+            ),
+            None,
+        )
+        self._held.append(held)
+        if follower is not None:
+            yield from self._move_on(min(timestamp, follower))
+        elif len(self._held) > MAX_HELD:
+            oldest = self._held.pop(0)
+            oldest.misfits.ahead(oldest.position, self._newest)
+
+    def _move_on(self, fleet_time: float) -> Iterator[Window]:
+        """The fleet has jumped ahead to `fleet_time`: take what was held, in time order
+        (what is still far ahead of it is held again)."""
+        released = sorted(self._held, key=lambda item: item.event.timestamp)
+        self._held = []
+        self._one_server_before = False  # the follower is another server
+        self._newest = max(self._newest, fleet_time)
+        for item in released:
+            yield from self._extend_each([item.event], _OneOf(item))
+
+    def _reject(self, rejected: Callable[[_Held], bool]) -> None:
+        """Reject the held events that are `rejected`, telling their misfits."""
+        kept = []
+        for item in self._held:
+            if rejected(item):
+                item.misfits.ahead(item.position, self._newest)
+            else:
+                kept.append(item)
+        self._held = kept
 
     def _window_for(self, timestamp: float) -> Window | None:
         start = window_start(timestamp)
@@ -208,11 +340,14 @@ class Windows:
         latest = window_start(now - self._allowed_lateness) - WINDOW_SECONDS
         if latest >= self._closed_before:  # close_ready has closed any window up to it
             self._closed_before = latest + WINDOW_SECONDS
+            self._reject_held_of_closed_minutes()
             yield Window(latest)
 
     def close_all(self) -> Iterator[Window]:
-        """Close and yield every open window, oldest first: the end of the input."""
-        return self._close_while(lambda start: True)
+        """Close and yield every open window, oldest first: the end of the input. What is
+        still held back as ahead of the fleet is rejected."""
+        yield from self._close_while(lambda start: True)
+        self._reject(lambda item: True)
 
     def _close_while(self, closes: Callable[[int], bool]) -> Iterator[Window]:
         while self._open:
@@ -222,7 +357,13 @@ class Windows:
             self._closed_before = oldest + WINDOW_SECONDS
             window = self._open.pop(oldest)
             self._close_at = self._closing_time(min(self._open)) if self._open else float("inf")
+            if self._held:
+                self._reject_held_of_closed_minutes()
             yield window
+
+    def _reject_held_of_closed_minutes(self) -> None:
+        """No other server followed them while their minute was open: they are wrong."""
+        self._reject(lambda item: item.minute < self._closed_before)
 
 
 def _nowhere(event: Event) -> None:

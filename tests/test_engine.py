@@ -206,15 +206,19 @@ rules:
 
 def test_windows_close_on_the_watermark_and_late_events_are_handed_back() -> None:
     windows = Windows(allowed_lateness=30)
-    assert windows.add(load("a", 1.0, T0 + 50))
-    assert windows.add(load("a", 1.0, T0 + 89))
-    assert list(windows.close_ready()) == []  # watermark T0 + 59: the first minute is open
-    assert windows.add(load("b", 1.0, T0 + 10))  # out of order, but still in time
-    assert windows.add(load("a", 1.0, T0 + 90))
-    closed = list(windows.close_ready())  # watermark T0 + 60
-    assert [w.start for w in closed] == [T0]
-    assert len(closed[0].latest) == 2
-    assert not windows.add(load("c", 1.0, T0 + 30))  # its minute was evaluated: late
+    late: list[int] = []
+
+    def put(event: Event) -> list[int]:
+        """The starts of the windows that adding `event` closes."""
+        return [window.start for window in windows.extend([event], late.append)]
+
+    assert put(load("a", 1.0, T0 + 50)) == []
+    assert put(load("a", 1.0, T0 + 89)) == []  # watermark T0 + 89: the first minute is open
+    assert put(load("b", 1.0, T0 + 10)) == []  # out of order, but still in time
+    assert put(load("a", 1.0, T0 + 90)) == [T0]  # watermark T0 + 90
+    assert late == []
+    assert put(load("c", 1.0, T0 + 30)) == []  # its minute was evaluated: late
+    assert late == [0]
     assert [w.start for w in windows.close_all()] == [T0 + 60]
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from sereno.engine import EngineState
+from sereno.alerts import Alert
+from sereno.engine import Engine, EngineState
 from sereno.events import Event
 from sereno.lifecycle import Episode
 from sereno.live import LiveEngine
@@ -26,7 +27,7 @@ from sereno.store import (
     create,
     read_history,
 )
-from sereno.windows import Watermark, Windows
+from sereno.windows import Watermark, Window, Windows
 
 from conftest import event
 
@@ -263,3 +264,38 @@ def test_an_evaluator_that_cannot_save_its_state_stops_and_says_why(tmp_path: Pa
     assert [str(error) for error in failures] == ["disk I/O error"]
     assert live.failure is failures[0]
     assert not live.running
+
+
+def test_a_minute_that_cannot_be_evaluated_is_set_aside_and_the_rest_go_on(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evaluate = Engine.evaluate
+
+    def evaluate_but_the_first_minute(engine: Engine, window: Window) -> list[Alert]:
+        if window.start == T0:
+            raise OverflowError("the engine failed on this minute")
+        return evaluate(engine, window)
+
+    monkeypatch.setattr(Engine, "evaluate", evaluate_but_the_first_minute)
+    db = tmp_path / "state.db"
+    create(db)
+    journal, store = Journal(db), StateStore(db, Event)
+    told: list[str] = []
+    live = LiveEngine(load_default_rules(), 30, store, lambda e: None, clock=clock, log=told.append)
+    live.start()
+    for timestamp in (T0 + 10, T0 + 95, T0 + 160):
+        batch = events(disk(0.95, timestamp))
+        live.submit(journal.append(batch), batch)
+    deadline = time.monotonic() + 10
+    while live.stats.windows_evaluated < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert live.running
+    assert live.stats.evaluation_errors == 1
+    assert told == [
+        "sereno: the minute at 1476057600 could not be evaluated, set aside: "
+        "OverflowError('the engine failed on this minute')"
+    ]
+    assert [(a.key.server, a.last_window) for a in live.alerts()] == [("a", T0 + 60)]
+    live.stop()
+    journal.close()
+    store.close()

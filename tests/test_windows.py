@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,15 +15,17 @@ from conftest import event
 T0 = 1476057600
 
 
+def tell_late(late: list[int], index: int, index_in_batch: int) -> None:
+    late.append(index)
+
+
 def one_by_one(events: list[Event], lateness: float) -> tuple[list[tuple[int, int]], list[int]]:
     """(window start, events in it) of each window as it closes, and the late events' indices."""
     windows = Windows(allowed_lateness=lateness)
     closed: list[Window] = []
-    late = []
+    late: list[int] = []
     for index, item in enumerate(events):
-        if not windows.add(item):
-            late.append(index)
-        closed.extend(windows.close_ready())
+        closed.extend(windows.extend([item], partial(tell_late, late, index)))
     closed.extend(windows.close_all())
     return [(w.start, len(w.events)) for w in closed], late
 
@@ -44,12 +48,13 @@ def in_batches(
 
 @st.composite
 def streams(draw: st.DrawFn) -> tuple[list[Event], list[int]]:
-    """Events mostly in time order, some out of order or late; and how to cut them in batches."""
+    """Events mostly in time order, some out of order or late, some far ahead of the others,
+    with gaps; and how to cut them in batches."""
     clock = T0
     events = []
     for _ in range(draw(st.integers(0, 60))):
-        clock += draw(st.sampled_from([0, 1, 7, 20, 45, 61, 130]))
-        jitter = draw(st.sampled_from([0, 0, 0, -5, -40, -95, -200]))
+        clock += draw(st.sampled_from([0, 1, 7, 20, 45, 61, 130, 3600]))  # and gaps
+        jitter = draw(st.sampled_from([0, 0, 0, -5, -40, -95, -200, 5000]))  # and clocks ahead
         events.append(Event(**event(server=draw(st.sampled_from("abc")), timestamp=clock + jitter)))
     sizes = []
     remaining = len(events)
