@@ -20,17 +20,10 @@ import msgspec
 import pytest
 from test_live import T0, Clock, Service, disk, events
 
+from sereno import store
 from sereno.events import Event
 from sereno.rulefmt import load_default_rules
-from sereno.store import (
-    HistoryQuery,
-    Journal,
-    StateStore,
-    StoreError,
-    create,
-    read_history,
-    write_failure,
-)
+from sereno.store import HistoryQuery, Journal, StateStore, StoreError, create, read_history
 
 from conftest import Server, event, json_lines, run_sereno
 
@@ -63,7 +56,7 @@ def test_a_full_disk_is_called_one_when_events_cannot_be_journalled(tmp_path: Pa
     with pytest.raises(sqlite3.OperationalError) as raised:
         journal.append(events(*disks(500, T0 + 10)))
     journal.close()
-    assert write_failure(db, raised.value) == f"the disk holding {db} is full"
+    assert store.write_failure(db, raised.value) == f"the disk holding {db} is full"
 
 
 def test_a_checkpoint_on_a_full_disk_says_so_and_leaves_the_state_file_usable(
