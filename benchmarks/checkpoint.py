@@ -68,7 +68,7 @@ def push(live: LiveEngine, journal: Journal, batch: list[Event]) -> None:
     live.submit(journal.append(batch), batch)
     while live.stats.events_evaluated < expected and live.running:
         time.sleep(0.005)
-    while not live._queue.empty() and live.running:  # noqa: SLF001
+    while not live._queue.empty() and live.running:
         time.sleep(0.005)
 
 
