@@ -21,9 +21,12 @@ import pytest
 from test_live import T0, Clock, Service, disk, events
 
 from sereno import store
+from sereno.engine import Engine
 from sereno.events import Event
+from sereno.live import LiveEngine
 from sereno.rulefmt import load_default_rules
 from sereno.store import HistoryQuery, Journal, StateStore, StoreError, create, read_history
+from sereno.windows import Window
 
 from conftest import Server, event, json_lines, run_sereno
 
@@ -262,3 +265,33 @@ def test_a_firing_alerts_history_row_is_written_when_it_fires_and_shown_as_it_is
     (shown,) = msgspec.json.decode(read_history(db, HistoryQuery()))
     assert (shown["state"], shown["windows"], shown["peak"]) == ("firing", 3, 0.97)
     assert shown["last"]["value"] == 0.97
+
+
+def test_a_journal_entry_whose_evaluation_fails_is_set_aside_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "state.db"
+    create(db)
+    journal = Journal(db)
+    failing = journal.append(events(disk(0.5, T0 + 10), disk(0.5, T0 + 95)))  # closes T0
+    later = journal.append(events(disk(0.95, T0 + 100)))
+    journal.close()
+
+    def fail(engine: Engine, window: Window) -> None:
+        raise RuntimeError("no evaluating today")
+
+    monkeypatch.setattr(Engine, "evaluate", fail)
+    letters: list[store.DeadLetter] = []
+    state = StateStore(db, Event)
+    live = LiveEngine(
+        load_default_rules(), 30, state, lambda e: None, on_dead_letter=letters.append
+    )
+    live.start()
+    live.stop()
+    state.close()
+    assert [(d.seq, d.events, d.reason) for d in letters] == [
+        (failing, 2, "cannot be evaluated: RuntimeError: no evaluating today")
+    ]
+    assert store.read_dead_letters(db) == letters
+    assert [a.key.server for a in live.alerts()] == ["a"]  # the next entry was taken
+    assert later not in [d.seq for d in letters]
