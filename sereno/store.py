@@ -1,6 +1,6 @@
 """`sereno serve`'s state on disk: one SQLite file in WAL mode.
 
-Three tables make a restart, even after `kill -9`, pick up where the service was:
+These tables make a restart, even after `kill -9`, pick up where the service was:
 
 - `journal`: every accepted batch of events, written before the request is answered, and
   deleted once every minute it touches has been evaluated. A restart replays what is left, so
@@ -8,8 +8,9 @@ Three tables make a restart, even after `kill -9`, pick up where the service was
 - `snapshot`: the engine's state (open alerts, `for:` timers, silence rules' last-seen times)
   and the watermark, written after each evaluated minute (and after alerts fired early) with
   the journal position it stands for.
-- `history`: every episode that fired: firing (as of the latest evaluated minute), then
-  resolved.
+- `history`: every episode that fired: as it fired, then as it ended. One still firing is
+  read with its current values, which the snapshot holds: rewriting its row every minute
+  would rewrite every open alert's row at every checkpoint.
 - `outbox`: the notifications still to deliver, per receiver in the order they were queued;
   one is deleted only once its receiver has acknowledged it.
 - `dead_letter`: the journal's batches that could not be replayed at start (undecodable, or
