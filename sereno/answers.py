@@ -14,6 +14,7 @@ from sereno.events import Event
 from sereno.ingest import Rejected
 from sereno.lifecycle import Episode
 from sereno.output import EpisodeRecord
+from sereno.store import DeadLetter
 
 JSON = "application/json"
 SCHEMAS = "#/components/schemas/{name}"
@@ -131,6 +132,13 @@ ROUTES: dict[str, dict[str, Any]] = {
             **UNAUTHORIZED,
         },
     },
+    "/dead-letters": {
+        "summary": "The journal entries set aside at start, as they could not be replayed",
+        "responses": {
+            200: _json(_list_of(DeadLetter), "In journal order"),
+            **UNAUTHORIZED,
+        },
+    },
     "/-/reload": {
         "summary": "Read the rules file again",
         "responses": {
@@ -175,6 +183,8 @@ ROUTES: dict[str, dict[str, Any]] = {
 
 def schema_components() -> dict[str, Any]:
     """The JSON schemas the routes refer to, for the OpenAPI document's components."""
-    types = [Event, IngestAnswer, OpenAlert, EpisodeRecord, Problem, RulesRefused, RulesReloaded]
-    _, components = msgspec.json.schema_components([*types, Status], ref_template=SCHEMAS)
+    types = [Event, IngestAnswer, OpenAlert, EpisodeRecord, DeadLetter, Problem, RulesRefused]
+    _, components = msgspec.json.schema_components(
+        [*types, RulesReloaded, Status], ref_template=SCHEMAS
+    )
     return components

@@ -50,6 +50,7 @@ COMMANDS = {
     "serve": "run the service agents push events to, over HTTP",
     "push": "replay a file of events to a running service",
     "notify-test": "send a test notification to each receiver",
+    "dead-letters": "list the journal entries the service set aside at start",
 }
 
 
@@ -248,6 +249,12 @@ def notify_test_command(argv: Sequence[str]) -> int:
     return notify_test_command(argv)
 
 
+def dead_letters_command(argv: Sequence[str]) -> int:
+    from sereno.servicecli import dead_letters_command  # noqa: PLC0415
+
+    return dead_letters_command(argv)
+
+
 def serve_command(argv: Sequence[str]) -> int:
     # the service's stack (FastAPI, uvicorn, httpx) takes half a second to import: only the
     # commands that need it pay for it
@@ -341,6 +348,7 @@ _SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "serve": serve_command,
     "push": push_command,
     "notify-test": notify_test_command,
+    "dead-letters": dead_letters_command,
 }
 
 

@@ -36,7 +36,7 @@ from sereno.events import DEFAULT_MAX_CLOCK_SKEW, Event, ahead_reason, event_typ
 from sereno.lifecycle import Episode, State, episodes_in_order
 from sereno.notify.notice import Notice, Planner
 from sereno.rulefmt import RuleSet, RuleSpec
-from sereno.store import Snapshot, StateStore
+from sereno.store import DeadLetter, Snapshot, StateStore, StoreError
 from sereno.windows import WINDOW_SECONDS, Misfits, Window, Windows
 
 QUEUE_BATCHES = 1024  # the backlog of pushed batches, beyond which ingest answers 503
@@ -118,6 +118,7 @@ class LiveEngine:
         on_queued: Callable[[], None] = lambda: None,
         max_skew: float = DEFAULT_MAX_CLOCK_SKEW,
         log: Callable[[str], None] = to_stderr,
+        on_dead_letter: Callable[[DeadLetter], None] = lambda letter: None,
     ) -> None:
         self.ruleset = ruleset
         self.event_type = event_type(ruleset.fields)  # what ingest decodes into
@@ -129,6 +130,7 @@ class LiveEngine:
         self._changes: list[Episode] = []  # since the last checkpoint
         self._planner = planner  # which notifications the changes call for
         self._on_queued = on_queued  # told when a checkpoint queued notifications
+        self._on_dead_letter = on_dead_letter  # told of a journal entry set aside at start
         self._reminders: list[tuple[str, Notice]] = []  # since the last checkpoint
         self._last_minute: int | None = None  # the start of the latest minute evaluated
         self._checkpoint_every = checkpoint_every
@@ -206,11 +208,22 @@ class LiveEngine:
             self._drop(self._engine.restore(snapshot.engine))
             self._seq = snapshot.seq
             self._excuse_silence = True
-        for seq, events in self._store.journal():
-            # the batches evaluated before the snapshot only fill the open minutes again
-            batch = _Batch(seq, events)
-            self._take(batch, self._misfits(batch) if seq > self._seq else _Replayed())
+        for seq, events in self._store.journal(self._on_dead_letter):
+            self._replay(_Batch(seq, events))
         self._publish()
+
+    def _replay(self, batch: _Batch) -> None:
+        """Take a batch of the journal again; set it aside if it cannot be evaluated, so that
+        one bad entry does not keep the service from starting."""
+        # the batches evaluated before the snapshot only fill the open minutes again
+        misfits = self._misfits(batch) if batch.seq > self._seq else _Replayed()
+        try:
+            self._take(batch, misfits)
+        except StoreError:
+            raise  # the state file's trouble, not the batch's
+        except Exception as error:
+            reason = f"cannot be evaluated: {type(error).__name__}: {error}"
+            self._on_dead_letter(self._store.set_aside(batch.seq, reason))
 
     def _work(self) -> None:
         try:
@@ -327,18 +340,18 @@ class LiveEngine:
         """Checkpoint at once after an evaluated minute; alerts fired early, at most every
         `checkpoint_every` seconds: a stream of them then costs a few checkpoints a second,
         not one a batch."""
-        if evaluated:
-            self._checkpoint(whole_history=True)
-        elif self._changes and time.monotonic() - self._saved_at >= self._checkpoint_every:
-            self._checkpoint(whole_history=False)
+        if evaluated or (
+            self._changes and time.monotonic() - self._saved_at >= self._checkpoint_every
+        ):
+            self._checkpoint()
 
-    def _checkpoint(self, whole_history: bool) -> None:
+    def _checkpoint(self) -> None:
         changes, self._changes = self._changes, []
         outgoing, self._reminders = self._reminders, []
         if self._planner is not None:
             outgoing = self._planner.for_changes(changes) + outgoing
         snapshot = Snapshot(self._seq, self._windows.watermark, self._engine.state())
-        self._store.checkpoint(snapshot, changes, whole_history, outgoing)
+        self._store.checkpoint(snapshot, changes, outgoing)
         self._saved_at = time.monotonic()
         for episode in changes:
             self._on_change(episode)
@@ -359,7 +372,7 @@ class LiveEngine:
         elif self._planner is not None:
             self._planner.use(request.ruleset)
         self._early_start = None  # the new rules have seen nothing of the open minutes
-        self._checkpoint(whole_history=True)
+        self._checkpoint()
         request.done.set()
 
     def _drop(self, episodes: list[Episode]) -> None:

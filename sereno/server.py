@@ -58,7 +58,14 @@ from sereno.notify.notice import Planner
 from sereno.notify.service import Notifications
 from sereno.output import counted
 from sereno.rulefmt import RuleSet, load_default_rules, load_rules
-from sereno.store import DEFAULT_HISTORY_LIMIT, HistoryQuery, Journal, read_history
+from sereno.store import (
+    DEFAULT_HISTORY_LIMIT,
+    HistoryQuery,
+    Journal,
+    read_dead_letters,
+    read_history,
+    write_failure,
+)
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # answered without a token
 
@@ -324,8 +331,9 @@ class _Api:
         try:
             seq = self._journal.append(events)
         except sqlite3.Error as error:
-            to_stderr(f"sereno: cannot write events to {self._config.db}: {error}")
-            return f"cannot store the events: {error}"
+            why = write_failure(self._config.db, error)
+            to_stderr(f"sereno: cannot store events: {why}")
+            return f"cannot store the events: {why}"
         self._live.submit(seq, events)
         return None
 
@@ -351,6 +359,9 @@ class _Api:
         except ValueError as error:
             return self._problem(400, str(error))
         return Response(read_history(self._config.db, query), media_type=JSON)
+
+    def dead_letters(self) -> Response:
+        return self._answer(200, read_dead_letters(self._config.db))
 
     def reload(self) -> Response:
         try:
@@ -417,6 +428,7 @@ def create_app(
     app.post("/events", status_code=202, **ROUTES["/events"])(api.ingest)
     app.get("/alerts", **ROUTES["/alerts"])(api.alerts)
     app.get("/alerts/history", **ROUTES["/alerts/history"])(api.history)
+    app.get("/dead-letters", **ROUTES["/dead-letters"])(api.dead_letters)
     app.post("/-/reload", **ROUTES["/-/reload"])(api.reload)
     app.get("/", **ROUTES["/"])(api.status_page)
     app.get("/healthz", **ROUTES["/healthz"])(api.healthz)

@@ -1,6 +1,6 @@
 """`sereno serve`'s state on disk: one SQLite file in WAL mode.
 
-Three tables make a restart, even after `kill -9`, pick up where the service was:
+These tables make a restart, even after `kill -9`, pick up where the service was:
 
 - `journal`: every accepted batch of events, written before the request is answered, and
   deleted once every minute it touches has been evaluated. A restart replays what is left, so
@@ -8,24 +8,29 @@ Three tables make a restart, even after `kill -9`, pick up where the service was
 - `snapshot`: the engine's state (open alerts, `for:` timers, silence rules' last-seen times)
   and the watermark, written after each evaluated minute (and after alerts fired early) with
   the journal position it stands for.
-- `history`: every episode that fired: firing (as of the latest evaluated minute), then
-  resolved.
+- `history`: every episode that fired: as it fired, then as it ended. One still firing is
+  read with its current values, which the snapshot holds: rewriting its row every minute
+  would rewrite every open alert's row at every checkpoint.
 - `outbox`: the notifications still to deliver, per receiver in the order they were queued;
   one is deleted only once its receiver has acknowledged it.
+- `dead_letter`: the journal's batches that could not be replayed at start (undecodable, or
+  their evaluation failed), set aside with the reason so that the service can start.
 
-A checkpoint writes the snapshot, the episodes that changed, their notifications and the
-journal's trim in one transaction, so the state on disk is always that of a whole number of
+A checkpoint writes the snapshot, the history of the episodes whose record changed (fired or
+ended; a firing episode's current values are those of the snapshot), their notifications and
+the journal's trim in one transaction, so the state on disk is always that of a whole number of
 evaluated minutes, and every change it holds has its notifications queued.
 With `synchronous=NORMAL` a commit survives the process being killed (not a power cut).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +46,8 @@ from sereno.notify.notice import Notice
 from sereno.output import EpisodeRecord
 from sereno.windows import Watermark
 
-SCHEMA_VERSION = "2"
-UPGRADABLE = ("1",)  # older schemas that the script below brings up to date
+SCHEMA_VERSION = "3"
+UPGRADABLE = ("1", "2")  # older schemas that the script below brings up to date
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshot (
@@ -73,8 +78,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     notice BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_by_receiver ON outbox (receiver, id);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    seq INTEGER PRIMARY KEY,
+    set_aside REAL NOT NULL,
+    events INTEGER,
+    reason TEXT NOT NULL,
+    body BLOB NOT NULL
+);
 """
 BUSY_TIMEOUT_MS = 10_000
+SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, from Python 3.11 on
 DEFAULT_HISTORY_LIMIT = 1000
 
 
@@ -90,11 +103,36 @@ class Snapshot(msgspec.Struct):
     engine: EngineState
 
 
+class DeadLetter(msgspec.Struct):
+    """A journal entry set aside at start: its place in the journal, when it was set aside
+    (seconds since the epoch), how many events it holds (None if that cannot be read) and why."""
+
+    seq: int
+    set_aside: float
+    events: int | None
+    reason: str
+
+
 @dataclass(frozen=True)
 class HistoryQuery:
     since: float = float("-inf")  # episodes still firing at or after this time
     rule: str | None = None
     limit: int = DEFAULT_HISTORY_LIMIT
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether a write failed for want of space: SQLITE_FULL, or ENOSPC from the system."""
+    if isinstance(error, sqlite3.Error):
+        full = getattr(error, "sqlite_errorcode", None) == SQLITE_FULL
+        return full or str(error) == "database or disk is full"  # Python 3.10: no error code
+    return isinstance(error, OSError) and error.errno == errno.ENOSPC
+
+
+def write_failure(path: str | Path, error: BaseException) -> str:
+    """Why `path` could not be written, in one line: a full disk is called one."""
+    if is_disk_full(error):
+        return f"the disk holding {path} is full"
+    return f"cannot write {path}: {error}"
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -172,6 +210,7 @@ class StateStore:
     """The evaluator's side: loads the state at start, checkpoints it after each minute."""
 
     def __init__(self, path: str | Path, event_type: type[Event]) -> None:
+        self._path = path
         self._connection = connect(path)
         self._events = msgspec.msgpack.Decoder(list[event_type])  # type: ignore[valid-type]
         self._snapshot_encoder = msgspec.msgpack.Encoder()
@@ -189,49 +228,75 @@ class StateStore:
         except msgspec.DecodeError as error:
             raise StoreError(f"the saved state cannot be read: {error}") from None
 
-    def journal(self) -> Iterator[tuple[int, list[Event]]]:
-        """Every batch still in the journal, in the order it was accepted."""
-        rows = self._connection.execute("SELECT seq, events FROM journal ORDER BY seq")
-        for seq, events in rows.fetchall():
-            yield seq, self._events.decode(events)
+    def journal(
+        self, on_dead_letter: Callable[[DeadLetter], None]
+    ) -> Iterator[tuple[int, list[Event]]]:
+        """Every batch still in the journal, in the order it was accepted; one that cannot be
+        decoded is set aside, and `on_dead_letter` told."""
+        try:
+            rows = self._connection.execute("SELECT seq, events FROM journal ORDER BY seq")
+            entries = rows.fetchall()
+        except sqlite3.Error as error:
+            raise StoreError(f"the journal in {self._path} cannot be read: {error}") from None
+        for seq, body in entries:
+            try:
+                events = self._events.decode(body)
+            except (msgspec.DecodeError, TypeError) as error:
+                on_dead_letter(self.set_aside(seq, f"cannot be decoded: {error}"))
+                continue
+            yield seq, events
+
+    def set_aside(self, seq: int, reason: str) -> DeadLetter:
+        """Move the journal's batch `seq` to the dead letters, with why."""
+        connection = self._connection
+        try:
+            with _transaction(connection):
+                (body,) = connection.execute(
+                    "SELECT events FROM journal WHERE seq = ?", (seq,)
+                ).fetchone()
+                letter = DeadLetter(seq, time.time(), _count_events(body), _one_line(reason))
+                connection.execute(
+                    "INSERT OR REPLACE INTO dead_letter VALUES (?, ?, ?, ?, ?)",
+                    (seq, letter.set_aside, letter.events, letter.reason, body),
+                )
+                connection.execute("DELETE FROM journal WHERE seq = ?", (seq,))
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot set journal entry {seq} aside: {error}") from None
+        return letter
 
     def checkpoint(
         self,
         snapshot: Snapshot,
         changed: Sequence[Episode],
-        whole_history: bool = True,
         outgoing: Sequence[tuple[str, Notice]] = (),
     ) -> None:
-        """Save the state, the history of the episodes that `changed` (and, with
-        `whole_history`, of every one firing), queue the `outgoing` notices (receiver,
-        notice) and drop the journal's batches all of whose minutes are evaluated: all at
-        once."""
+        """Save the state, the history of the episodes that `changed`, queue the `outgoing`
+        notices (receiver, notice) and drop the journal's batches all of whose minutes are
+        evaluated: all at once."""
         connection = self._connection
         queued_at = time.time()
-        connection.execute("BEGIN IMMEDIATE")
         try:
-            connection.execute(
-                "INSERT OR REPLACE INTO snapshot VALUES (1, ?, ?)",
-                (time.time(), self._snapshot_encoder.encode(snapshot)),
-            )
-            connection.executemany(
-                "INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
-                map(self._history_row, _fired(changed, snapshot.engine.episodes, whole_history)),
-            )
-            connection.executemany(
-                "INSERT INTO outbox (receiver, queued_at, notice) VALUES (?, ?, ?)",
-                [
-                    (receiver, queued_at, self._snapshot_encoder.encode(n))
-                    for receiver, n in outgoing
-                ],
-            )
-            connection.execute(
-                "DELETE FROM journal WHERE newest < ?", (snapshot.watermark.closed_before,)
-            )
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+            with _transaction(connection):
+                connection.execute(
+                    "INSERT OR REPLACE INTO snapshot VALUES (1, ?, ?)",
+                    (time.time(), self._snapshot_encoder.encode(snapshot)),
+                )
+                connection.executemany(
+                    "INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    map(self._history_row, _fired(changed)),
+                )
+                connection.executemany(
+                    "INSERT INTO outbox (receiver, queued_at, notice) VALUES (?, ?, ?)",
+                    [
+                        (receiver, queued_at, self._snapshot_encoder.encode(n))
+                        for receiver, n in outgoing
+                    ],
+                )
+                connection.execute(
+                    "DELETE FROM journal WHERE newest < ?", (snapshot.watermark.closed_before,)
+                )
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot save the state: {write_failure(self._path, error)}") from None
 
     def _history_row(self, episode: Episode) -> tuple[object, ...]:
         """The row of an episode that fired: as it is now, if it is still firing."""
@@ -243,14 +308,36 @@ class StateStore:
         self._connection.close()
 
 
-def _fired(
-    changed: Sequence[Episode], still_open: Sequence[Episode], with_open: bool
-) -> Iterable[Episode]:
-    """Each episode that fired once, as it is latest: the `changed` ones, and, `with_open`,
-    those still open."""
-    episodes = [*changed, *still_open] if with_open else changed
-    latest = {(e.key, e.started): e for e in episodes if e.fired is not None}
+@contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction, rolled back on an error if SQLite has not already done so (it
+    does itself on some errors, a full disk among them)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _fired(changed: Sequence[Episode]) -> Iterable[Episode]:
+    """Each episode of `changed` that fired, once, as it is latest."""
+    latest = {(e.key, e.started): e for e in changed if e.fired is not None}
     return latest.values()
+
+
+def _count_events(body: bytes) -> int | None:
+    """How many events a journal entry holds, if it is an array at all."""
+    try:
+        return len(msgspec.msgpack.decode(body, type=list[msgspec.Raw]))
+    except (msgspec.DecodeError, TypeError):
+        return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 class Queued(NamedTuple):
@@ -322,8 +409,9 @@ class Outbox:
 
 def read_history(path: str | Path, query: HistoryQuery) -> bytes:
     """The episodes that fired and were still firing at or after `query.since`, the latest
-    to fire first, as a JSON array."""
-    sql = "SELECT record FROM history WHERE (ended IS NULL OR ended >= ?)"
+    to fire first, as a JSON array; one still firing as of the latest checkpoint."""
+    sql = "SELECT rule, service, server, started, ended, record FROM history"
+    sql += " WHERE (ended IS NULL OR ended >= ?)"
     parameters: list[object] = [query.since]
     if query.rule is not None:
         sql += " AND rule = ?"
@@ -331,5 +419,44 @@ def read_history(path: str | Path, query: HistoryQuery) -> bytes:
     sql += " ORDER BY fired DESC, rule, service, server LIMIT ?"
     parameters.append(query.limit)
     with closing(connect(path)) as connection:
-        records = [row[0] for row in connection.execute(sql, parameters)]
+        connection.execute("BEGIN")  # the rows and the snapshot of one checkpoint
+        try:
+            rows = connection.execute(sql, parameters).fetchall()
+            firing = any(row[4] is None for row in rows)
+            snapshot = (
+                connection.execute("SELECT body FROM snapshot").fetchone() if firing else None
+            )
+        finally:
+            connection.execute("COMMIT")
+    current = _open_records(snapshot[0]) if snapshot is not None else {}
+    records = [current.get((*row[:3], row[3]), row[5]) for row in rows]
     return b"[" + b",".join(records) + b"]"
+
+
+def _open_records(snapshot: bytes) -> dict[tuple[object, ...], bytes]:
+    """The history records of the open episodes of a snapshot, by rule, service, server and
+    start: a firing episode's row is written when it fires, its values as they are now live in
+    the snapshot."""
+    encoder = msgspec.json.Encoder()
+    episodes = msgspec.msgpack.decode(snapshot, type=Snapshot).engine.episodes
+    return {
+        (*e.key, e.started): encoder.encode(EpisodeRecord.of(e))
+        for e in episodes
+        if e.fired is not None
+    }
+
+
+def read_dead_letters(path: str | Path) -> list[DeadLetter]:
+    """The journal entries set aside, in journal order."""
+    if not Path(path).is_file():
+        raise StoreError(f"no state file {path}")
+    sql = "SELECT seq, set_aside, events, reason FROM dead_letter ORDER BY seq"
+    try:
+        with closing(connect(path)) as connection:
+            tables = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'dead_letter'"
+            ).fetchone()
+            rows = connection.execute(sql).fetchall() if tables else []
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"cannot read the dead letters of {path}: {error}") from None
+    return [DeadLetter(*row) for row in rows]

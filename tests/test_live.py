@@ -225,10 +225,10 @@ def test_the_journal_keeps_a_batch_until_all_its_minutes_are_evaluated(tmp_path:
     journal, store = Journal(db), StateStore(db, Event)
     for timestamps in ([T0 + 1, T0 + 59], [T0 + 59, T0 + 61], [T0 + 130]):
         journal.append(events(*(event(timestamp=t) for t in timestamps)))
-    assert [seq for seq, _ in store.journal()] == [1, 2, 3]
+    assert [seq for seq, _ in store.journal(lambda letter: None)] == [1, 2, 3]
     windows = Windows(30, Watermark(closed_before=T0 + 60, newest=T0 + 130))
     store.checkpoint(Snapshot(3, windows.watermark, EngineState()), [])
-    kept = list(store.journal())
+    kept = list(store.journal(lambda letter: None))
     assert [(seq, [e.timestamp for e in batch]) for seq, batch in kept] == [
         (2, [T0 + 59, T0 + 61]),
         (3, [T0 + 130]),
@@ -247,7 +247,6 @@ class UnwritableStore(StateStore):
         self,
         snapshot: Snapshot,
         changed: Sequence[Episode],
-        whole_history: bool = True,
         outgoing: Sequence[tuple[str, Notice]] = (),
     ) -> None:
         raise sqlite3.OperationalError("disk I/O error")

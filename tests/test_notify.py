@@ -420,7 +420,7 @@ def test_a_state_file_of_the_schema_before_the_outbox_is_brought_up_to_date(
         connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
     create(db)
     with closing(sqlite3.connect(db)) as connection:
-        assert connection.execute("SELECT value FROM meta").fetchall() == [("2",)]
+        assert connection.execute("SELECT value FROM meta").fetchall() == [("3",)]
         assert connection.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
 
 

@@ -325,6 +325,7 @@ def test_the_openapi_document_describes_every_route_with_its_schemas(
         "/-/reload",
         "/alerts",
         "/alerts/history",
+        "/dead-letters",
         "/events",
         "/healthz",
         "/metrics",
@@ -343,6 +344,7 @@ def test_the_openapi_document_describes_every_route_with_its_schemas(
         "timestamp",
         "value",
     ]
+    assert sorted(schemas["DeadLetter"]["properties"]) == ["events", "reason", "seq", "set_aside"]
     refs = re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(document))
     assert refs and set(refs) <= set(schemas)  # every reference resolves
 
