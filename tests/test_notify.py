@@ -4,10 +4,8 @@ the delivery workers against a real HTTP receiver on 127.0.0.1; `sereno check --
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
-from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
@@ -408,20 +406,6 @@ receivers:
         "sereno.yaml:6:15: receiver 'n': key 'ca_file': cannot read '/nonexistent/ca.pem'",
         "sereno.yaml:6:51: receiver 'n': 'username' and 'password_file' go together",
     ]
-
-
-def test_a_state_file_of_the_schema_before_the_outbox_is_brought_up_to_date(
-    tmp_path: Path,
-) -> None:
-    db = tmp_path / "sereno.db"
-    create(db)
-    with closing(sqlite3.connect(db)) as connection, connection:
-        connection.execute("DROP TABLE outbox")
-        connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
-    create(db)
-    with closing(sqlite3.connect(db)) as connection:
-        assert connection.execute("SELECT value FROM meta").fetchall() == [("3",)]
-        assert connection.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
 
 
 def test_a_receiver_that_asks_to_wait_is_left_alone_that_long(

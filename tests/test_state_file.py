@@ -222,16 +222,19 @@ def test_dead_letters_of_a_missing_state_file_are_a_one_line_error(tmp_path: Pat
     assert not (tmp_path / "nowhere.db").exists()
 
 
-def test_a_state_file_of_schema_2_gets_the_dead_letters_table(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("schema", "table"), [("1", "outbox"), ("2", "dead_letter")])
+def test_a_state_file_of_an_older_schema_is_brought_up_to_date(
+    tmp_path: Path, schema: str, table: str
+) -> None:
     db = tmp_path / "sereno.db"
     create(db)
     with closing(sqlite3.connect(db)) as connection, connection:
-        connection.execute("DROP TABLE dead_letter")
-        connection.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+        connection.execute(f"DROP TABLE {table}")
+        connection.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (schema,))
     create(db)
     with closing(sqlite3.connect(db)) as connection:
         assert connection.execute("SELECT value FROM meta").fetchall() == [("3",)]
-        assert connection.execute("SELECT count(*) FROM dead_letter").fetchone() == (0,)
+        assert connection.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
 
 
 def test_a_journal_that_cannot_be_read_at_all_is_a_store_error(tmp_path: Path) -> None:
