@@ -36,21 +36,28 @@ class Sender(Protocol):
 
 
 class JsonPoster:
-    """POSTs JSON to one URL; a 2xx answer is the acknowledgement."""
+    """POSTs JSON to one URL; a 2xx answer is the acknowledgement. Failures name the URL
+    as `shown` (its credentials hidden), never as it is."""
 
-    def __init__(self, url: str, timeout: float, headers: Mapping[str, str] = {}) -> None:
-        self.url = url
+    def __init__(
+        self, url: str, shown: str, timeout: float, headers: Mapping[str, str] = {}
+    ) -> None:
+        self._url, self.shown = url, shown
         self._client = httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT, **headers})
+
+    def __repr__(self) -> str:
+        return f"JsonPoster({self.shown!r})"
 
     def post(self, body: object, key: str) -> None:
         try:
-            answer = self._client.post(self.url, json=body, headers={IDEMPOTENCY_HEADER: key})
-        except httpx.HTTPError as error:
-            raise DeliveryError(f"{self.url}: {_reason(error)}") from None
+            answer = self._client.post(self._url, json=body, headers={IDEMPOTENCY_HEADER: key})
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            reason = _reason(error).replace(self._url, self.shown)
+            raise DeliveryError(f"{self.shown}: {reason}") from None
         if not answer.is_success:
             snippet = answer.text[:200].strip().replace("\n", " ")
             raise DeliveryError(
-                f"{self.url} answered {answer.status_code} {answer.reason_phrase}"
+                f"{self.shown} answered {answer.status_code} {answer.reason_phrase}"
                 + (f": {snippet}" if snippet else ""),
                 retry_after(answer.headers.get("Retry-After")),
             )
@@ -72,7 +79,7 @@ def retry_after(header: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _reason(error: httpx.HTTPError) -> str:
+def _reason(error: httpx.HTTPError | httpx.InvalidURL) -> str:
     if isinstance(error, httpx.TimeoutException):
         return "no answer in time"
     if isinstance(error, httpx.ConnectError):
