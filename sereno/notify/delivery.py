@@ -228,9 +228,8 @@ class _Worker(threading.Thread):
     def _idle(self) -> None:
         """Nothing to send now: refresh what fires if it is time, then wait to be woken (or
         for the first held alert to be due)."""
-        wait = IDLE_POLL_SECONDS
-        if self._holds:
-            wait = min(wait, min(hold.due for hold in self._holds.values()) - time.monotonic())
+        wait, now = IDLE_POLL_SECONDS, time.monotonic()
+        wait = min([wait, *(hold.due - now for hold in self._holds.values() if hold.due > now)])
         if self.spec.type == "alertmanager":
             due = self._refreshed_at + self.spec.resend_interval - time.monotonic()
             if due <= 0 and self._refresh():
