@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import Alertmanager, HttpReceiver
+from peers import Alertmanager, HttpReceiver, ReceivedRequest
 
 from sereno.engine import EngineState
 from sereno.events import Event
@@ -139,6 +139,10 @@ def about(server: str) -> Callable[[Any], bool]:
     return lambda body: body["commonLabels"].get("server") == server
 
 
+def requests_about(server: str, receiver: HttpReceiver) -> list[ReceivedRequest]:
+    return [request for request in receiver.requests if about(server)(request.json)]
+
+
 def summaries(receiver: HttpReceiver) -> list[str]:
     return [body["commonAnnotations"]["summary"] for body in receiver.accepted()]
 
@@ -198,11 +202,11 @@ def test_a_notice_being_retried_holds_back_only_its_own_alert(
         # the other alert's notices go by while the bad one's first is retried
         http_receiver.wait_for(lambda r: len(r.accepted()) >= 2)
         assert summaries(http_receiver) == [f"good1 firing at {T0}", f"good2 firing at {T0}"]
-        http_receiver.wait_for(lambda r: sum(about("bad")(q.json) for q in r.requests) >= 3)
+        http_receiver.wait_for(lambda r: len(requests_about("bad", r)) >= 3)
         # its resolved waits behind its firing, which was never taken
-        assert [q.json["status"] for q in http_receiver.requests if about("bad")(q.json)] == [
+        assert {request.json["status"] for request in requests_about("bad", http_receiver)} == {
             "firing"
-        ] * len([q for q in http_receiver.requests if about("bad")(q.json)])
+        }
         http_receiver.answer_when(None)
         http_receiver.wait_for(lambda r: len(r.accepted()) >= 4)
     finally:
