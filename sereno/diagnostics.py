@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
@@ -17,11 +18,19 @@ from sereno.rulefmt import RuleSpec
 
 MAX_REPORTED = 100
 PROGRESS_MIN_BYTES = 8 << 20
+# the delivery workers, the evaluator and the HTTP side all report: one line at a time
+_STDERR_LOCK = threading.Lock()
 
 
 def to_stderr(message: str) -> None:
-    """One diagnostic line, flushed at once so that it keeps its place among the others."""
-    print(message, file=sys.stderr, flush=True)
+    """One diagnostic line, flushed at once so that it keeps its place among the others.
+
+    Written whole, in one write of the message and its newline under a lock: `print` writes
+    them apart, and two threads' lines would end up on one line."""
+    line = message + "\n"
+    with _STDERR_LOCK:
+        sys.stderr.write(line)
+        sys.stderr.flush()
 
 
 @dataclass

@@ -161,8 +161,8 @@ class _DeliveryCollector(Collector):
         ("sent", "Notifications a receiver acknowledged"),
         ("failed", "Attempts to notify that failed"),
         ("retried", "Attempts to notify made again after a failure"),
-        ("dropped", "Notifications given up on (older than give_up_after)"),
     )
+    DROPPED = (("expired", "expired"), ("rejected", "rejected"))  # reason label, count
 
     def __init__(self, delivery: Delivery) -> None:
         self._delivery = delivery
@@ -174,6 +174,16 @@ class _DeliveryCollector(Collector):
             for receiver, count in counts.items():
                 family.add_metric([receiver], getattr(count, field))
             yield family
+        dropped = CounterMetricFamily(
+            "sereno_notifications_dropped",
+            "Notifications dropped undelivered: expired (older than give_up_after) or "
+            "rejected (refused for good by the receiver)",
+            labels=["receiver", "reason"],
+        )
+        for receiver, count in counts.items():
+            for reason, field in self.DROPPED:
+                dropped.add_metric([receiver, reason], getattr(count, field))
+        yield dropped
         queued = GaugeMetricFamily(
             "sereno_notifications_queued",
             "Notifications waiting in the outbox for their receiver",

@@ -35,7 +35,7 @@ from sereno.errors import InputError, RulesError
 from sereno.events import EventReader, event_type
 from sereno.ingest import DEFAULT_MAX_BODY
 from sereno.live import LiveEngine
-from sereno.notify.config import receivers_config
+from sereno.notify.config import WebhookOption, receivers_config
 from sereno.notify.notice import drill_notice
 from sereno.notify.service import Notifications, fire_drill
 from sereno.output import ChangeLog, counted
@@ -53,6 +53,7 @@ from sereno.store import (
 )
 
 DEFAULT_DB = "sereno.db"
+WEBHOOK_ENV = "SERENO_WEBHOOK_URL"  # the webhook's URL, kept out of the command line
 GIL_SWITCH_SECONDS = 0.001
 
 
@@ -126,7 +127,8 @@ def serve_command(argv: Sequence[str]) -> int:
     # HTTP side every millisecond, not every 5 (an ingest request's p99 138 ms -> 98 ms)
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     ruleset = load_ruleset(args.rules_config)
-    receivers = receivers_config(args.config, args.webhook, ruleset)
+    webhook = webhook_option(args)
+    receivers = receivers_config(args.config, webhook, ruleset)
     tokens = _read_tokens(args.token_file)
     config = ServerConfig(args.db, args.max_body, tokens, args.max_clock_skew)
     with ExitStack() as stack:
@@ -140,7 +142,7 @@ def serve_command(argv: Sequence[str]) -> int:
         metrics = Metrics()
         state = StateStore(args.db, event_type(ruleset.fields))
         outbox = Outbox(args.db)
-        notifications = Notifications(outbox, args.config, args.webhook, receivers, ruleset)
+        notifications = Notifications(outbox, args.config, webhook, receivers, ruleset)
         live = LiveEngine(
             ruleset,
             args.allowed_lateness,
@@ -234,11 +236,41 @@ def _dead_letter_line(letter: DeadLetter) -> str:
 
 def add_receiver_options(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
-    parser.add_argument(
+    webhook = parser.add_mutually_exclusive_group()
+    webhook.add_argument(
         "--webhook",
         metavar="URL",
-        help="also send every alert change to this webhook (Alertmanager's webhook JSON)",
+        help="also send every alert change to this webhook (Alertmanager's webhook JSON); "
+        f"a URL with credentials is better given by --webhook-file or {WEBHOOK_ENV}, which "
+        "other users cannot see in the list of processes",
     )
+    webhook.add_argument(
+        "--webhook-file",
+        metavar="FILE",
+        help="the same, the URL read from the first non-blank line of FILE",
+    )
+
+
+def webhook_option(args: argparse.Namespace) -> WebhookOption | None:
+    """The webhook of `--webhook URL`, `--webhook-file FILE` or else `SERENO_WEBHOOK_URL`."""
+    if args.webhook is not None:
+        return WebhookOption(args.webhook)
+    if args.webhook_file is not None:
+        return WebhookOption(_read_webhook_file(args.webhook_file), "--webhook-file")
+    from_environment = os.environ.get(WEBHOOK_ENV, "").strip()
+    return WebhookOption(from_environment, WEBHOOK_ENV) if from_environment else None
+
+
+def _read_webhook_file(path: str) -> str:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not valid UTF-8 text"
+        raise InputError(f"--webhook-file: cannot read {path}: {reason}") from None
+    url = next((line.strip() for line in lines if line.strip()), None)
+    if url is None:
+        raise InputError(f"--webhook-file: {path} holds no URL")
+    return url
 
 
 def notify_test_command(argv: Sequence[str]) -> int:
@@ -253,7 +285,7 @@ def notify_test_command(argv: Sequence[str]) -> int:
     add_receiver_options(parser)
     args = parser.parse_args(argv)
     ruleset = load_ruleset(args.rules_config)
-    config = receivers_config(args.config, args.webhook, ruleset)
+    config = receivers_config(args.config, webhook_option(args), ruleset)
     if not config.receivers:
         parser.error("no receiver to test: give --config FILE or --webhook URL")
     receivers = config.receivers

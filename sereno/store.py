@@ -30,7 +30,7 @@ import fcntl
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +89,7 @@ CREATE TABLE IF NOT EXISTS dead_letter (
 BUSY_TIMEOUT_MS = 10_000
 SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, from Python 3.11 on
 DEFAULT_HISTORY_LIMIT = 1000
+SKIP_PAGE = 256  # notices read at a time when some alerts' notices are passed over
 
 
 class StoreError(SerenoError):
@@ -355,13 +356,27 @@ class Outbox:
         self._snapshot = msgspec.msgpack.Decoder(Snapshot)
         self._lock = threading.Lock()  # one connection, shared by the receivers' workers
 
-    def oldest(self, receiver: str, limit: int = 1) -> list[Queued]:
-        with self._lock:
-            rows = self._connection.execute(
-                "SELECT id, queued_at, notice FROM outbox WHERE receiver = ? ORDER BY id LIMIT ?",
-                (receiver, limit),
-            ).fetchall()
-        return [Queued(id, at, self._decoder.decode(body)) for id, at, body in rows]
+    def oldest(
+        self, receiver: str, limit: int = 1, skip: Collection[str] = frozenset()
+    ) -> list[Queued]:
+        """The `limit` notices queued longest for `receiver`, but those of the alerts in
+        `skip` (`Notice.alert`), in the order they were queued. The alert is inside the
+        notice, so the queue is read a page at a time until enough are found."""
+        found: list[Queued] = []
+        after, page = 0, max(limit, SKIP_PAGE) if skip else limit
+        while len(found) < limit:
+            with self._lock:
+                rows = self._connection.execute(
+                    "SELECT id, queued_at, notice FROM outbox WHERE receiver = ? AND id > ? "
+                    "ORDER BY id LIMIT ?",
+                    (receiver, after, page),
+                ).fetchall()
+            taken = (Queued(id, at, self._decoder.decode(body)) for id, at, body in rows)
+            found += [queued for queued in taken if queued.notice.alert not in skip]
+            if len(rows) < page:
+                break
+            after = rows[-1][0]
+        return found[:limit]
 
     def open_alerts_if_drained(self, receiver: str) -> list[Episode] | None:
         """The open alerts as of the latest checkpoint, if everything queued for `receiver`

@@ -104,9 +104,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def respond(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status, delay, retry_after = self.receiver._record(self, body)
+        status, delay, retry_after, text = self.receiver._record(self, body)
         self.receiver._closing.wait(delay)
-        text = b"ok" if 200 <= status < 300 else f"status {status}".encode()
         with suppress(ConnectionError):  # the client gave up, e.g. timed out on a slow answer
             self.send_response(status)
             if retry_after is not None:
@@ -132,8 +131,9 @@ class _Server(ThreadingHTTPServer):
 class HttpReceiver(_Peer):
     """A webhook (or Slack incoming-webhook) endpoint on 127.0.0.1 that records what it gets.
 
-    Its behaviour can be changed while the test runs: `answer()` a status, `delay()` answers,
-    go `down()` (connections refused) and come back `up()` on the same port.
+    Its behaviour can be changed while the test runs: `answer()` a status, `answer_when()`
+    a request's JSON matches, `delay()` answers, go `down()` (connections refused) and come
+    back `up()` on the same port.
     """
 
     def __init__(self) -> None:
@@ -141,6 +141,7 @@ class HttpReceiver(_Peer):
         self._requests: list[ReceivedRequest] = []
         self._status = 200
         self._retry_after: str | None = None
+        self._special: tuple[Callable[[Any], bool], int, bytes | None] | None = None
         self._delay = 0.0
         self._closing = threading.Event()  # cuts delays short when the receiver is stopped
         self._port = 0  # any free port at first, the same one after down() and up()
@@ -170,6 +171,14 @@ class HttpReceiver(_Peer):
         header if given."""
         with self._lock:
             self._status, self._retry_after = status, retry_after
+
+    def answer_when(
+        self, matches: Callable[[Any], bool] | None, status: int = 200, body: bytes | None = None
+    ) -> None:
+        """Answer the following requests whose JSON body `matches` with `status` (and `body`,
+        if given), whatever `answer()` says for the others; None: no longer."""
+        with self._lock:
+            self._special = None if matches is None else (matches, status, body)
 
     def delay(self, seconds: float) -> None:
         """Wait this long before answering the following requests (0 at first)."""
@@ -203,14 +212,19 @@ class HttpReceiver(_Peer):
 
     def _record(
         self, handler: BaseHTTPRequestHandler, body: bytes
-    ) -> tuple[int, float, str | None]:
+    ) -> tuple[int, float, str | None, bytes]:
         """Note a request (called by the handler) and say how to answer it: status, delay,
-        Retry-After."""
+        Retry-After, body."""
         try:
             parsed = json.loads(body)
         except ValueError:
             parsed = None
         with self._lock:
+            status, text = self._status, None
+            if self._special is not None and self._special[0](parsed):
+                _, status, text = self._special
+            if text is None:
+                text = b"ok" if 200 <= status < 300 else f"status {status}".encode()
             request = ReceivedRequest(
                 method=handler.command,
                 path=handler.path,
@@ -218,10 +232,10 @@ class HttpReceiver(_Peer):
                 body=body,
                 json=parsed,
                 received_at=time.monotonic(),
-                status=self._status,
+                status=status,
             )
             self._requests.append(request)
-            return self._status, self._delay, self._retry_after
+            return status, self._delay, self._retry_after, text
 
     def wait_for(self, predicate: Callable[[HttpReceiver], bool], timeout: float = 5.0) -> None:
         """Wait until `predicate(self)` holds; fail the test, showing what came, if it doesn't."""

@@ -288,7 +288,7 @@ def test_notices_for_a_receiver_no_longer_configured_are_dropped_and_said(
     assert outbox.depths() == {}
 
 
-def test_a_batch_of_notices_is_delivered_in_order_after_failures(
+def test_a_batch_of_notices_is_delivered_each_once_after_failures(
     outbox_with: Callable[[int, str], Outbox], http_receiver: HttpReceiver
 ) -> None:
     http_receiver.answer(503)
@@ -302,7 +302,10 @@ def test_a_batch_of_notices_is_delivered_in_order_after_failures(
     http_receiver.wait_for(lambda r: len(r.accepted()) >= 30)
     delivery.stop()
     summaries = [body["commonAnnotations"]["summary"] for body in http_receiver.accepted()]
-    assert summaries == [f"notice {n}" for n in range(30)]
+    # each of its own alert: a failed one lets the others by, so their order may change
+    assert sorted(summaries, key=lambda text: int(text.split()[1])) == [
+        f"notice {n}" for n in range(30)
+    ]
     counts = delivery.counts["hook"]
     assert counts.sent == 30 and counts.failed >= 4 and counts.retried == counts.failed
     assert "answered 503 Service Unavailable" in logged[0]
@@ -358,7 +361,9 @@ receivers:
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert lines[:2] == ["hook (webhook): accepted", "mail (email): accepted"]
-    assert lines[2].startswith(f"down (slack): FAILED: {nowhere}: cannot connect")
+    # a Slack webhook's path is its secret
+    shown = nowhere.removesuffix("/hook") + "/<secret>"
+    assert lines[2].startswith(f"down (slack): FAILED: {shown}: cannot connect")
     body = http_receiver.accepted()[0]
     assert body["alerts"][0]["labels"]["alertname"] == "Sereno test notification"
     assert body["commonAnnotations"]["summary"].startswith("TEST: this is a test notification")

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from sereno.notify.config import ReceiverSpec
 from sereno.notify.notice import Notice, iso_time
+from sereno.notify.redact import shown_url
 from sereno.notify.transport import JsonPoster
 
 BATCH = 64
@@ -34,7 +35,7 @@ class AlertmanagerSender:
 
     def __init__(self, spec: ReceiverSpec) -> None:
         url = spec.url.rstrip("/") + "/api/v2/alerts"
-        self._poster = JsonPoster(url, spec.timing.timeout)
+        self._poster = JsonPoster(url, shown_url(url), spec.timing.timeout)
 
     def send(self, notices: Sequence[Notice]) -> None:
         # all of them, in order: Alertmanager takes them one after the other, and an alert

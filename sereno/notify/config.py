@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from sereno.errors import ConfigError
+from sereno.notify.redact import shown_url
 from sereno.rulefmt import RuleSet, format_duration, parse_duration
 from sereno.yamlnodes import BOOL, FLOAT, INT, STR, NodeReader, compose, kind_name
 
@@ -77,15 +78,20 @@ class ReceiverSpec:
 
     name: str
     type: str
-    url: str = ""
+    url: str = field(default="", repr=False)  # may carry credentials: see `shown_url`
     min_severity: str | None = None
     rules: frozenset[str] | None = None  # only these rules' alerts (None: all)
     services: frozenset[str] | None = None
     timing: Timing = field(default_factory=Timing)
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # credentials, too
     channel: str | None = None
     resend_interval: float = 60.0  # Alertmanager forgets alerts not re-sent in resolve_timeout
     email: EmailSettings | None = None
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as it may be shown, its credentials hidden."""
+        return shown_url(self.url, secret_path=self.type == "slack")
 
 
 @dataclass(frozen=True)
@@ -101,19 +107,38 @@ class NotifyConfig:
 WEBHOOK_SHORTCUT = "webhook"
 
 
-def receivers_config(path: str | None, webhook: str | None, ruleset: RuleSet) -> NotifyConfig:
-    """The receivers of `--config FILE` (if given) and `--webhook URL`: every alert, to one
-    generic webhook named `webhook`."""
+@dataclass(frozen=True)
+class WebhookOption:
+    """The URL of `--webhook URL`, `--webhook-file FILE` or `SERENO_WEBHOOK_URL`, and which
+    of them gave it (`given_by`, for messages)."""
+
+    url: str = field(repr=False)
+    given_by: str = "--webhook"
+
+
+def receivers_config(
+    path: str | None, webhook: WebhookOption | None, ruleset: RuleSet
+) -> NotifyConfig:
+    """The receivers of `--config FILE` (if given) and of the webhook option: every alert, to
+    one generic webhook named `webhook`."""
     config = load_config(path, ruleset) if path is not None else NotifyConfig("--webhook")
     if webhook is None:
         return config
-    if not is_http_url(webhook):
-        raise ConfigError([f"--webhook: expected an http:// or https:// URL, got {webhook!r}"])
+    if not is_http_url(webhook.url):
+        raise ConfigError(
+            [
+                f"{webhook.given_by}: expected an http:// or https:// URL, "
+                f"got {shown_url(webhook.url)!r}"
+            ]
+        )
     if config.receiver(WEBHOOK_SHORTCUT) is not None:
         raise ConfigError(
-            [f"--webhook: {config.source} already has a receiver named {WEBHOOK_SHORTCUT!r}"]
+            [
+                f"{webhook.given_by}: {config.source} already has a receiver named "
+                f"{WEBHOOK_SHORTCUT!r}"
+            ]
         )
-    shortcut = ReceiverSpec(WEBHOOK_SHORTCUT, "webhook", webhook)
+    shortcut = ReceiverSpec(WEBHOOK_SHORTCUT, "webhook", webhook.url)
     return replace(config, receivers=(*config.receivers, shortcut))
 
 
@@ -139,8 +164,8 @@ def parse_config(text: str, source: str, ruleset: RuleSet) -> NotifyConfig:
 
 
 def describe_receiver(spec: ReceiverSpec) -> str:
-    """A receiver in two lines, as `sereno check --config` lists it."""
-    where = spec.url
+    """A receiver in two lines, as `sereno check --config` lists it (no credentials)."""
+    where = spec.shown_url
     if spec.email is not None:
         host, port = spec.email.smarthost
         where = f"{', '.join(spec.email.to)} via {host}:{port}"
@@ -280,7 +305,8 @@ class _ConfigReader(NodeReader):
         self, kind: str, fields: dict[str, yaml.Node], spec: ReceiverSpec, label: str
     ) -> ReceiverSpec:
         if "url" in fields:
-            spec = replace(spec, url=self._url(fields["url"], "url", label) or "")
+            url = self._url(fields["url"], "url", label, secret_path=kind == "slack")
+            spec = replace(spec, url=url or "")
         if "headers" in fields:
             spec = replace(spec, headers=self._headers(fields["headers"], label))
         if "channel" in fields:
@@ -374,13 +400,16 @@ class _ConfigReader(NodeReader):
         names = (self._string(item, key, label) for item in items)
         return frozenset(name for name in names if name is not None)
 
-    def _url(self, node: yaml.Node, key: str, label: str | None = None) -> str | None:
+    def _url(
+        self, node: yaml.Node, key: str, label: str | None = None, secret_path: bool = False
+    ) -> str | None:
         url = self._string(node, key, label)
         if url is None:
             return None
         if not is_http_url(url):
+            shown = shown_url(url, secret_path)
             self._problem(
-                node, f"key {key!r}: expected an http:// or https:// URL, got {url!r}", label
+                node, f"key {key!r}: expected an http:// or https:// URL, got {shown!r}", label
             )
             return None
         return url

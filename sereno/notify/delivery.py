@@ -5,6 +5,12 @@ down gets everything, in order, when it is back, and a crash between sending and
 acknowledgement repeats a notice (with the same idempotency key) rather than losing it. A
 failed attempt is retried after an exponential backoff with jitter, until the notice is older
 than the receiver's `give_up_after`: then it is dropped, logged and counted.
+
+Failures are typed. One the receiver cannot help (unreachable, login refused) keeps the
+oldest notice at the head of the queue. One about the notices sent (a 5xx answer, none in
+time) holds back their alert for its own backoff, and the oldest notices of other alerts go
+on meanwhile; an alert's own notices always keep their order. A receiver that refuses
+notices for good (a 4xx answer) has them dropped at once, logged and counted.
 """
 
 from __future__ import annotations
@@ -32,7 +38,21 @@ class ReceiverCounts:
     sent: int = 0  # notices acknowledged
     failed: int = 0  # attempts that failed
     retried: int = 0  # attempts made again after a failure
-    dropped: int = 0  # notices given up on
+    expired: int = 0  # notices given up on, older than give_up_after
+    rejected: int = 0  # notices the receiver refused for good
+
+    @property
+    def dropped(self) -> int:
+        """Notices dropped undelivered, whatever the reason."""
+        return self.expired + self.rejected
+
+
+@dataclass
+class _Hold:
+    """An alert whose notice failed: its notices wait until `due` (time.monotonic())."""
+
+    failures: int = 0  # attempts failed in a row for this alert
+    due: float = 0.0
 
 
 class Delivery:
@@ -123,14 +143,19 @@ class _Worker(threading.Thread):
         self._counts = delivery.counts[spec.name]
         self._planner = planner
         self._jitter = jitter
-        self._failures = 0  # attempts failed in a row
+        self._failures = 0  # attempts failed in a row, whatever their alert
+        self._said_failing = False  # whether this streak of failures was logged
+        self._holds: dict[str, _Hold] = {}  # by Notice.alert: those whose notices failed
+        self._singly: set[int] = set()  # queued ids of a refused batch: sent one at a time
         self._refreshed_at = float("-inf")
 
     def run(self) -> None:
         try:
             while not self.stopping.is_set():
                 self.woken.clear()
-                queued = self._delivery.outbox.oldest(self.spec.name, self._sender.batch_size)
+                queued = self._delivery.outbox.oldest(
+                    self.spec.name, self._sender.batch_size, skip=self._held()
+                )
                 if queued:
                     self._deliver(queued)
                 else:
@@ -138,31 +163,80 @@ class _Worker(threading.Thread):
         finally:
             self._sender.close()
 
+    def _held(self) -> set[str]:
+        """The alerts waiting out the backoff of a failed notice."""
+        now = time.monotonic()
+        return {alert for alert, hold in self._holds.items() if hold.due > now}
+
     def _deliver(self, queued: list[Queued]) -> None:
-        outbox, too_old = self._delivery.outbox, time.time() - self.spec.timing.give_up_after
+        if self._dropped_stale(queued):
+            return
+        if queued[0].id in self._singly:
+            queued = queued[:1]
+        failure = self._attempt([item.notice for item in queued])
+        if failure is None:
+            self._forget(queued)
+            self._counts.sent += len(queued)
+        elif failure.retryable:
+            self._hold(queued, failure)
+        else:
+            self._refused(queued, failure)
+
+    def _dropped_stale(self, queued: list[Queued]) -> bool:
+        """Drop those older than `give_up_after`, if any: whether there were."""
+        too_old = time.time() - self.spec.timing.give_up_after
         stale = [item for item in queued if item.queued_at < too_old]
         if stale:
-            outbox.remove(item.id for item in stale)
-            self._counts.dropped += len(stale)
+            self._forget(stale)
+            self._counts.expired += len(stale)
             self._say(
                 f"gave up on {counted(len(stale), 'notification')} older than "
                 f"{self.spec.timing.give_up_after:g}s; the last: {stale[-1].notice.text}"
             )
+        return bool(stale)
+
+    def _refused(self, queued: list[Queued], failure: DeliveryError) -> None:
+        """The receiver refused the notice for good: dropped, in one line."""
+        if len(queued) > 1:
+            # Alertmanager refuses a whole batch (400) for one bad alert, keeping the good
+            # ones: sent again one by one, the good ones are taken (as repeats, which it
+            # merges) and only the bad one is dropped, rather than the whole batch
+            self._singly.update(item.id for item in queued)
             return
-        if self._attempt([item.notice for item in queued]):
-            outbox.remove(item.id for item in queued)
-            self._counts.sent += len(queued)
+        self._forget(queued)
+        self._counts.rejected += 1
+        self._say(f"dropped a notification, refused: {failure}; it was: {queued[0].notice.text}")
+
+    def _forget(self, done: list[Queued]) -> None:
+        """Delivered or dropped: out of the queue, and their alerts' backoff is over."""
+        self._delivery.outbox.remove(item.id for item in done)
+        for item in done:
+            self._singly.discard(item.id)
+            self._holds.pop(item.notice.alert, None)
+
+    def _hold(self, failed: list[Queued], failure: DeliveryError) -> None:
+        """Hold back the alerts of notices that failed, each for its own backoff; others go
+        on meanwhile. Not for a failure that is the receiver's: then the oldest stay first."""
+        if failure.receiver_wide:
+            return
+        now = time.monotonic()
+        for alert in {item.notice.alert for item in failed}:
+            hold = self._holds.setdefault(alert, _Hold())
+            hold.failures += 1
+            hold.due = now + self._backoff(hold.failures, failure.retry_after)
 
     def _idle(self) -> None:
-        """Nothing queued: refresh what fires if it is time, then wait to be woken."""
-        wait = IDLE_POLL_SECONDS
+        """Nothing to send now: refresh what fires if it is time, then wait to be woken (or
+        for the first held alert to be due)."""
+        wait, now = IDLE_POLL_SECONDS, time.monotonic()
+        wait = min([wait, *(hold.due - now for hold in self._holds.values() if hold.due > now)])
         if self.spec.type == "alertmanager":
             due = self._refreshed_at + self.spec.resend_interval - time.monotonic()
             if due <= 0 and self._refresh():
                 self._refreshed_at = time.monotonic()
                 due = self.spec.resend_interval
             wait = min(wait, due)
-        self.woken.wait(wait)
+        self.woken.wait(max(wait, 0.0))
 
     def _refresh(self) -> bool:
         """Send what fires again, as of the latest checkpoint, if all queued is sent (if
@@ -173,35 +247,43 @@ class _Worker(threading.Thread):
         firing = self._planner.firing_for(self.spec, episodes)
         size = self._sender.batch_size
         for start in range(0, len(firing), size):
-            if not self._attempt(firing[start : start + size]):
+            if self._attempt(firing[start : start + size]) is not None:
                 break  # the rest, at the next refresh
         return True
 
-    def _attempt(self, notices: list[Notice]) -> bool:
-        """Send; on failure, wait the backoff (or until stopped). Whether it was taken."""
+    def _attempt(self, notices: list[Notice]) -> DeliveryError | None:
+        """Send; after a failure that may pass, wait the receiver's backoff (or until
+        stopped). Why it failed, or None if it was taken."""
         if self._failures:
             self._counts.retried += 1
         try:
             self._sender.send(notices)
-        except Exception as error:  # DeliveryError; anything else must not stop the worker
-            self._counts.failed += 1
+        except DeliveryError as error:
+            failure = error
+        except Exception as error:  # anything else must not stop the worker
+            failure = DeliveryError(repr(error), receiver_wide=True)
+        else:
+            if self._said_failing:
+                self._say(f"delivering again, after {counted(self._failures, 'failed attempt')}")
+            self._failures, self._said_failing = 0, False
+            return None
+        self._counts.failed += 1
+        if failure.retryable:
             self._failures += 1
-            if self._failures == 1:
-                reason = error if isinstance(error, DeliveryError) else repr(error)
-                self._say(f"{reason}; retrying with backoff")
-            self.stopping.wait(self._backoff(getattr(error, "retry_after", None)))
-            return False
-        if self._failures:
-            self._say(f"delivering again, after {counted(self._failures, 'failed attempt')}")
-            self._failures = 0
-        return True
+            # once a streak, and not again for an alert already known to fail
+            if self._failures == 1 and not all(n.alert in self._holds for n in notices):
+                self._say(f"{failure}; retrying with backoff")
+                self._said_failing = True
+            self.stopping.wait(self._backoff(self._failures, failure.retry_after))
+        return failure
 
-    def _backoff(self, asked: float | None) -> float:
-        """Doubling from `retry_backoff` up to `retry_backoff_max`, each wait between half
-        and the whole of it, so that receivers coming back are not hit all at once; at least
-        what the receiver `asked` for (Retry-After), up to `give_up_after`."""
+    def _backoff(self, failures: int, asked: float | None) -> float:
+        """After `failures` in a row: doubling from `retry_backoff` up to
+        `retry_backoff_max`, each wait between half and the whole of it, so that receivers
+        coming back are not hit all at once; at least what the receiver `asked` for
+        (Retry-After), up to `give_up_after`."""
         timing = self.spec.timing
-        ceiling = min(timing.retry_backoff_max, timing.retry_backoff * 2.0 ** (self._failures - 1))
+        ceiling = min(timing.retry_backoff_max, timing.retry_backoff * 2.0 ** (failures - 1))
         jittered = ceiling * (0.5 + self._jitter() / 2)
         return max(jittered, min(asked or 0.0, timing.give_up_after))
 

@@ -11,7 +11,7 @@ from email.utils import formatdate, make_msgid
 
 from sereno.notify.config import EmailSettings, ReceiverSpec
 from sereno.notify.notice import Notice, iso_time
-from sereno.notify.transport import DeliveryError
+from sereno.notify.transport import DeliveryError, DeliveryRejected
 from sereno.output import format_number
 
 KEY_HEADER = "X-Sereno-Idempotency-Key"
@@ -80,10 +80,45 @@ class EmailSender:
                 for notice in notices:
                     smtp.send_message(email_message(notice, settings))
         except (smtplib.SMTPException, OSError, ssl.SSLError) as error:
-            raise DeliveryError(f"smtp://{host}:{port}: {_reason(error)}") from None
+            raise smtp_failure(error, f"smtp://{host}:{port}") from None
 
     def close(self) -> None:
         pass
+
+
+# 53x: authentication required, or refused; about the login, which every message shares
+_AUTHENTICATION_CODES = range(530, 540)
+# the server's answers about one message: its sender, its recipients, its content
+_MESSAGE_ERRORS = (smtplib.SMTPSenderRefused, smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError)
+
+
+def smtp_failure(error: Exception, server: str) -> DeliveryError:
+    """The failure to report for an SMTP `error`: a message refused with a permanent (5xx)
+    code is rejected for good; a temporary (4xx) code is retried; so are connection, TLS and
+    login problems, which are the server's and not the message's."""
+    message = f"{server}: {_reason(error)}"
+    if _refused_for_good(error):
+        return DeliveryRejected(message)
+    login = (
+        isinstance(error, smtplib.SMTPResponseException)
+        and error.smtp_code in _AUTHENTICATION_CODES
+    )
+    return DeliveryError(message, receiver_wide=not isinstance(error, _MESSAGE_ERRORS) or login)
+
+
+def _refused_for_good(error: Exception) -> bool:
+    """Whether the server refused the message (sender, every recipient, or the content)
+    with a permanent code."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in error.recipients.values()]
+        return bool(codes) and all(_permanent(code) for code in codes)
+    if isinstance(error, smtplib.SMTPSenderRefused | smtplib.SMTPDataError):
+        return _permanent(error.smtp_code)
+    return False
+
+
+def _permanent(code: int) -> bool:
+    return 500 <= code < 600 and code not in _AUTHENTICATION_CODES
 
 
 def _reason(error: Exception) -> str:

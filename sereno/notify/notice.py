@@ -67,10 +67,17 @@ class Notice(msgspec.Struct, frozen=True):
         return annotations
 
     @property
+    def alert(self) -> str:
+        """The alert this notice is about, whichever of its episodes: its labels. A receiver
+        is told of one alert's changes in the order they happened (an episode's resolved
+        after its firing, and before the next episode's firing, which Alertmanager would
+        otherwise take for the same one)."""
+        return "\0".join(f"{name}={value}" for name, value in sorted(self.labels.items()))
+
+    @property
     def fingerprint(self) -> str:
-        """The alert's identity, stable across its notices (as Alertmanager's, 16 hex)."""
-        identity = "\0".join(f"{name}={value}" for name, value in sorted(self.labels.items()))
-        return hashlib.sha256(f"{identity}\0{self.started}".encode()).hexdigest()[:16]
+        """The episode's identity, stable across its notices (as Alertmanager's, 16 hex)."""
+        return hashlib.sha256(f"{self.alert}\0{self.started}".encode()).hexdigest()[:16]
 
     @property
     def key(self) -> str:

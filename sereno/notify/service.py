@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from sereno.notify.config import NotifyConfig, ReceiverSpec, receivers_config
+from sereno.notify.config import NotifyConfig, ReceiverSpec, WebhookOption, receivers_config
 from sereno.notify.delivery import Delivery
 from sereno.notify.notice import Notice, Planner
 from sereno.notify.senders import build_sender
@@ -39,11 +39,11 @@ class Notifications:
         self,
         outbox: Outbox,
         path: str | None,
-        webhook: str | None,
+        webhook: WebhookOption | None,
         config: NotifyConfig,
         ruleset: RuleSet,
     ) -> None:
-        self._path, self._webhook = path, webhook  # `--config FILE`, `--webhook URL`
+        self._path, self._webhook = path, webhook  # `--config FILE`, `--webhook URL` or the like
         self.config = config  # as read from them
         self.planner = Planner(self.config, ruleset)
         self.delivery = Delivery(

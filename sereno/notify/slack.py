@@ -54,7 +54,7 @@ class SlackSender:
 
     def __init__(self, spec: ReceiverSpec) -> None:
         self._channel = spec.channel
-        self._poster = JsonPoster(spec.url, spec.timing.timeout)
+        self._poster = JsonPoster(spec.url, spec.shown_url, spec.timing.timeout)
 
     def send(self, notices: Sequence[Notice]) -> None:
         for notice in notices:

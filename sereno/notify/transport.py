@@ -14,15 +14,43 @@ from sereno.notify.notice import Notice
 
 USER_AGENT = f"sereno/{__version__}"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+SNIPPET_BYTES = 200  # of a failed answer's body, in the message
 
 
 class DeliveryError(Exception):
-    """The receiver did not acknowledge a notification; the message says why, in a line.
-    `retry_after` is how long the receiver asked to be left alone (seconds), if it did."""
+    """The receiver did not acknowledge a notification, and trying again may help; the
+    message says why, in a line. `retry_after` is how long the receiver asked to be left
+    alone (seconds), if it did. `receiver_wide`: the failure has nothing to do with the
+    notices sent (the receiver could not be reached, or refused the login), so they keep
+    their place at the head of the queue rather than let others by."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    retryable = True
+
+    def __init__(
+        self, message: str, retry_after: float | None = None, receiver_wide: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.receiver_wide = receiver_wide
+
+
+class DeliveryRejected(DeliveryError):
+    """The receiver refused the notices themselves (a 4xx answer, an SMTP 5xx for the
+    message): they would be refused again, so they are dropped, not retried."""
+
+    retryable = False
+
+
+# the client errors that say "not now" rather than "never": timeout, too early, too many
+RETRYABLE_CLIENT_ERRORS = frozenset({408, 425, 429})
+
+
+def is_retryable_status(status: int) -> bool:
+    """Whether a request answered `status` (not 2xx) may be taken if sent again: all but the
+    client errors (4xx) that say the request itself is wrong, as Alertmanager's notifiers
+    judge. A redirect (3xx, not followed) is retried: the URL may be fixed meanwhile, and
+    only a receiver that says the notice is wrong has it dropped."""
+    return not 400 <= status < 500 or status in RETRYABLE_CLIENT_ERRORS
 
 
 class Sender(Protocol):
@@ -36,22 +64,33 @@ class Sender(Protocol):
 
 
 class JsonPoster:
-    """POSTs JSON to one URL; a 2xx answer is the acknowledgement."""
+    """POSTs JSON to one URL; a 2xx answer is the acknowledgement. Failures name the URL
+    as `shown` (its credentials hidden), never as it is."""
 
-    def __init__(self, url: str, timeout: float, headers: Mapping[str, str] = {}) -> None:
-        self.url = url
+    def __init__(
+        self, url: str, shown: str, timeout: float, headers: Mapping[str, str] = {}
+    ) -> None:
+        self._url, self.shown = url, shown
         self._client = httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT, **headers})
+
+    def __repr__(self) -> str:
+        return f"JsonPoster({self.shown!r})"
 
     def post(self, body: object, key: str) -> None:
         try:
-            answer = self._client.post(self.url, json=body, headers={IDEMPOTENCY_HEADER: key})
-        except httpx.HTTPError as error:
-            raise DeliveryError(f"{self.url}: {_reason(error)}") from None
-        if not answer.is_success:
-            snippet = answer.text[:200].strip().replace("\n", " ")
+            answer = self._client.post(self._url, json=body, headers={IDEMPOTENCY_HEADER: key})
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            reason = _reason(error).replace(self._url, self.shown)
+            unreachable = isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout))
             raise DeliveryError(
-                f"{self.url} answered {answer.status_code} {answer.reason_phrase}"
-                + (f": {snippet}" if snippet else ""),
+                f"{self.shown}: {reason}",
+                receiver_wide=unreachable or isinstance(error, httpx.InvalidURL),
+            ) from None
+        if not answer.is_success:
+            failure = DeliveryError if is_retryable_status(answer.status_code) else DeliveryRejected
+            raise failure(
+                f"{self.shown} answered {answer.status_code} {answer.reason_phrase}"
+                + _snippet(answer.content),
                 retry_after(answer.headers.get("Retry-After")),
             )
 
@@ -72,7 +111,15 @@ def retry_after(header: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _reason(error: httpx.HTTPError) -> str:
+def _snippet(body: bytes) -> str:
+    """The start of an answer's body (its first 200 bytes), on the line: what the receiver
+    said was wrong."""
+    text = body[:SNIPPET_BYTES].decode("utf-8", errors="replace")
+    text = " ".join(text.split())
+    return f": {text}" if text else ""
+
+
+def _reason(error: httpx.HTTPError | httpx.InvalidURL) -> str:
     if isinstance(error, httpx.TimeoutException):
         return "no answer in time"
     if isinstance(error, httpx.ConnectError):

@@ -46,7 +46,7 @@ class WebhookSender:
 
     def __init__(self, spec: ReceiverSpec) -> None:
         self._name = spec.name
-        self._poster = JsonPoster(spec.url, spec.timing.timeout, spec.headers)
+        self._poster = JsonPoster(spec.url, spec.shown_url, spec.timing.timeout, spec.headers)
 
     def send(self, notices: Sequence[Notice]) -> None:
         for notice in notices:
