@@ -112,8 +112,8 @@ ROUTES: dict[str, dict[str, Any]] = {
         "openapi_extra": {"requestBody": EVENTS_BODY},
         "responses": {
             202: _json(_ref(IngestAnswer), "Taken: the good records are kept"),
-            400: _problem("Not JSON, a broken array or bad gzip"),
-            413: _problem("Over the size limit (--max-body)"),
+            400: _problem("Not JSON, a broken array, nested too deeply, or bad gzip"),
+            413: _problem("Over the size limit (--max-body), as sent or decompressed"),
             415: _problem("Another content type or encoding"),
             503: _problem("The evaluator is behind, or the events cannot be stored: send again"),
             **UNAUTHORIZED,
@@ -121,13 +121,16 @@ ROUTES: dict[str, dict[str, Any]] = {
     },
     "/alerts": {
         "summary": "The alerts firing or pending now",
-        "responses": {200: _json(_list_of(OpenAlert), "By start, rule order, service, server")},
+        "responses": {
+            200: _json(_list_of(OpenAlert), "By start, rule order, service, server"),
+            **UNAUTHORIZED,
+        },
     },
     "/alerts/history": {
         "summary": "Every alert that fired, the latest first",
         "responses": {
             200: _json(_list_of(EpisodeRecord), "Episodes, as --episodes --format json"),
-            400: _problem("A `since` or `limit` that is not one"),
+            400: _problem("A parameter that is not one: `since` not a time, `limit` out of range"),
             **UNAUTHORIZED,
         },
     },
@@ -157,7 +160,8 @@ ROUTES: dict[str, dict[str, Any]] = {
             200: {
                 "description": "The open alerts and the service's counts",
                 "content": {"text/html": {"schema": {"type": "string"}}},
-            }
+            },
+            **UNAUTHORIZED,
         },
     },
     "/metrics": {
@@ -166,7 +170,8 @@ ROUTES: dict[str, dict[str, Any]] = {
             200: {
                 "description": "The Prometheus text format",
                 "content": {"text/plain": {"schema": {"type": "string"}}},
-            }
+            },
+            **UNAUTHORIZED,
         },
     },
 }
