@@ -96,13 +96,17 @@ def _list_of(schema: type) -> dict[str, Any]:
     return {"type": "array", "items": _ref(schema)}
 
 
+# Records are checked one by one, and one that is not an event is listed in the 202 answer
+# while the others are kept: so a body may hold any object, or an array of anything.
+RECORD = {"anyOf": [_ref(Event), {"type": "object"}]}
 EVENTS_BODY = {
     "required": True,
     "description": "One event, a JSON array of events, or JSON Lines (one event a line); "
-    "`Content-Encoding: gzip` is taken. Fields the rules do not read are ignored.",
+    "`Content-Encoding: gzip` is taken. Fields the rules do not read are ignored. A record "
+    "that is not an event is rejected on its own, and listed in the answer.",
     "content": {
-        JSON: {"schema": {"oneOf": [_ref(Event), _list_of(Event)]}},
-        "application/x-ndjson": {"schema": _ref(Event)},
+        JSON: {"schema": {"anyOf": [RECORD, {"type": "array", "items": {}}]}},
+        "application/x-ndjson": {"schema": RECORD},
     },
 }
 UNAUTHORIZED = {401: _problem("No valid bearer token (with --token-file)")}

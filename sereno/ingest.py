@@ -12,15 +12,21 @@ import io
 import re
 import zlib
 from dataclasses import dataclass
+from operator import attrgetter
 
 import msgspec
 
 from sereno.errors import SerenoError
-from sereno.events import Event, EventReader, RecordError
+from sereno.events import Event, EventBatch, EventReader, RecordError, record_location
 
 JSON_TYPES = frozenset({"application/json"})
 LINES_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/json-lines"})
 DEFAULT_MAX_BODY = 16 << 20
+# What the service can keep of an event: its journal holds integers of 64 bits, and minutes
+# are counted from timestamps in the years 1 to 9999, as ISO 8601 times are
+TIMESTAMP_RANGE = (-62135596800, 253402300799)
+INT_RANGE = (-(1 << 63), (1 << 64) - 1)
+_timestamp, _value = attrgetter("timestamp"), attrgetter("value")
 _FIRST_BYTE = re.compile(rb"\s*(.)", re.DOTALL)  # without copying a large body as lstrip would
 
 
@@ -72,7 +78,7 @@ def decode_body(
     errors: list[RecordError] = []
     reader = EventReader(io.BufferedReader(io.BytesIO(data)), "body", errors.append, decode_as)
     try:
-        events = reader.read_all()
+        events = [event for batch in reader.batches() for event in _keepable(batch, errors)]
     except RecursionError:
         raise BodyError(400, "the JSON is nested too deeply") from None
     broken = [error for error in errors if error.position is None]
@@ -81,10 +87,56 @@ def decode_body(
     in_array = single or first == b"["
     rejected = [
         Rejected(error.position - (0 if in_array else 1), error.field, error.reason)
-        for error in errors
+        for error in sorted(errors, key=lambda error: error.position or 0)
         if error.position is not None
     ]
     return Decoded(events, rejected)
+
+
+def _keepable(batch: EventBatch, errors: list[RecordError]) -> list[Event]:
+    """The batch's events the service can keep; the others are rejected into `errors`."""
+    events = batch.events
+    if not events or _all_keepable(events):
+        return events
+    kept = []
+    for index, event in enumerate(events):
+        problem = _unkeepable(event)
+        if problem is None:
+            kept.append(event)
+        else:
+            position = batch.positions[index]
+            where = record_location(batch.source, position, batch.in_array)
+            errors.append(RecordError(where, problem[0], problem[1], position))
+    return kept
+
+
+def _all_keepable(events: list[Event]) -> bool:
+    """The usual case, checked at C speed: every timestamp and value within range."""
+    timestamps = list(map(_timestamp, events))
+    values = list(map(_value, events))
+    low, high = TIMESTAMP_RANGE
+    return (
+        low <= min(timestamps)
+        and max(timestamps) <= high
+        and _within_64_bits(min(values))
+        and _within_64_bits(max(values))
+    )
+
+
+def _unkeepable(event: Event) -> tuple[str, str] | None:
+    """The field and why, if the journal cannot hold an event or minutes cannot be counted
+    from its timestamp."""
+    low, high = TIMESTAMP_RANGE
+    if not low <= event.timestamp <= high:
+        return "timestamp", f"expected a time in the years 1 to 9999, got {event.timestamp:.6g}"
+    if not _within_64_bits(event.value):
+        return "value", f"expected an integer within 64 bits, got {event.value:.6g}"
+    return None
+
+
+def _within_64_bits(number: float) -> bool:
+    """Integers are journalled as 64-bit ones; floats of any size are kept as they are."""
+    return isinstance(number, float) or INT_RANGE[0] <= number <= INT_RANGE[1]
 
 
 def _decompressed(body: bytes, encoding: str, max_bytes: int) -> bytes:

@@ -8,13 +8,13 @@ and what they say is turned into HTTP answers here.
 from __future__ import annotations
 
 import hmac
-import math
+import re
 import sqlite3
 import threading
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -69,6 +69,18 @@ MAX_HISTORY_LIMIT = 10_000
 # compressed one (a small body may inflate to --max-body), are decoded in a worker thread
 # so that the other requests are not kept waiting
 OFF_LOOP_BYTES = 64 << 10
+# `since` in seconds: the years 1 to 9999, as in ISO 8601, give or take a day of time zones
+SINCE_RANGE = (
+    datetime.min.replace(tzinfo=timezone.utc).timestamp() - 86_400,
+    datetime.max.replace(tzinfo=timezone.utc).timestamp() + 86_400,
+)
+SINCE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": SINCE_RANGE[0], "maximum": SINCE_RANGE[1]},
+        {"type": "string", "format": "date-time"},
+    ]
+}
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -288,6 +300,7 @@ class _Api:
                 raise too_large(max_body)
             body = await _read_body(request, max_body)
             decoded = await _decode(body, request.headers, self._live.event_type, max_body)
+            refused = self._keep(decoded.events) if decoded.events else None
         except ClientDisconnect:
             rejected.labels("disconnected").inc()
             return Response(status_code=400)  # never sent: the client is gone
@@ -298,7 +311,6 @@ class _Api:
                 answer.headers["connection"] = "close"  # rather than take the rest of the body
             return answer
         events = decoded.events
-        refused = self._keep(events) if events else None
         if refused is not None:
             rejected.labels("busy").inc(len(events))
             return self._problem(503, refused)
@@ -316,6 +328,8 @@ class _Api:
         except sqlite3.Error as error:
             to_stderr(f"sereno: cannot write events to {self._config.db}: {error}")
             return f"cannot store the events: {error}"
+        except OverflowError as error:  # an extra field the rules read, beyond 64 bits
+            raise BodyError(400, f"cannot store the events: {error}") from None
         self._live.submit(seq, events)
         return None
 
@@ -337,7 +351,8 @@ class _Api:
             str | None,
             Query(
                 description="Seconds since the epoch, or ISO 8601 with a time zone: "
-                "the episodes still firing at or after it"
+                "the episodes still firing at or after it",
+                json_schema_extra=SINCE_SCHEMA,
             ),
         ] = None,
         rule: Annotated[str | None, Query(description="One rule's name")] = None,
@@ -515,12 +530,14 @@ def _time_parameter(text: str | None) -> float:
     """A time given as seconds since the epoch or in ISO 8601 (2016-10-10T00:00:00Z)."""
     if text is None:
         return float("-inf")
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = _iso_time(text)
-    if not math.isfinite(seconds):
-        raise ValueError(f"since: expected a time, got {text!r}")
+    if not _JSON_NUMBER.fullmatch(text):
+        return _iso_time(text)
+    seconds = float(text)
+    low, high = SINCE_RANGE
+    if not low <= seconds <= high:
+        raise ValueError(
+            f"since: expected a time from {low:.0f} to {high:.0f} seconds, got {text!r}"
+        )
     return seconds
 
 
