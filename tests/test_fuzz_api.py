@@ -14,7 +14,8 @@ SEED = 20161010
 EXAMPLES = 100  # per operation: the two runs take about 20 s on two cores
 
 
-def schemathesis(server: Server, *options: str) -> subprocess.CompletedProcess[str]:
+def schemathesis(server: Server, workdir: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`st run` in `workdir`, where it keeps its cache (of failures, to replay first)."""
     st = Path(sys.executable).parent / "st"
     command = [
         str(st),
@@ -33,7 +34,9 @@ def schemathesis(server: Server, *options: str) -> subprocess.CompletedProcess[s
         "10",
         *options,
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=120, check=False, cwd=workdir
+    )
 
 
 def assert_no_failure(server: Server, result: subprocess.CompletedProcess[str]) -> None:
@@ -43,9 +46,11 @@ def assert_no_failure(server: Server, result: subprocess.CompletedProcess[str]) 
     assert "Traceback" not in said, said
 
 
-def test_the_api_keeps_to_its_openapi_document(start_server: Callable[..., Server]) -> None:
+def test_the_api_keeps_to_its_openapi_document(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
     server = start_server()
-    assert_no_failure(server, schemathesis(server))
+    assert_no_failure(server, schemathesis(server, tmp_path))
 
 
 def test_the_api_with_tokens_keeps_to_its_openapi_document(
@@ -56,5 +61,5 @@ def test_the_api_with_tokens_keeps_to_its_openapi_document(
     server = start_server("--token-file", str(tokens))
     # the document declares the bearer scheme: ignored_auth checks that a request without
     # the token, or with a wrong one, is refused
-    result = schemathesis(server, "--header", "Authorization: Bearer s3cret")
+    result = schemathesis(server, tmp_path, "--header", "Authorization: Bearer s3cret")
     assert_no_failure(server, result)
