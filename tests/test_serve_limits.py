@@ -209,3 +209,42 @@ def test_head_is_answered_where_get_is(start_server: Callable[..., Server]) -> N
     assert httpx.head(f"{server.url}/alerts/history?limit=0").status_code == 400
     document = json.dumps(server.get("/openapi.json").json()["paths"])
     assert '"head"' not in document
+
+
+def test_events_the_service_cannot_keep_are_rejected_and_the_evaluator_runs_on(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server()
+    body = json_lines(
+        event(timestamp=1e300),
+        event(value=2**70),
+        event(timestamp=-1e20),
+        event(timestamp=1476057600 + 200),
+    )
+    answer = server.post(body, "application/x-ndjson")
+    assert answer.status_code == 202
+    assert answer.json() == {
+        "accepted": 1,
+        "rejected": 3,
+        "errors": [
+            {
+                "index": 0,
+                "field": "timestamp",
+                "reason": "expected a time in the years 1 to 9999, got 1e+300",
+            },
+            {
+                "index": 1,
+                "field": "value",
+                "reason": "expected an integer within 64 bits, got 1.18059e+21",
+            },
+            {
+                "index": 2,
+                "field": "timestamp",
+                "reason": "expected a time in the years 1 to 9999, got -1e+20",
+            },
+        ],
+    }
+    server.post_lines(event(timestamp=1476057600 + 400))  # closes the minutes before it
+    evaluated = "sereno_events_evaluated_total 2.0"  # the one kept, and the one after it
+    assert evaluated in server.metric_until(evaluated)
+    assert server.get("/readyz").status_code == 200
