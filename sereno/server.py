@@ -65,9 +65,9 @@ from sereno.store import DEFAULT_HISTORY_LIMIT, HistoryQuery, Journal, read_hist
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # answered without a token
 MAX_HISTORY_LIMIT = 10_000
-# decoding a body takes the event loop about 1 ms for each 64 KiB: larger bodies, and any
+# decoding takes about 0.5 ms for each 64 KiB (135 ms for 15 MB): larger bodies, and any
 # compressed one (a small body may inflate to --max-body), are decoded in a worker thread
-# so that the other requests are not kept waiting
+# so that the event loop answers other requests meanwhile; smaller ones are not worth the hop
 OFF_LOOP_BYTES = 64 << 10
 # `since` in seconds: the years 1 to 9999, as in ISO 8601, give or take a day of time zones
 SINCE_RANGE = (
