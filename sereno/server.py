@@ -7,6 +7,7 @@ and what they say is turned into HTTP answers here.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
 import sqlite3
@@ -80,6 +81,7 @@ SINCE_SCHEMA: dict[str, Any] = {
         {"type": "string", "format": "date-time"},
     ]
 }
+OFF_LOOP_EVENTS = 500  # about 64 KiB of them, as sent
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
 
@@ -285,6 +287,8 @@ class _Api:
         self._reload_rules = reload_rules
         self._encoder = msgspec.json.Encoder()
         self._alerts_page: tuple[list[Episode], bytes] = ([], b"[]")  # the latest published
+        # batches are journalled and queued in the order they come, some in a worker thread
+        self._keeping_in_order = asyncio.Lock()
 
     def _answer(self, status: int, content: object) -> Response:
         return Response(self._encoder.encode(content), status_code=status, media_type=JSON)
@@ -300,7 +304,7 @@ class _Api:
                 raise too_large(max_body)
             body = await _read_body(request, max_body)
             decoded = await _decode(body, request.headers, self._live.event_type, max_body)
-            refused = self._keep(decoded.events) if decoded.events else None
+            refused = await self._keep_in_order(decoded.events) if decoded.events else None
         except ClientDisconnect:
             rejected.labels("disconnected").inc()
             return Response(status_code=400)  # never sent: the client is gone
@@ -318,6 +322,14 @@ class _Api:
         if decoded.rejected:
             rejected.labels("bad_record").inc(len(decoded.rejected))
         return self._answer(202, IngestAnswer(len(events), len(decoded.rejected), decoded.rejected))
+
+    async def _keep_in_order(self, events: list[Event]) -> str | None:
+        """`_keep`, off the event loop for a large batch (encoding and writing it takes about
+        as long as decoding it)."""
+        async with self._keeping_in_order:
+            if len(events) > OFF_LOOP_EVENTS:
+                return await run_in_threadpool(self._keep, events)
+            return self._keep(events)
 
     def _keep(self, events: list[Event]) -> str | None:
         """Journal and queue the events; why not, if they cannot be taken now."""
