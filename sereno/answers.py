@@ -97,13 +97,17 @@ def _list_of(schema: type) -> dict[str, Any]:
     return {"type": "array", "items": _ref(schema)}
 
 
+# Records are checked one by one, and one that is not an event is listed in the 202 answer
+# while the others are kept: so a body may hold any object, or an array of anything.
+RECORD = {"anyOf": [_ref(Event), {"type": "object"}]}
 EVENTS_BODY = {
     "required": True,
     "description": "One event, a JSON array of events, or JSON Lines (one event a line); "
-    "`Content-Encoding: gzip` is taken. Fields the rules do not read are ignored.",
+    "`Content-Encoding: gzip` is taken. Fields the rules do not read are ignored. A record "
+    "that is not an event is rejected on its own, and listed in the answer.",
     "content": {
-        JSON: {"schema": {"oneOf": [_ref(Event), _list_of(Event)]}},
-        "application/x-ndjson": {"schema": _ref(Event)},
+        JSON: {"schema": {"anyOf": [RECORD, {"type": "array", "items": {}}]}},
+        "application/x-ndjson": {"schema": RECORD},
     },
 }
 UNAUTHORIZED = {401: _problem("No valid bearer token (with --token-file)")}
@@ -113,8 +117,8 @@ ROUTES: dict[str, dict[str, Any]] = {
         "openapi_extra": {"requestBody": EVENTS_BODY},
         "responses": {
             202: _json(_ref(IngestAnswer), "Taken: the good records are kept"),
-            400: _problem("Not JSON, a broken array or bad gzip"),
-            413: _problem("Over the size limit (--max-body)"),
+            400: _problem("Not JSON, a broken array, nested too deeply, or bad gzip"),
+            413: _problem("Over the size limit (--max-body), as sent or decompressed"),
             415: _problem("Another content type or encoding"),
             503: _problem("The evaluator is behind, or the events cannot be stored: send again"),
             **UNAUTHORIZED,
@@ -122,13 +126,16 @@ ROUTES: dict[str, dict[str, Any]] = {
     },
     "/alerts": {
         "summary": "The alerts firing or pending now",
-        "responses": {200: _json(_list_of(OpenAlert), "By start, rule order, service, server")},
+        "responses": {
+            200: _json(_list_of(OpenAlert), "By start, rule order, service, server"),
+            **UNAUTHORIZED,
+        },
     },
     "/alerts/history": {
         "summary": "Every alert that fired, the latest first",
         "responses": {
             200: _json(_list_of(EpisodeRecord), "Episodes, as --episodes --format json"),
-            400: _problem("A `since` or `limit` that is not one"),
+            400: _problem("A parameter that is not one: `since` not a time, `limit` out of range"),
             **UNAUTHORIZED,
         },
     },
@@ -165,7 +172,8 @@ ROUTES: dict[str, dict[str, Any]] = {
             200: {
                 "description": "The open alerts and the service's counts",
                 "content": {"text/html": {"schema": {"type": "string"}}},
-            }
+            },
+            **UNAUTHORIZED,
         },
     },
     "/metrics": {
@@ -174,7 +182,8 @@ ROUTES: dict[str, dict[str, Any]] = {
             200: {
                 "description": "The Prometheus text format",
                 "content": {"text/plain": {"schema": {"type": "string"}}},
-            }
+            },
+            **UNAUTHORIZED,
         },
     },
 }

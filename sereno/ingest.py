@@ -81,7 +81,7 @@ def decode_body(
     in_array = single or first == b"["
     rejected = [
         Rejected(error.position - (0 if in_array else 1), error.field, error.reason)
-        for error in errors
+        for error in sorted(errors, key=lambda error: error.position or 0)
         if error.position is not None
     ]
     return Decoded(events, rejected)
@@ -91,15 +91,38 @@ def _decompressed(body: bytes, encoding: str, max_bytes: int) -> bytes:
     if encoding == "identity":
         data = body
     elif encoding == "gzip":
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            data = inflater.decompress(body, max_bytes + 1)
-        except zlib.error as error:
-            raise BodyError(400, f"not valid gzip: {error}") from None
-        if not inflater.eof and len(data) <= max_bytes:
-            raise BodyError(400, "not valid gzip: the data breaks off")
+        data = _gunzipped(body, max_bytes)
     else:
         raise BodyError(415, f"unsupported content encoding {encoding!r}: send gzip or none")
     if len(data) > max_bytes:
-        raise BodyError(413, f"the body is over the limit of {max_bytes} bytes")
+        raise too_large(max_bytes)
     return data
+
+
+def _gunzipped(body: bytes, max_bytes: int) -> bytes:
+    """Every gzip member of the body, one after the other (RFC 1952 allows several), but no
+    more than `max_bytes + 1` bytes of them: what follows the last member must be one too."""
+    pieces: list[bytes] = []
+    size, rest = 0, body
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            piece = inflater.decompress(rest, max_bytes + 1 - size)  # at least 1: 0 is no limit
+        except zlib.error as error:
+            which = f" (member {len(pieces) + 1})" if pieces else ""
+            raise BodyError(400, f"not valid gzip: {error}{which}") from None
+        pieces.append(piece)
+        size += len(piece)
+        if size > max_bytes:
+            raise too_large(max_bytes)
+        if not inflater.eof:
+            raise BodyError(400, "not valid gzip: the data breaks off")
+        rest = inflater.unused_data
+        if not rest:
+            return b"".join(pieces)
+
+
+def too_large(max_bytes: int) -> BodyError:
+    """The refusal of a body over `max_bytes`, whether it is found as it comes or once
+    decompressed."""
+    return BodyError(413, f"the body is over the limit of {max_bytes} bytes")

@@ -7,20 +7,22 @@ and what they say is turned into HTTP answers here.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-import math
+import re
 import sqlite3
 import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from prometheus_client import (
@@ -33,6 +35,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sereno import __version__, statuspage
@@ -50,7 +55,7 @@ from sereno.answers import (
 from sereno.diagnostics import to_stderr
 from sereno.errors import RulesError
 from sereno.events import DEFAULT_MAX_CLOCK_SKEW, Event, EventTimes
-from sereno.ingest import DEFAULT_MAX_BODY, BodyError, decode_body
+from sereno.ingest import DEFAULT_MAX_BODY, BodyError, Decoded, decode_body, too_large
 from sereno.lifecycle import Episode
 from sereno.live import LiveEngine
 from sereno.notify.delivery import Delivery
@@ -68,6 +73,24 @@ from sereno.store import (
 )
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # answered without a token
+MAX_HISTORY_LIMIT = 10_000
+# decoding takes about 0.5 ms for each 64 KiB (135 ms for 15 MB): larger bodies, and any
+# compressed one (a small body may inflate to --max-body), are decoded in a worker thread
+# so that the event loop answers other requests meanwhile; smaller ones are not worth the hop
+OFF_LOOP_BYTES = 64 << 10
+# `since` in seconds: the years 1 to 9999, as in ISO 8601, give or take a day of time zones
+SINCE_RANGE = (
+    datetime.min.replace(tzinfo=timezone.utc).timestamp() - 86_400,
+    datetime.max.replace(tzinfo=timezone.utc).timestamp() + 86_400,
+)
+SINCE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": SINCE_RANGE[0], "maximum": SINCE_RANGE[1]},
+        {"type": "string", "format": "date-time"},
+    ]
+}
+OFF_LOOP_EVENTS = 500  # about 64 KiB of them, as sent
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -293,6 +316,8 @@ class _Api:
         self._reload_rules = reload_rules
         self._encoder = msgspec.json.Encoder()
         self._alerts_page: tuple[list[Episode], bytes] = ([], b"[]")  # the latest published
+        # batches are journalled and queued in the order they come, some in a worker thread
+        self._keeping_in_order = asyncio.Lock()
 
     def _answer(self, status: int, content: object) -> Response:
         return Response(self._encoder.encode(content), status_code=status, media_type=JSON)
@@ -303,25 +328,24 @@ class _Api:
     async def ingest(self, request: Request) -> Response:
         max_body, rejected = self._config.max_body, self._metrics.rejected
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body:
-            rejected.labels("too_large").inc()
-            return self._problem(413, f"the body is over the limit of {max_body} bytes")
-        body = await request.body()
-        headers = request.headers
         try:
-            decoded = decode_body(
-                body,
-                headers.get("content-type"),
-                headers.get("content-encoding"),
-                self._live.event_type,
-                max_body,
-                self._event_times(),
+            if length is not None and length.isdigit() and int(length) > max_body:
+                raise too_large(max_body)
+            body = await _read_body(request, max_body)
+            decoded = await _decode(
+                body, request.headers, self._live.event_type, max_body, self._event_times()
             )
+            refused = await self._keep_in_order(decoded.events) if decoded.events else None
+        except ClientDisconnect:
+            rejected.labels("disconnected").inc()
+            return Response(status_code=400)  # never sent: the client is gone
         except BodyError as error:
             rejected.labels(_reason(error.status)).inc()
-            return self._problem(error.status, str(error))
+            answer = self._problem(error.status, str(error))
+            if error.status == 413:
+                answer.headers["connection"] = "close"  # rather than take the rest of the body
+            return answer
         events = decoded.events
-        refused = self._keep(events) if events else None
         if refused is not None:
             rejected.labels("busy").inc(len(events))
             return self._problem(503, refused)
@@ -334,6 +358,14 @@ class _Api:
         """What a body's timestamps may be now: not ahead of this clock, not late."""
         return EventTimes(time.time(), self._config.max_clock_skew, self._live.evaluated_before)
 
+    async def _keep_in_order(self, events: list[Event]) -> str | None:
+        """`_keep`, off the event loop for a large batch (encoding and writing it takes about
+        as long as decoding it)."""
+        async with self._keeping_in_order:
+            if len(events) > OFF_LOOP_EVENTS:
+                return await run_in_threadpool(self._keep, events)
+            return self._keep(events)
+
     def _keep(self, events: list[Event]) -> str | None:
         """Journal and queue the events; why not, if they cannot be taken now."""
         if not self._live.has_room():
@@ -344,6 +376,8 @@ class _Api:
             why = write_failure(self._config.db, error)
             to_stderr(f"sereno: cannot store events: {why}")
             return f"cannot store the events: {why}"
+        except OverflowError as error:  # an extra field the rules read, beyond 64 bits
+            raise BodyError(400, f"cannot store the events: {error}") from None
         self._live.submit(seq, events)
         return None
 
@@ -360,10 +394,20 @@ class _Api:
         return [OpenAlert.of(episode, thresholds) for episode in episodes]
 
     def history(
-        self, since: str | None = None, rule: str | None = None, limit: int = DEFAULT_HISTORY_LIMIT
+        self,
+        since: Annotated[
+            str | None,
+            Query(
+                description="Seconds since the epoch, or ISO 8601 with a time zone: "
+                "the episodes still firing at or after it",
+                json_schema_extra=SINCE_SCHEMA,
+            ),
+        ] = None,
+        rule: Annotated[str | None, Query(description="One rule's name")] = None,
+        limit: Annotated[
+            int, Query(ge=1, le=MAX_HISTORY_LIMIT, description="The most episodes to answer")
+        ] = DEFAULT_HISTORY_LIMIT,
     ) -> Response:
-        if not limit > 0:
-            return self._problem(400, f"limit must be positive, got {limit}")
         try:
             query = HistoryQuery(_time_parameter(since), rule, limit)
         except ValueError as error:
@@ -435,46 +479,121 @@ def create_app(
     if config.tokens:
         refused = metrics.rejected.labels("unauthorized").inc
         app.add_middleware(BearerTokens, tokens=config.tokens, on_refused=refused)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.post("/events", status_code=202, **ROUTES["/events"])(api.ingest)
-    app.get("/alerts", **ROUTES["/alerts"])(api.alerts)
-    app.get("/alerts/history", **ROUTES["/alerts/history"])(api.history)
-    app.get("/dead-letters", **ROUTES["/dead-letters"])(api.dead_letters)
     app.post("/-/reload", **ROUTES["/-/reload"])(api.reload)
-    app.get("/", **ROUTES["/"])(api.status_page)
-    app.get("/healthz", **ROUTES["/healthz"])(api.healthz)
-    app.get("/readyz", **ROUTES["/readyz"])(api.readyz)
-    app.get("/metrics", **ROUTES["/metrics"])(api.metrics)
-    _describe_with_schemas(app)
+    readable: list[tuple[str, Callable[..., Response]]] = [
+        ("/alerts", api.alerts),
+        ("/alerts/history", api.history),
+        ("/dead-letters", api.dead_letters),
+        ("/", api.status_page),
+        ("/healthz", api.healthz),
+        ("/readyz", api.readyz),
+        ("/metrics", api.metrics),
+    ]
+    for path, handler in readable:
+        app.get(path, **ROUTES[path])(handler)
+        # HEAD is GET without the body (the server leaves it out); not in the OpenAPI document,
+        # as usual for HEAD
+        app.head(path, include_in_schema=False)(handler)
+    _describe_with_schemas(app, secured=bool(config.tokens))
     return app
 
 
-def _describe_with_schemas(app: FastAPI) -> None:
-    """The OpenAPI document, with the JSON schemas of our answers (from their types)."""
+async def _read_body(request: Request, max_body: int) -> bytes:
+    """The body as it comes, whatever its transfer encoding; refused as soon as it is over
+    `max_body`, not once it is all in memory."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            raise too_large(max_body)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _decode(
+    body: bytes, headers: Headers, decode_as: type[Event], max_body: int, times: EventTimes
+) -> Decoded:
+    content_type, encoding = headers.get("content-type"), headers.get("content-encoding")
+    arguments = (body, content_type, encoding, decode_as, max_body, times)
+    compressed = encoding is not None and encoding.strip().lower() not in ("", "identity")
+    if compressed or len(body) > OFF_LOOP_BYTES:
+        return await run_in_threadpool(decode_body, *arguments)
+    return decode_body(*arguments)
+
+
+async def _invalid_request(request: Request, error: Exception) -> Response:
+    """A query parameter that is not one: 400 and the first problem, in a line."""
+    assert isinstance(error, RequestValidationError)
+    return Response(
+        msgspec.json.encode(Problem(_first_problem(error))), status_code=400, media_type=JSON
+    )
+
+
+def _first_problem(error: RequestValidationError) -> str:
+    problems = error.errors()
+    if not problems:
+        return "the request is not valid"
+    problem = problems[0]
+    name = ".".join(str(part) for part in problem.get("loc", ())[1:]) or "the request"
+    given = repr(problem.get("input"))
+    if len(given) > 80:
+        given = given[:77] + "..."
+    return f"{name}: {str(problem.get('msg', 'not valid')).lower()}, got {given}"
+
+
+def _describe_with_schemas(app: FastAPI, secured: bool) -> None:
+    """The OpenAPI document, with the JSON schemas of our answers (from their types) and,
+    when tokens are required, the bearer scheme of every route but the health checks."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = get_openapi(
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes
             )
-            document.setdefault("components", {}).setdefault("schemas", {}).update(
-                schema_components()
-            )
+            components = document.setdefault("components", {})
+            components.setdefault("schemas", {}).update(schema_components())
+            _drop_validation_answers(document)
+            if secured:
+                _declare_bearer_tokens(document)
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _drop_validation_answers(document: dict[str, Any]) -> None:
+    """FastAPI describes a 422 for routes with parameters: we answer 400 (`_invalid_request`)."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop("422", None)
+    schemas = document["components"]["schemas"]
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+
+
+def _declare_bearer_tokens(document: dict[str, Any]) -> None:
+    document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    for path, operations in document["paths"].items():
+        if path not in OPEN_PATHS:
+            for operation in operations.values():
+                operation["security"] = [{"bearer": []}]
+
+
 def _time_parameter(text: str | None) -> float:
     """A time given as seconds since the epoch or in ISO 8601 (2016-10-10T00:00:00Z)."""
     if text is None:
         return float("-inf")
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = _iso_time(text)
-    if not math.isfinite(seconds):
-        raise ValueError(f"since: expected a time, got {text!r}")
+    if not _JSON_NUMBER.fullmatch(text):
+        return _iso_time(text)
+    seconds = float(text)
+    low, high = SINCE_RANGE
+    if not low <= seconds <= high:
+        raise ValueError(
+            f"since: expected a time from {low:.0f} to {high:.0f} seconds, got {text!r}"
+        )
     return seconds
 
 
