@@ -378,17 +378,18 @@ class Outbox:
             after = rows[-1][0]
         return found[:limit]
 
-    def open_alerts_if_drained(self, receiver: str) -> list[Episode] | None:
+    def open_alerts_if_drained(
+        self, receiver: str, held: Collection[str] = frozenset()
+    ) -> list[Episode] | None:
         """The open alerts as of the latest checkpoint, if everything queued for `receiver`
-        has been delivered (None if not): read at one point in time, so that what a receiver
-        is told is never older than what it was last sent."""
+        has been delivered but the notices of the alerts `held` back (None if not): read at
+        one point in time, so that what a receiver is told is never older than what it was
+        last sent."""
         with self._lock:
             connection = self._connection
             connection.execute("BEGIN")
             try:
-                waiting = connection.execute(
-                    "SELECT 1 FROM outbox WHERE receiver = ? LIMIT 1", (receiver,)
-                ).fetchone()
+                waiting = self._waiting(receiver, held)
                 row = (
                     None if waiting else connection.execute("SELECT body FROM snapshot").fetchone()
                 )
@@ -397,6 +398,14 @@ class Outbox:
         if waiting:
             return None
         return self._snapshot.decode(row[0]).engine.episodes if row is not None else []
+
+    def _waiting(self, receiver: str, held: Collection[str]) -> bool:
+        """Whether a notice for `receiver` waits that is not of an alert `held` back."""
+        if not held:
+            query = "SELECT 1 FROM outbox WHERE receiver = ? LIMIT 1"
+            return self._connection.execute(query, (receiver,)).fetchone() is not None
+        rows = self._connection.execute("SELECT notice FROM outbox WHERE receiver = ?", (receiver,))
+        return any(self._decoder.decode(body).alert not in held for (body,) in rows)
 
     def remove(self, ids: Iterable[int]) -> None:
         """Delivered (or given up on): out of the queue."""

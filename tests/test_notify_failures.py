@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from peers import Alertmanager, HttpReceiver, ReceivedRequest
+from test_notify import episode
 
 from sereno.engine import EngineState
 from sereno.events import Event
@@ -19,7 +20,7 @@ from sereno.notify.delivery import Delivery
 from sereno.notify.email import smtp_failure
 from sereno.notify.notice import Notice, Planner
 from sereno.notify.senders import build_sender
-from sereno.notify.transport import DeliveryError, is_retryable_status
+from sereno.notify.transport import DeliveryError, JsonPoster, is_retryable_status
 from sereno.rulefmt import load_default_rules
 from sereno.store import Outbox, Snapshot, StateStore, create
 from sereno.windows import Watermark
@@ -289,3 +290,68 @@ def test_serve_counts_and_logs_a_refused_notice_and_tells_the_others(
 def test_a_failure_says_whether_it_may_pass() -> None:
     assert DeliveryError("x").retryable
     assert not DeliveryError("x").receiver_wide
+
+
+def test_alertmanager_keeps_hearing_of_other_firing_alerts_while_one_is_held_back(
+    tmp_path: Path, http_receiver: HttpReceiver
+) -> None:
+    """In Alertmanager's place, a receiver that refuses (503) whatever carries one alert: the
+    others firing are re-sent all the same, or Alertmanager would let them expire."""
+    http_receiver.answer_when(lambda body: any(a["labels"]["server"] == "bad" for a in body), 503)
+    db = tmp_path / "sereno.db"
+    create(db)
+    store = StateStore(db, Event)
+    firing = EngineState([episode(server="bad"), episode(server="good")])
+    snapshot = Snapshot(0, Watermark(float("-inf"), T0 + 60.0), firing)
+    store.checkpoint(snapshot, [], outgoing=[("am", change("bad"))])
+    store.close()
+    spec = ReceiverSpec(
+        "am", "alertmanager", http_receiver.url, timing=PATIENT, resend_interval=0.05
+    )
+    delivery = deliver(Outbox(db), spec, [])
+    try:
+        http_receiver.wait_for(lambda r: len(r.accepted()) >= 3)
+    finally:
+        delivery.stop()
+    for body in http_receiver.accepted():
+        assert [alert["labels"]["server"] for alert in body] == ["good"]
+    assert delivery.depths() == {"am": 1}  # the bad one's, waiting out its backoff
+
+
+def test_a_notice_queued_while_another_alert_is_retried_goes_at_once(
+    tmp_path: Path, http_receiver: HttpReceiver
+) -> None:
+    http_receiver.answer_when(about("bad"), 503)
+    outbox = queued(tmp_path, "ops", [change("bad")])
+    delivery = deliver(
+        outbox, ReceiverSpec("ops", "webhook", http_receiver.url, timing=PATIENT), []
+    )
+    try:
+        http_receiver.wait_for(lambda r: len(requests_about("bad", r)) == 1)
+        store = StateStore(tmp_path / "sereno.db", Event)
+        snapshot = Snapshot(0, Watermark(float("-inf"), float("-inf")), EngineState())
+        store.checkpoint(snapshot, [], outgoing=[("ops", change("good"))])
+        store.close()
+        delivery.wake()
+        # well before the bad alert's backoff of 30 to 60 s is over
+        http_receiver.wait_for(lambda r: len(r.accepted()) == 1, timeout=10)
+    finally:
+        delivery.stop()
+    assert summaries(http_receiver) == [f"good firing at {T0}"]
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "receiver_wide"),
+    [(503, None, False), (500, None, False), (429, None, True), (503, "30", True)],
+)
+def test_a_rate_limit_or_a_wait_asked_for_holds_the_whole_receiver(
+    http_receiver: HttpReceiver, status: int, retry_after: str | None, receiver_wide: bool
+) -> None:
+    http_receiver.answer(status, retry_after)
+    poster = JsonPoster(http_receiver.url, "the receiver", timeout=2)
+    try:
+        with pytest.raises(DeliveryError) as failure:
+            poster.post({}, "key")
+    finally:
+        poster.close()
+    assert (failure.value.retryable, failure.value.receiver_wide) == (True, receiver_wide)

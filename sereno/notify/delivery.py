@@ -240,11 +240,17 @@ class _Worker(threading.Thread):
 
     def _refresh(self) -> bool:
         """Send what fires again, as of the latest checkpoint, if all queued is sent (if
-        not, that comes first: whether it was done)."""
-        episodes = self._delivery.outbox.open_alerts_if_drained(self.spec.name)
+        not, that comes first: whether it was done). An alert held back waiting to retry is
+        left out, and does not hold up the others: Alertmanager would let them expire."""
+        held = self._held()
+        episodes = self._delivery.outbox.open_alerts_if_drained(self.spec.name, held)
         if episodes is None:
             return False
-        firing = self._planner.firing_for(self.spec, episodes)
+        firing = [
+            notice
+            for notice in self._planner.firing_for(self.spec, episodes)
+            if notice.alert not in held
+        ]
         size = self._sender.batch_size
         for start in range(0, len(firing), size):
             if self._attempt(firing[start : start + size]) is not None:
@@ -252,8 +258,9 @@ class _Worker(threading.Thread):
         return True
 
     def _attempt(self, notices: list[Notice]) -> DeliveryError | None:
-        """Send; after a failure that may pass, wait the receiver's backoff (or until
-        stopped). Why it failed, or None if it was taken."""
+        """Send; after a failure of the receiver's that may pass, wait its backoff (or until
+        stopped: a failure of one alert's is waited out by that alert alone, see `_hold`).
+        Why it failed, or None if it was taken."""
         if self._failures:
             self._counts.retried += 1
         try:
@@ -274,7 +281,8 @@ class _Worker(threading.Thread):
             if self._failures == 1 and not all(n.alert in self._holds for n in notices):
                 self._say(f"{failure}; retrying with backoff")
                 self._said_failing = True
-            self.stopping.wait(self._backoff(self._failures, failure.retry_after))
+            if failure.receiver_wide:
+                self.stopping.wait(self._backoff(self._failures, failure.retry_after))
         return failure
 
     def _backoff(self, failures: int, asked: float | None) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from typing import Protocol
 
 import httpx
@@ -86,13 +87,16 @@ class JsonPoster:
                 f"{self.shown}: {reason}",
                 receiver_wide=unreachable or isinstance(error, httpx.InvalidURL),
             ) from None
-        if not answer.is_success:
-            failure = DeliveryError if is_retryable_status(answer.status_code) else DeliveryRejected
-            raise failure(
-                f"{self.shown} answered {answer.status_code} {answer.reason_phrase}"
-                + _snippet(answer.content),
-                retry_after(answer.headers.get("Retry-After")),
-            )
+        if answer.is_success:
+            return
+        message = f"{self.shown} answered {answer.status_code} {answer.reason_phrase}"
+        message += _snippet(answer.content)
+        if not is_retryable_status(answer.status_code):
+            raise DeliveryRejected(message)
+        asked = retry_after(answer.headers.get("Retry-After"))
+        # a rate limit, or a wait asked for, is the whole receiver's: not one alert's
+        wide = answer.status_code == HTTPStatus.TOO_MANY_REQUESTS or asked is not None
+        raise DeliveryError(message, asked, receiver_wide=wide)
 
     def close(self) -> None:
         self._client.close()
