@@ -4,6 +4,7 @@ notice being retried holds back only its own alert's later notices, never other 
 from __future__ import annotations
 
 import smtplib
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -355,3 +356,39 @@ def test_a_rate_limit_or_a_wait_asked_for_holds_the_whole_receiver(
     finally:
         poster.close()
     assert (failure.value.retryable, failure.value.receiver_wide) == (True, receiver_wide)
+
+
+def test_a_receiver_failing_every_alert_is_left_alone_for_its_backoff(
+    tmp_path: Path, http_receiver: HttpReceiver
+) -> None:
+    """One alert failing waits alone; two in a row, none taken between: the receiver is in
+    trouble, and the worker waits before it tries anything more."""
+    http_receiver.answer(503)
+    outbox = queued(tmp_path, "ops", [change("one"), change("two"), change("three")])
+    spec = ReceiverSpec("ops", "webhook", http_receiver.url, timing=PATIENT)
+    pauses: list[float] = []
+    paused = threading.Event()
+
+    def pause(stopping: threading.Event, seconds: float) -> None:
+        pauses.append(seconds)
+        paused.set()
+        stopping.wait(seconds)
+
+    delivery = Delivery(
+        outbox,
+        [spec],
+        {spec.name: build_sender(spec)},
+        Planner(NotifyConfig("test", (spec,)), RULES),
+        log=lambda line: None,
+        pause=pause,
+    )
+    delivery.start()
+    try:
+        assert paused.wait(10)
+        assert [request.json["commonLabels"]["server"] for request in http_receiver.requests] == [
+            "one",
+            "two",
+        ]
+        assert len(pauses) == 1 and 30 <= pauses[0] <= 60
+    finally:
+        delivery.stop()

@@ -66,9 +66,11 @@ class Delivery:
         planner: Planner,
         log: Callable[[str], None] = to_stderr,
         jitter: Callable[[], float] = random.random,
+        pause: Callable[[threading.Event, float], object] = threading.Event.wait,
     ) -> None:
         self.outbox = outbox
         self.log = log
+        self.pause = pause  # (stopping, seconds): a worker's wait after a failure
         self._jitter = jitter
         self.counts: dict[str, ReceiverCounts] = {}  # kept across reloads, as counters are
         self._workers: list[_Worker] = []
@@ -144,6 +146,7 @@ class _Worker(threading.Thread):
         self._planner = planner
         self._jitter = jitter
         self._failures = 0  # attempts failed in a row, whatever their alert
+        self._failing: set[str] = set()  # the alerts of those attempts
         self._said_failing = False  # whether this streak of failures was logged
         self._holds: dict[str, _Hold] = {}  # by Notice.alert: those whose notices failed
         self._singly: set[int] = set()  # queued ids of a refused batch: sent one at a time
@@ -259,7 +262,7 @@ class _Worker(threading.Thread):
 
     def _attempt(self, notices: list[Notice]) -> DeliveryError | None:
         """Send; after a failure of the receiver's that may pass, wait its backoff (or until
-        stopped: a failure of one alert's is waited out by that alert alone, see `_hold`).
+        stopped; a failure of one alert's is waited out by that alert alone, see `_hold`).
         Why it failed, or None if it was taken."""
         if self._failures:
             self._counts.retried += 1
@@ -273,6 +276,7 @@ class _Worker(threading.Thread):
             if self._said_failing:
                 self._say(f"delivering again, after {counted(self._failures, 'failed attempt')}")
             self._failures, self._said_failing = 0, False
+            self._failing.clear()
             return None
         self._counts.failed += 1
         if failure.retryable:
@@ -281,8 +285,12 @@ class _Worker(threading.Thread):
             if self._failures == 1 and not all(n.alert in self._holds for n in notices):
                 self._say(f"{failure}; retrying with backoff")
                 self._said_failing = True
-            if failure.receiver_wide:
-                self.stopping.wait(self._backoff(self._failures, failure.retry_after))
+            self._failing.update(notice.alert for notice in notices)
+            # one alert failing is waited out by that alert alone; several in a row, with
+            # none taken between, say that the receiver is in trouble
+            if failure.receiver_wide or len(self._failing) > 1:
+                seconds = self._backoff(self._failures, failure.retry_after)
+                self._delivery.pause(self.stopping, seconds)
         return failure
 
     def _backoff(self, failures: int, asked: float | None) -> float:
