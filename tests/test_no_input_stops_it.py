@@ -56,7 +56,7 @@ def raw_event(value: str, timestamp: str) -> bytes:
 
 
 def hostile_requests(url: str) -> Iterator[tuple[str, Callable[[httpx.Client], httpx.Response]]]:
-    """Each hostile request of the findings that once stopped, silenced or crashed it."""
+    """Each hostile request that once stopped, silenced or crashed the service."""
     json_type = {"content-type": "application/json"}
 
     def post(body: bytes, **headers: str) -> Callable[[httpx.Client], httpx.Response]:
