@@ -26,10 +26,10 @@ from typing import Any
 
 import msgspec
 
-from sereno.events import Event
-from sereno.live import LiveEngine
-from sereno.rulefmt import load_default_rules
-from sereno.store import Journal, StateStore, create
+from sereno.events.schema import Event
+from sereno.live.evaluator import LiveEngine
+from sereno.rules.rulefmt import load_default_rules
+from sereno.state.store import Journal, StateStore, create
 
 T0 = 1476057600
 LATENESS = 30

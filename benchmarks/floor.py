@@ -10,7 +10,8 @@ import sys
 
 import msgspec
 
-from sereno.events import CHUNK_BYTES, Event
+from sereno.events.reader import CHUNK_BYTES
+from sereno.events.schema import Event
 
 
 def decode(path: str) -> int:

@@ -55,7 +55,7 @@ import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 from run import sereno_command  # the `sereno` beside the Python that runs this
 
-from sereno.events import Event
+from sereno.events.schema import Event
 
 BATCH_EVENTS = 1000
 PUSHERS = 2

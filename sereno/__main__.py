@@ -1,5 +1,5 @@
 import sys
 
-from sereno.cli import main
+from sereno.cli.main import main
 
 sys.exit(main())

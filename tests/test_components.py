@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_conditions import EVENTS, EXPRESSIONS, STRINGS
 
-from sereno.conditions import ConditionSyntaxError, parse_condition
 from sereno.errors import ConditionError
-from sereno.events import Event
+from sereno.events.schema import Event
+from sereno.rules.conditions import ConditionSyntaxError, parse_condition
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sereno.conditions import Condition, ConditionSyntaxError, parse_condition
 from sereno.errors import ConditionError
-from sereno.events import Event, event_type
+from sereno.events.schema import Event, event_type
+from sereno.rules.conditions import Condition, ConditionSyntaxError, parse_condition
 
 EventWithExtras = event_type(["x", "y"])
 

@@ -9,7 +9,7 @@ THREADS, LINES = 8, 2000
 # each thread reports lines of its own letter, long enough that a write is worth splitting
 WRITERS = f"""
 import sys, threading
-from sereno.diagnostics import to_stderr
+from sereno.stderr import to_stderr
 
 sys.setswitchinterval(1e-6)  # hand the interpreter over between threads as often as it can
 start = threading.Barrier({THREADS})

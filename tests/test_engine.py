@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sereno.alerts import Alert, MajorityAlert, ServerAlert
-from sereno.engine import Engine
+from sereno.engine.alerts import Alert, MajorityAlert, ServerAlert
+from sereno.engine.engine import Engine
+from sereno.engine.windows import Window, Windows, window_start
 from sereno.errors import ConditionError
-from sereno.events import Event
-from sereno.rulefmt import RuleSet, RuleSpec, load_default_rules, parse_rules
-from sereno.windows import Window, Windows, window_start
+from sereno.events.schema import Event
+from sereno.rules.rulefmt import RuleSet, RuleSpec, load_default_rules, parse_rules
 
 from conftest import event
 

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import sereno.events
+import sereno.events.reader
 from sereno.errors import StrictStop
-from sereno.events import Event, EventReader, RecordError
+from sereno.events.reader import EventReader, RecordError
+from sereno.events.schema import Event
 
 from conftest import event, json_lines
 
@@ -45,12 +46,12 @@ def expected(lines: list[bytes]) -> tuple[list[tuple[str, Event]], list[str]]:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(LINES), max_size=30), st.integers(1, 400))
 def test_chunks_of_any_size_give_every_event_its_line(lines: list[bytes], chunk_bytes: int) -> None:
-    original = sereno.events.CHUNK_BYTES
-    sereno.events.CHUNK_BYTES = chunk_bytes
+    original = sereno.events.reader.CHUNK_BYTES
+    sereno.events.reader.CHUNK_BYTES = chunk_bytes
     try:
         found, errors = located(b"\n".join([*lines, b""]))
     finally:
-        sereno.events.CHUNK_BYTES = original
+        sereno.events.reader.CHUNK_BYTES = original
     want_found, want_errors = expected(lines)
     assert found == want_found
     assert [error.split(": ", 1)[0] for error in errors] == want_errors

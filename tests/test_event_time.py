@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
-from sereno.events import Event, EventReader, EventTimes, RecordError
-from sereno.windows import Window, Windows
+from sereno.engine.windows import Window, Windows
+from sereno.events.reader import EventReader, RecordError
+from sereno.events.schema import Event
+from sereno.events.times import EventTimes
 
 from conftest import SAMPLE, Server, event, json_lines, run_sereno
 

@@ -6,7 +6,8 @@ import io
 
 import pytest
 
-from sereno.events import Event, EventReader, RecordError, event_type
+from sereno.events.reader import EventReader, RecordError
+from sereno.events.schema import Event, event_type
 
 from conftest import event, json_lines
 

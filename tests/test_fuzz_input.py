@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sereno.errors import SerenoError
-from sereno.events import EventReader, RecordError
-from sereno.ingest import BodyError, Decoded, decode_body
-from sereno.rulefmt import RuleSet, load_rules
+from sereno.events.body import BodyError, Decoded, decode_body
+from sereno.events.reader import EventReader, RecordError
+from sereno.rules.rulefmt import RuleSet, load_rules
 
 FUZZ = settings(
     max_examples=300,

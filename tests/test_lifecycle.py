@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from sereno.alerts import AbsentAlert, Alert, AlertKey, ServerAlert
-from sereno.engine import Engine
+from sereno.engine.alerts import AbsentAlert, Alert, AlertKey, ServerAlert
+from sereno.engine.engine import Engine
+from sereno.engine.lifecycle import Episode, Lifecycle, State, WindowResult
+from sereno.engine.windows import Windows
 from sereno.errors import RulesError
-from sereno.events import Event
-from sereno.lifecycle import Episode, Lifecycle, State, WindowResult
-from sereno.rulefmt import RuleSet, parse_duration, parse_rules
-from sereno.windows import Windows
+from sereno.events.schema import Event
+from sereno.rules.rulefmt import RuleSet, parse_duration, parse_rules
 
 from conftest import event
 

@@ -11,14 +11,15 @@ from typing import Any
 import msgspec
 import pytest
 
-from sereno.alerts import Alert
-from sereno.engine import Engine, EngineState
-from sereno.events import Event
-from sereno.lifecycle import Episode
-from sereno.live import LiveEngine
+from sereno.engine.alerts import Alert
+from sereno.engine.engine import Engine, EngineState
+from sereno.engine.lifecycle import Episode
+from sereno.engine.windows import Watermark, Window, Windows
+from sereno.events.schema import Event
+from sereno.live.evaluator import LiveEngine
 from sereno.notify.notice import Notice
-from sereno.rulefmt import RuleSet, load_default_rules, parse_rules
-from sereno.store import (
+from sereno.rules.rulefmt import RuleSet, load_default_rules, parse_rules
+from sereno.state.store import (
     HistoryQuery,
     Journal,
     Snapshot,
@@ -27,7 +28,6 @@ from sereno.store import (
     create,
     read_history,
 )
-from sereno.windows import Watermark, Window, Windows
 
 from conftest import event
 

@@ -13,20 +13,20 @@ from pathlib import Path
 import pytest
 from peers import HttpReceiver, SmtpServerFactory, free_port
 
-from sereno.alerts import AbsentAlert, AlertKey, MajorityAlert, ServerAlert
-from sereno.engine import EngineState
+from sereno.engine.alerts import AbsentAlert, AlertKey, MajorityAlert, ServerAlert
+from sereno.engine.engine import EngineState
+from sereno.engine.lifecycle import Episode, State
+from sereno.engine.windows import Watermark
 from sereno.errors import ConfigError
-from sereno.events import Event
-from sereno.lifecycle import Episode, State
+from sereno.events.schema import Event
 from sereno.notify.config import NotifyConfig, ReceiverSpec, Timing, parse_config
 from sereno.notify.delivery import Delivery
 from sereno.notify.notice import Notice, Planner
 from sereno.notify.senders import build_sender
 from sereno.notify.transport import retry_after
-from sereno.rulefmt import load_default_rules, parse_rules
-from sereno.store import Outbox, Snapshot, StateStore, create
-from sereno.summary import summarize
-from sereno.windows import Watermark
+from sereno.rules.rulefmt import load_default_rules, parse_rules
+from sereno.rules.summary import summarize
+from sereno.state.store import Outbox, Snapshot, StateStore, create
 
 from conftest import SAMPLE, run_sereno
 

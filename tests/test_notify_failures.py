@@ -14,17 +14,17 @@ import pytest
 from peers import Alertmanager, HttpReceiver, ReceivedRequest
 from test_notify import episode
 
-from sereno.engine import EngineState
-from sereno.events import Event
+from sereno.engine.engine import EngineState
+from sereno.engine.windows import Watermark
+from sereno.events.schema import Event
 from sereno.notify.config import NotifyConfig, ReceiverSpec, Timing
 from sereno.notify.delivery import Delivery
 from sereno.notify.email import smtp_failure
 from sereno.notify.notice import Notice, Planner
 from sereno.notify.senders import build_sender
 from sereno.notify.transport import DeliveryError, JsonPoster, is_retryable_status
-from sereno.rulefmt import load_default_rules
-from sereno.store import Outbox, Snapshot, StateStore, create
-from sereno.windows import Watermark
+from sereno.rules.rulefmt import load_default_rules
+from sereno.state.store import Outbox, Snapshot, StateStore, create
 
 from conftest import SAMPLE, Server, event, run_sereno
 

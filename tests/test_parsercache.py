@@ -13,7 +13,7 @@ from conftest import run_sereno
 BUILT_TABLES = """
 import cProfile, pstats
 profile = cProfile.Profile()
-profile.runcall(__import__, "sereno.conditions")
+profile.runcall(__import__, "sereno.rules.conditions")
 functions = pstats.Stats(profile).stats
 print(any(name == "lr_parse_table" for _, _, name in functions))
 """

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sereno.errors import RulesError
-from sereno.rulefmt import load_default_rules, load_rules, parse_rules
+from sereno.rules.rulefmt import load_default_rules, load_rules, parse_rules
 
 HEADER = """\
 severities:

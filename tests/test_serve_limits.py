@@ -14,10 +14,11 @@ import httpx
 import pytest
 from starlette.datastructures import Headers
 
-from sereno import server as server_module
-from sereno.events import ANY_TIME, Event
-from sereno.ingest import Decoded, decode_body
-from sereno.server import MAX_HISTORY_LIMIT, OFF_LOOP_BYTES
+from sereno.events.body import Decoded, decode_body
+from sereno.events.schema import Event
+from sereno.events.times import ANY_TIME
+from sereno.serve import app as server_module
+from sereno.serve.app import MAX_HISTORY_LIMIT, OFF_LOOP_BYTES
 
 from conftest import Server, event, json_lines
 

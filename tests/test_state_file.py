@@ -20,12 +20,12 @@ import msgspec
 import pytest
 from test_live import T0, Clock, Service, disk, events
 
-from sereno import store
-from sereno.engine import Engine
-from sereno.events import Event
-from sereno.live import LiveEngine
-from sereno.rulefmt import load_default_rules
-from sereno.store import HistoryQuery, Journal, StateStore, StoreError, create, read_history
+from sereno.engine.engine import Engine
+from sereno.events.schema import Event
+from sereno.live.evaluator import LiveEngine
+from sereno.rules.rulefmt import load_default_rules
+from sereno.state import store
+from sereno.state.store import HistoryQuery, Journal, StateStore, StoreError, create, read_history
 
 from conftest import Server, event, json_lines, run_sereno
 

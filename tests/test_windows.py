@@ -7,8 +7,8 @@ from functools import partial
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sereno.events import Event
-from sereno.windows import Window, Windows
+from sereno.engine.windows import Window, Windows
+from sereno.events.schema import Event
 
 from conftest import event
 

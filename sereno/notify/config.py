@@ -17,8 +17,8 @@ import yaml
 
 from sereno.errors import ConfigError
 from sereno.notify.redact import shown_url
-from sereno.rulefmt import RuleSet, format_duration, parse_duration
-from sereno.yamlnodes import BOOL, FLOAT, INT, STR, NodeReader, compose, kind_name
+from sereno.rules.rulefmt import RuleSet, format_duration, parse_duration
+from sereno.rules.yamlnodes import BOOL, FLOAT, INT, STR, NodeReader, compose, kind_name
 
 RECEIVER_TYPES = ("webhook", "alertmanager", "slack", "email")
 _TIMING_KEYS = (

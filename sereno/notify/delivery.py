@@ -21,12 +21,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sereno.diagnostics import to_stderr
 from sereno.notify.config import ReceiverSpec
 from sereno.notify.notice import Notice, Planner
 from sereno.notify.transport import DeliveryError, Sender
-from sereno.output import counted
-from sereno.store import Outbox, Queued
+from sereno.state.store import Outbox, Queued
+from sereno.stderr import to_stderr
+from sereno.text import counted
 
 IDLE_POLL_SECONDS = 1.0  # how often an idle worker looks at the outbox without being woken
 

@@ -12,7 +12,7 @@ from email.utils import formatdate, make_msgid
 from sereno.notify.config import EmailSettings, ReceiverSpec
 from sereno.notify.notice import Notice, iso_time
 from sereno.notify.transport import DeliveryError, DeliveryRejected
-from sereno.output import format_number
+from sereno.text import format_number
 
 KEY_HEADER = "X-Sereno-Idempotency-Key"
 

@@ -13,12 +13,12 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from sereno.events import Number
-from sereno.lifecycle import Episode, State
+from sereno.engine.lifecycle import Episode, State
+from sereno.events.schema import Number
 from sereno.notify.config import NotifyConfig, ReceiverSpec
-from sereno.output import format_number
-from sereno.rulefmt import RuleSet, format_duration
-from sereno.summary import summarize
+from sereno.rules.rulefmt import RuleSet, format_duration
+from sereno.rules.summary import summarize
+from sereno.text import format_number
 
 FIRING, RESOLVED = "firing", "resolved"
 

@@ -11,8 +11,8 @@ from sereno.notify.delivery import Delivery
 from sereno.notify.notice import Notice, Planner
 from sereno.notify.senders import build_sender
 from sereno.notify.transport import DeliveryError, Sender
-from sereno.rulefmt import RuleSet
-from sereno.store import Outbox
+from sereno.rules.rulefmt import RuleSet
+from sereno.state.store import Outbox
 
 
 def senders_of(config: NotifyConfig) -> dict[str, Sender]:

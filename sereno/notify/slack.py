@@ -10,7 +10,7 @@ from rich.color import Color, ColorParseError
 from sereno.notify.config import ReceiverSpec
 from sereno.notify.notice import RESOLVED, Notice
 from sereno.notify.transport import JsonPoster
-from sereno.output import format_number
+from sereno.text import format_number
 
 RESOLVED_COLOR = "#2eb886"
 DEFAULT_COLOR = "#a0a0a0"

@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from sereno import parsercache  # noqa: F401 (imports rule-engine, quickly)
+from sereno.rules import parsercache  # noqa: F401 (imports rule-engine, quickly)
 
 # isort: split
 import rule_engine

@@ -1,4 +1,4 @@
-"""Events: the schema agents send, and decoding it from JSON arrays and JSON Lines.
+"""Reading events from JSON arrays and JSON Lines, record by record.
 
 Every record is validated on its own; a bad one becomes a `RecordError` naming where it was,
 the field at fault and why, and never stops the records around it.
@@ -9,42 +9,17 @@ from __future__ import annotations
 import io
 import json
 import re
-import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from operator import attrgetter
-from typing import Annotated, Any, Protocol
+from typing import Protocol
 
 import msgspec
 
+from sereno.events.schema import Event
+from sereno.events.times import ANY_TIME, EventTimes
+
 _timestamp = attrgetter("timestamp")
-
-NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
-FiniteFloat = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
-# an integer that fits in 64 bits, as the state file and every JSON reader downstream need
-StoredInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-# int stays int so that a value sent as 95 is shown as 95, not 95.0.
-Number = StoredInt | FiniteFloat
-
-DEFAULT_MAX_CLOCK_SKEW = 300.0
-PLAUSIBLE_SECONDS = 1e8  # 1973: a timestamp in a smaller unit divided down to seconds is past it
-_SMALLER_UNITS = ((1e3, "milliseconds"), (1e6, "microseconds"), (1e9, "nanoseconds"))
-_YEAR = 365.25 * 86400
-
-
-class Event(msgspec.Struct, frozen=True, gc=False):
-    """One measurement pushed by an agent."""
-
-    server: NonEmptyStr
-    service: NonEmptyStr
-    component: NonEmptyStr
-    value: Number
-    timestamp: Number
-    active: bool
-
-
-EVENT_FIELDS = frozenset(Event.__struct_fields__)
 
 _EXPECTATIONS = {
     "server": "a non-empty string",
@@ -63,21 +38,6 @@ _JSON_KINDS = {
     "array": "an array",
     "object": "an object",
 }
-
-
-def event_type(extra_fields: Iterable[str] = ()) -> type[Event]:
-    """The struct to decode into: `Event`, plus any extra fields that conditions read.
-
-    Extra fields an agent sends are allowed; the ones a rule refers to are kept on the event
-    (as `msgspec.UNSET` when an event lacks them), the others are not needed by anything.
-    """
-    extras = sorted(set(extra_fields) - EVENT_FIELDS)
-    if not extras:
-        return Event
-    fields = [(name, Any, msgspec.UNSET) for name in extras]
-    struct = msgspec.defstruct("EventWithExtras", fields, bases=(Event,), frozen=True)
-    assert issubclass(struct, Event)
-    return struct
 
 
 @dataclass(frozen=True)
@@ -100,68 +60,6 @@ class RecordError:
 
 
 ErrorHandler = Callable[[RecordError], None]
-
-
-def span(seconds: float) -> str:
-    """A length of time in words, to the unit that reads best: `3,000 years`, `2 hours`."""
-    for unit, length in (("year", _YEAR), ("day", 86400.0), ("hour", 3600.0), ("minute", 60.0)):
-        if seconds >= 2 * length:
-            count = seconds / length
-            return f"{count:.1e} {unit}s" if count >= 1e9 else f"{count:,.0f} {unit}s"
-    return f"{seconds:,.0f} seconds"
-
-
-def time_text(timestamp: float) -> str:
-    """A timestamp as it was sent, in full unless it is far beyond any date."""
-    return f"{timestamp:.0f}" if abs(timestamp) < 1e13 else f"{timestamp:.4g}"
-
-
-def date_text(timestamp: float) -> str:
-    """A time in UTC, to the second, for people: `2016-10-10 00:00:00 UTC`."""
-    moment = datetime.fromtimestamp(timestamp, timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def ahead_reason(timestamp: float, reference: float, of_what: str) -> str:
-    """Why `timestamp` is refused as too far ahead of `reference`, the time `of_what`, with
-    a hint when it reads as a time in a smaller unit than seconds."""
-    ahead = span(timestamp - reference)
-    reason = f"{time_text(timestamp)} is {ahead} ahead of {of_what} ({date_text(reference)})"
-    for factor, unit in _SMALLER_UNITS:
-        if PLAUSIBLE_SECONDS <= timestamp / factor <= max(reference, PLAUSIBLE_SECONDS):
-            return f"{reason}: is it in {unit}?"
-    return reason
-
-
-@dataclass(frozen=True)
-class EventTimes:
-    """The timestamps a reader takes: none before 1970, none more than `max_skew` seconds
-    ahead of the clock's `now`, and, in a running service, none in a minute evaluated
-    already (before `evaluated_before`)."""
-
-    now: float = float("inf")
-    max_skew: float = DEFAULT_MAX_CLOCK_SKEW
-    evaluated_before: float = 0.0
-
-    @property
-    def latest(self) -> float:
-        return self.now + self.max_skew
-
-    def problem(self, timestamp: float) -> str | None:
-        """Why an event at `timestamp` cannot be taken; None if it can."""
-        if timestamp < 0:
-            return f"{time_text(timestamp)} is before 1970: expected Unix seconds"
-        if timestamp > self.latest:
-            return ahead_reason(timestamp, self.now, "the clock")
-        if timestamp < self.evaluated_before:
-            return (
-                f"late: {time_text(timestamp)} is in a minute evaluated already "
-                f"(every minute before {date_text(self.evaluated_before)} is)"
-            )
-        return None
-
-
-ANY_TIME = EventTimes()
 
 # what decoding a record may raise; RecursionError: JSON nested deeper than the decoder goes
 _UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)

@@ -14,7 +14,7 @@ import httpx
 import msgspec
 
 from sereno.errors import SerenoError
-from sereno.events import Event
+from sereno.events.schema import Event
 
 
 class PushError(SerenoError):

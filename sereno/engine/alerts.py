@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from sereno.events import Number
+from sereno.events.schema import Number
 
 
 class ServerAlert(msgspec.Struct, frozen=True, tag="server", tag_field="kind"):

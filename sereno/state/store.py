@@ -38,13 +38,13 @@ from typing import NamedTuple
 
 import msgspec
 
-from sereno.engine import EngineState
+from sereno.engine.engine import EngineState
+from sereno.engine.lifecycle import Episode
+from sereno.engine.records import EpisodeRecord
+from sereno.engine.windows import Watermark
 from sereno.errors import SerenoError
-from sereno.events import Event
-from sereno.lifecycle import Episode
+from sereno.events.schema import Event
 from sereno.notify.notice import Notice
-from sereno.output import EpisodeRecord
-from sereno.windows import Watermark
 
 SCHEMA_VERSION = "3"
 UPGRADABLE = ("1", "2")  # older schemas that the script below brings up to date

@@ -40,8 +40,19 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sereno import __version__, statuspage
-from sereno.answers import (
+from sereno import __version__
+from sereno.engine.lifecycle import Episode
+from sereno.errors import RulesError
+from sereno.events.body import DEFAULT_MAX_BODY, BodyError, Decoded, decode_body, too_large
+from sereno.events.schema import Event
+from sereno.events.times import DEFAULT_MAX_CLOCK_SKEW, EventTimes
+from sereno.live.evaluator import LiveEngine
+from sereno.notify.delivery import Delivery
+from sereno.notify.notice import Planner
+from sereno.notify.service import Notifications
+from sereno.rules.rulefmt import RuleSet, load_default_rules, load_rules
+from sereno.serve import statuspage
+from sereno.serve.answers import (
     JSON,
     ROUTES,
     IngestAnswer,
@@ -52,18 +63,7 @@ from sereno.answers import (
     Status,
     schema_components,
 )
-from sereno.diagnostics import to_stderr
-from sereno.errors import RulesError
-from sereno.events import DEFAULT_MAX_CLOCK_SKEW, Event, EventTimes
-from sereno.ingest import DEFAULT_MAX_BODY, BodyError, Decoded, decode_body, too_large
-from sereno.lifecycle import Episode
-from sereno.live import LiveEngine
-from sereno.notify.delivery import Delivery
-from sereno.notify.notice import Planner
-from sereno.notify.service import Notifications
-from sereno.output import counted
-from sereno.rulefmt import RuleSet, load_default_rules, load_rules
-from sereno.store import (
+from sereno.state.store import (
     DEFAULT_HISTORY_LIMIT,
     HistoryQuery,
     Journal,
@@ -71,6 +71,8 @@ from sereno.store import (
     read_history,
     write_failure,
 )
+from sereno.stderr import to_stderr
+from sereno.text import counted
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # answered without a token
 MAX_HISTORY_LIMIT = 10_000

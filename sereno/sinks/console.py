@@ -12,26 +12,17 @@ import msgspec
 from rich.color import ColorSystem
 from rich.style import Style
 
-from sereno.alerts import AbsentAlert, Alert, MajorityAlert
-from sereno.events import Number
-from sereno.lifecycle import Episode
-from sereno.rulefmt import RuleSet
+from sereno.engine.alerts import AbsentAlert, Alert, MajorityAlert
+from sereno.engine.lifecycle import Episode
+from sereno.engine.records import EpisodeRecord
+from sereno.rules.rulefmt import RuleSet
+from sereno.text import counted, format_number
 
 
 class AlertSink(Protocol):
     def write(self, alerts: Sequence[Alert]) -> None: ...
 
     def write_episodes(self, episodes: Sequence[Episode]) -> None: ...
-
-
-def counted(count: int, noun: str) -> str:
-    """`1 alert`, `2 alerts`."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def format_number(number: Number) -> str:
-    """A number as the agent sent it: 95 stays 95, 0.93 stays 0.93."""
-    return repr(number)
 
 
 def alert_line(alert: Alert) -> str:
@@ -64,39 +55,6 @@ def episode_line(episode: Episode) -> str:
         f"started: {episode.started}{fired}, ended: {ended}, "
         f"peak: {format_number(episode.peak)}, windows: {episode.windows}"
     )
-
-
-class EpisodeRecord(msgspec.Struct, frozen=True, tag="episode", tag_field="kind"):
-    """An episode as `--format json` writes it."""
-
-    rule: str
-    severity: str
-    service: str
-    server: str | None
-    state: str
-    started: int
-    fired: int | None
-    ended: int | None
-    peak: Number
-    windows: int
-    last: Alert
-
-    @classmethod
-    def of(cls, episode: Episode) -> EpisodeRecord:
-        key = episode.key
-        return cls(
-            rule=key.rule,
-            severity=episode.severity,
-            service=key.service,
-            server=key.server or None,
-            state=episode.state.value,
-            started=episode.started,
-            fired=episode.fired,
-            ended=episode.ended,
-            peak=episode.peak,
-            windows=episode.windows,
-            last=episode.last,
-        )
 
 
 def wants_color(mode: str, stream: IO[bytes] | IO[str]) -> bool:
@@ -206,15 +164,3 @@ class RunSummary:
             alerts += f" ({', '.join(parts)})"
         late = f", {self.late} late" if self.late else ""
         return f"sereno: {alerts}; {self.records} records read, {self.rejected} rejected{late}"
-
-
-class ChangeLog:
-    """Every change of an alert's state as a JSON line (an episode record), written at once."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
-        self._encoder = msgspec.json.Encoder()
-
-    def write(self, episode: Episode) -> None:
-        self._stream.write(self._encoder.encode(EpisodeRecord.of(episode)) + b"\n")
-        self._stream.flush()

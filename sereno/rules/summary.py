@@ -9,7 +9,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-from sereno.alerts import AbsentAlert, Alert, MajorityAlert, ServerAlert
+from sereno.engine.alerts import AbsentAlert, Alert, MajorityAlert, ServerAlert
 
 _COMMON = ("rule", "severity", "service", "timestamp", "value")
 FIELDS: Mapping[str, tuple[str, ...]] = {

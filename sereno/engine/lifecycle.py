@@ -16,9 +16,9 @@ from enum import Enum
 
 import msgspec
 
-from sereno.alerts import Alert, AlertKey, alert_key
-from sereno.events import Number
-from sereno.windows import WINDOW_SECONDS
+from sereno.engine.alerts import Alert, AlertKey, alert_key
+from sereno.engine.windows import WINDOW_SECONDS
+from sereno.events.schema import Number
 
 
 class State(str, Enum):

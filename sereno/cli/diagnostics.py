@@ -1,10 +1,9 @@
-"""Diagnostics on standard error: what went wrong with the input, and progress."""
+"""Diagnostics of a run on standard error: what went wrong with the input, and progress."""
 
 from __future__ import annotations
 
 import os
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
@@ -13,24 +12,14 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sereno.errors import ConditionError, StrictStop
-from sereno.events import Event, EventBatch, EventReader, RecordError, ahead_reason
-from sereno.rulefmt import RuleSpec
+from sereno.events.reader import EventBatch, EventReader, RecordError
+from sereno.events.schema import Event
+from sereno.events.times import ahead_reason
+from sereno.rules.rulefmt import RuleSpec
+from sereno.stderr import to_stderr
 
 MAX_REPORTED = 100
 PROGRESS_MIN_BYTES = 8 << 20
-# the delivery workers, the evaluator and the HTTP side all report: one line at a time
-_STDERR_LOCK = threading.Lock()
-
-
-def to_stderr(message: str) -> None:
-    """One diagnostic line, flushed at once so that it keeps its place among the others.
-
-    Written whole, in one write of the message and its newline under a lock: `print` writes
-    them apart, and two threads' lines would end up on one line."""
-    line = message + "\n"
-    with _STDERR_LOCK:
-        sys.stderr.write(line)
-        sys.stderr.flush()
 
 
 @dataclass

@@ -29,15 +29,16 @@ from typing import TypeVar
 
 import msgspec
 
-from sereno.diagnostics import to_stderr
-from sereno.engine import Engine
+from sereno.engine.engine import Engine
+from sereno.engine.lifecycle import Episode, State, episodes_in_order
+from sereno.engine.windows import WINDOW_SECONDS, Misfits, Window, Windows
 from sereno.errors import SerenoError
-from sereno.events import DEFAULT_MAX_CLOCK_SKEW, Event, ahead_reason, event_type
-from sereno.lifecycle import Episode, State, episodes_in_order
+from sereno.events.schema import Event, event_type
+from sereno.events.times import DEFAULT_MAX_CLOCK_SKEW, ahead_reason
 from sereno.notify.notice import Notice, Planner
-from sereno.rulefmt import RuleSet, RuleSpec
-from sereno.store import DeadLetter, Snapshot, StateStore, StoreError
-from sereno.windows import WINDOW_SECONDS, Misfits, Window, Windows
+from sereno.rules.rulefmt import RuleSet, RuleSpec
+from sereno.state.store import DeadLetter, Snapshot, StateStore, StoreError
+from sereno.stderr import to_stderr
 
 QUEUE_BATCHES = 1024  # the backlog of pushed batches, beyond which ingest answers 503
 TICK_SECONDS = 1.0  # how often event time is moved on by the clock when no event comes

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import msgspec
 
 from sereno.errors import SerenoError
-from sereno.events import ANY_TIME, Event, EventReader, EventTimes, RecordError
+from sereno.events.reader import EventReader, RecordError
+from sereno.events.schema import Event
+from sereno.events.times import ANY_TIME, EventTimes
 
 JSON_TYPES = frozenset({"application/json"})
 LINES_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/json-lines"})

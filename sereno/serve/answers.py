@@ -10,11 +10,11 @@ from typing import Any
 
 import msgspec
 
-from sereno.events import Event
-from sereno.ingest import Rejected
-from sereno.lifecycle import Episode
-from sereno.output import EpisodeRecord
-from sereno.store import DeadLetter
+from sereno.engine.lifecycle import Episode
+from sereno.engine.records import EpisodeRecord
+from sereno.events.body import Rejected
+from sereno.events.schema import Event
+from sereno.state.store import DeadLetter
 
 JSON = "application/json"
 SCHEMAS = "#/components/schemas/{name}"

@@ -12,9 +12,9 @@ from html import escape
 from typing import NamedTuple
 
 from sereno import __version__
-from sereno.answers import OpenAlert
 from sereno.notify.delivery import ReceiverCounts
-from sereno.rulefmt import RuleSet
+from sereno.rules.rulefmt import RuleSet
+from sereno.serve.answers import OpenAlert
 
 REFRESH_SECONDS = 10
 STYLE = """

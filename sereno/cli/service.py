@@ -19,7 +19,8 @@ from typing import IO
 import msgspec
 import uvicorn
 
-from sereno.cli import (
+from sereno.cli.diagnostics import Diagnostics
+from sereno.cli.main import (
     EXIT_OK,
     EXIT_REJECTED,
     Parser,
@@ -30,18 +31,18 @@ from sereno.cli import (
     load_ruleset,
     open_input,
 )
-from sereno.diagnostics import Diagnostics, to_stderr
 from sereno.errors import InputError, RulesError
-from sereno.events import EventReader, event_type
-from sereno.ingest import DEFAULT_MAX_BODY
-from sereno.live import LiveEngine
+from sereno.events.body import DEFAULT_MAX_BODY
+from sereno.events.push import in_time_order_batches, push
+from sereno.events.reader import EventReader
+from sereno.events.schema import event_type
+from sereno.live.evaluator import LiveEngine
 from sereno.notify.config import WebhookOption, receivers_config
 from sereno.notify.notice import drill_notice
 from sereno.notify.service import Notifications, fire_drill
-from sereno.output import ChangeLog, counted
-from sereno.push import in_time_order_batches, push
-from sereno.server import Metrics, RulesReload, ServerConfig, create_app
-from sereno.store import (
+from sereno.serve.app import Metrics, RulesReload, ServerConfig, create_app
+from sereno.sinks.alertslog import ChangeLog
+from sereno.state.store import (
     DeadLetter,
     Journal,
     Outbox,
@@ -51,6 +52,8 @@ from sereno.store import (
     create,
     read_dead_letters,
 )
+from sereno.stderr import to_stderr
+from sereno.text import counted
 
 DEFAULT_DB = "sereno.db"
 WEBHOOK_ENV = "SERENO_WEBHOOK_URL"  # the webhook's URL, kept out of the command line

@@ -14,30 +14,27 @@ from pathlib import Path
 from typing import IO, NoReturn
 
 from sereno import __version__
-from sereno.diagnostics import Diagnostics, progress_size, to_stderr, with_progress
-from sereno.engine import Engine
+from sereno.cli.diagnostics import Diagnostics, progress_size, with_progress
+from sereno.engine.engine import Engine
+from sereno.engine.ruletest import run_test_file
+from sereno.engine.windows import DEFAULT_ALLOWED_LATENESS, Windows
 from sereno.errors import InputError, RulesError, SerenoError
-from sereno.events import (
-    DEFAULT_MAX_CLOCK_SKEW,
-    EventBatch,
-    EventReader,
-    EventTimes,
-    event_type,
-)
+from sereno.events.reader import EventBatch, EventReader
+from sereno.events.schema import event_type
+from sereno.events.times import DEFAULT_MAX_CLOCK_SKEW, EventTimes
 from sereno.notify.config import describe_receiver, load_config
-from sereno.output import (
+from sereno.rules.rulefmt import RuleSet, RuleSpec, format_duration, load_default_rules, load_rules
+from sereno.sinks.console import (
     AlertSink,
     CountingSink,
     JsonSink,
     RunSummary,
     TextSink,
-    counted,
     severity_palette,
     wants_color,
 )
-from sereno.rulefmt import RuleSet, RuleSpec, format_duration, load_default_rules, load_rules
-from sereno.ruletest import run_test_file
-from sereno.windows import DEFAULT_ALLOWED_LATENESS, Windows
+from sereno.stderr import to_stderr
+from sereno.text import counted
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -244,13 +241,13 @@ def test_command(argv: Sequence[str]) -> int:
 
 
 def notify_test_command(argv: Sequence[str]) -> int:
-    from sereno.servicecli import notify_test_command  # noqa: PLC0415
+    from sereno.cli.service import notify_test_command  # noqa: PLC0415
 
     return notify_test_command(argv)
 
 
 def dead_letters_command(argv: Sequence[str]) -> int:
-    from sereno.servicecli import dead_letters_command  # noqa: PLC0415
+    from sereno.cli.service import dead_letters_command  # noqa: PLC0415
 
     return dead_letters_command(argv)
 
@@ -258,13 +255,13 @@ def dead_letters_command(argv: Sequence[str]) -> int:
 def serve_command(argv: Sequence[str]) -> int:
     # the service's stack (FastAPI, uvicorn, httpx) takes half a second to import: only the
     # commands that need it pay for it
-    from sereno.servicecli import serve_command  # noqa: PLC0415
+    from sereno.cli.service import serve_command  # noqa: PLC0415
 
     return serve_command(argv)
 
 
 def push_command(argv: Sequence[str]) -> int:
-    from sereno.servicecli import push_command  # noqa: PLC0415
+    from sereno.cli.service import push_command  # noqa: PLC0415
 
     return push_command(argv)
 

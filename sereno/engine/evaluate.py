@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple, Protocol
 
-from sereno.alerts import AbsentAlert, Alert, AlertKey, MajorityAlert, ServerAlert
+from sereno.engine.alerts import AbsentAlert, Alert, AlertKey, MajorityAlert, ServerAlert
+from sereno.engine.windows import WINDOW_SECONDS, SampleKey, Window
 from sereno.errors import ConditionError
-from sereno.events import Event, Number
-from sereno.rulefmt import RuleSpec
-from sereno.windows import WINDOW_SECONDS, SampleKey, Window
+from sereno.events.schema import Event, Number
+from sereno.rules.rulefmt import RuleSpec
 
 ConditionErrorHandler = Callable[[RuleSpec, Event, ConditionError], None]
 

@@ -14,13 +14,13 @@ from typing import Any
 import msgspec
 import yaml
 
-from sereno.alerts import Alert
-from sereno.engine import Engine
+from sereno.engine.alerts import Alert
+from sereno.engine.engine import Engine
+from sereno.engine.lifecycle import Episode
+from sereno.engine.windows import WINDOW_SECONDS, Windows, window_start
 from sereno.errors import SerenoError
-from sereno.events import Event, event_type
-from sereno.lifecycle import Episode
-from sereno.rulefmt import RuleSet, load_default_rules, load_rules
-from sereno.windows import WINDOW_SECONDS, Windows, window_start
+from sereno.events.schema import Event, event_type
+from sereno.rules.rulefmt import RuleSet, load_default_rules, load_rules
 
 NO_SAMPLE = "_"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import yaml
 from rich.color import Color, ColorParseError
 
-from sereno.conditions import Condition, ConditionSyntaxError, parse_condition
 from sereno.errors import RulesError
-from sereno.summary import template_problem
-from sereno.yamlnodes import BOOL, FLOAT, INT, STR, NodeReader, compose, keys, kind_name
+from sereno.rules.conditions import Condition, ConditionSyntaxError, parse_condition
+from sereno.rules.summary import template_problem
+from sereno.rules.yamlnodes import BOOL, FLOAT, INT, STR, NodeReader, compose, keys, kind_name
 
 DEFAULT_RULES_NAME = "rules.yaml"
 

@@ -22,7 +22,7 @@ from functools import cached_property
 from operator import attrgetter
 from typing import NamedTuple, Protocol, cast
 
-from sereno.events import Event
+from sereno.events.schema import Event
 
 WINDOW_SECONDS = 60
 DEFAULT_ALLOWED_LATENESS = 30.0

@@ -11,12 +11,13 @@ from typing import Protocol
 
 import msgspec
 
-from sereno.alerts import Alert, AlertKey
-from sereno.events import Event, EventBatch, Number
-from sereno.lifecycle import Episode, Lifecycle, State, WindowResult, episodes_in_order
-from sereno.rulefmt import RuleSet
-from sereno.rules import AbsentRule, ConditionErrorHandler, build_rule
-from sereno.windows import Window, Windows, in_batches
+from sereno.engine.alerts import Alert, AlertKey
+from sereno.engine.evaluate import AbsentRule, ConditionErrorHandler, build_rule
+from sereno.engine.lifecycle import Episode, Lifecycle, State, WindowResult, episodes_in_order
+from sereno.engine.windows import Window, Windows, in_batches
+from sereno.events.reader import EventBatch
+from sereno.events.schema import Event, Number
+from sereno.rules.rulefmt import RuleSet
 
 LateEventHandler = Callable[[Event], None]
 BATCH_SIZE = 4096

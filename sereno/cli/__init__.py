@@ -1,0 +1,1 @@
+"""The command line: parsing arguments and wiring the stages, nothing more."""

@@ -1,0 +1,1 @@
+"""The service's evaluator: the engine fed with pushed events as they come."""

@@ -1,0 +1,1 @@
+"""The rules file: its format, conditions and summaries, loaded and checked."""

@@ -1,0 +1,1 @@
+"""Where alerts go on the console and in the alerts log."""

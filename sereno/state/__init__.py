@@ -1,0 +1,1 @@
+"""`sereno serve`'s state on disk: the SQLite store of snapshots, journal, history and outbox."""
