@@ -17,7 +17,6 @@ from sereno.engine.lifecycle import Episode
 from sereno.engine.windows import Watermark, Window, Windows
 from sereno.events.schema import Event
 from sereno.live.evaluator import LiveEngine
-from sereno.notify.notice import Notice
 from sereno.rules.rulefmt import RuleSet, load_default_rules, parse_rules
 from sereno.state.store import (
     HistoryQuery,
@@ -247,7 +246,7 @@ class UnwritableStore(StateStore):
         self,
         snapshot: Snapshot,
         changed: Sequence[Episode],
-        outgoing: Sequence[tuple[str, Notice]] = (),
+        outgoing: Sequence[tuple[str, object]] = (),
     ) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 

@@ -20,13 +20,13 @@ from sereno.engine.windows import Watermark
 from sereno.errors import ConfigError
 from sereno.events.schema import Event
 from sereno.notify.config import NotifyConfig, ReceiverSpec, Timing, parse_config
-from sereno.notify.delivery import Delivery
+from sereno.notify.delivery import Delivery, NoticeOutbox, notice_outbox
 from sereno.notify.notice import Notice, Planner
 from sereno.notify.senders import build_sender
+from sereno.notify.summary import summarize
 from sereno.notify.transport import retry_after
 from sereno.rules.rulefmt import load_default_rules, parse_rules
-from sereno.rules.summary import summarize
-from sereno.state.store import Outbox, Snapshot, StateStore, create
+from sereno.state.store import Snapshot, StateStore, create
 
 from conftest import SAMPLE, run_sereno
 
@@ -218,22 +218,22 @@ def notice(number: int) -> Notice:
 
 
 @pytest.fixture
-def outbox_with(tmp_path: Path) -> Callable[[int, str], Outbox]:
+def outbox_with(tmp_path: Path) -> Callable[[int, str], NoticeOutbox]:
     """An outbox holding `count` notices for `receiver`, queued in one checkpoint."""
 
-    def fill(count: int, receiver: str) -> Outbox:
+    def fill(count: int, receiver: str) -> NoticeOutbox:
         db = tmp_path / "sereno.db"
         create(db)
         store = StateStore(db, Event)
         snapshot = Snapshot(0, Watermark(float("-inf"), float("-inf")), EngineState())
         store.checkpoint(snapshot, [], outgoing=[(receiver, notice(n)) for n in range(count)])
         store.close()
-        return Outbox(db)
+        return notice_outbox(db)
 
     return fill
 
 
-def start_delivery(outbox: Outbox, spec: ReceiverSpec, logged: list[str]) -> Delivery:
+def start_delivery(outbox: NoticeOutbox, spec: ReceiverSpec, logged: list[str]) -> Delivery:
     delivery = Delivery(
         outbox,
         [spec],
@@ -249,7 +249,7 @@ FAST = Timing(timeout=0.5, retry_backoff=0.02, retry_backoff_max=0.1)
 
 
 def test_notices_too_old_to_send_are_dropped_counted_and_logged(
-    outbox_with: Callable[[int, str], Outbox], http_receiver: HttpReceiver
+    outbox_with: Callable[[int, str], NoticeOutbox], http_receiver: HttpReceiver
 ) -> None:
     http_receiver.down()
     outbox = outbox_with(3, "hook")
@@ -276,7 +276,7 @@ def test_notices_too_old_to_send_are_dropped_counted_and_logged(
 
 
 def test_notices_for_a_receiver_no_longer_configured_are_dropped_and_said(
-    outbox_with: Callable[[int, str], Outbox], http_receiver: HttpReceiver
+    outbox_with: Callable[[int, str], NoticeOutbox], http_receiver: HttpReceiver
 ) -> None:
     outbox = outbox_with(2, "gone")
     logged: list[str] = []
@@ -289,7 +289,7 @@ def test_notices_for_a_receiver_no_longer_configured_are_dropped_and_said(
 
 
 def test_a_batch_of_notices_is_delivered_each_once_after_failures(
-    outbox_with: Callable[[int, str], Outbox], http_receiver: HttpReceiver
+    outbox_with: Callable[[int, str], NoticeOutbox], http_receiver: HttpReceiver
 ) -> None:
     http_receiver.answer(503)
     outbox = outbox_with(30, "hook")
@@ -414,7 +414,7 @@ receivers:
 
 
 def test_a_receiver_that_asks_to_wait_is_left_alone_that_long(
-    outbox_with: Callable[[int, str], Outbox], http_receiver: HttpReceiver
+    outbox_with: Callable[[int, str], NoticeOutbox], http_receiver: HttpReceiver
 ) -> None:
     http_receiver.answer(429, retry_after="1")  # Slack's way to say: too many
     outbox = outbox_with(1, "chat")

@@ -18,13 +18,13 @@ from sereno.engine.engine import EngineState
 from sereno.engine.windows import Watermark
 from sereno.events.schema import Event
 from sereno.notify.config import NotifyConfig, ReceiverSpec, Timing
-from sereno.notify.delivery import Delivery
+from sereno.notify.delivery import Delivery, NoticeOutbox, notice_outbox
 from sereno.notify.email import smtp_failure
 from sereno.notify.notice import Notice, Planner
 from sereno.notify.senders import build_sender
 from sereno.notify.transport import DeliveryError, JsonPoster, is_retryable_status
 from sereno.rules.rulefmt import load_default_rules
-from sereno.state.store import Outbox, Snapshot, StateStore, create
+from sereno.state.store import Snapshot, StateStore, create
 
 from conftest import SAMPLE, Server, event, run_sereno
 
@@ -113,7 +113,7 @@ def change(server: str, status: str = "firing", at: int = T0, started: int = T0)
     )
 
 
-def queued(tmp_path: Path, receiver: str, notices: list[Notice]) -> Outbox:
+def queued(tmp_path: Path, receiver: str, notices: list[Notice]) -> NoticeOutbox:
     """An outbox holding `notices` for `receiver`, in this order."""
     db = tmp_path / "sereno.db"
     create(db)
@@ -121,10 +121,10 @@ def queued(tmp_path: Path, receiver: str, notices: list[Notice]) -> Outbox:
     snapshot = Snapshot(0, Watermark(float("-inf"), float("-inf")), EngineState())
     store.checkpoint(snapshot, [], outgoing=[(receiver, notice) for notice in notices])
     store.close()
-    return Outbox(db)
+    return notice_outbox(db)
 
 
-def deliver(outbox: Outbox, spec: ReceiverSpec, logged: list[str]) -> Delivery:
+def deliver(outbox: NoticeOutbox, spec: ReceiverSpec, logged: list[str]) -> Delivery:
     delivery = Delivery(
         outbox,
         [spec],
@@ -309,7 +309,7 @@ def test_alertmanager_keeps_hearing_of_other_firing_alerts_while_one_is_held_bac
     spec = ReceiverSpec(
         "am", "alertmanager", http_receiver.url, timing=PATIENT, resend_interval=0.05
     )
-    delivery = deliver(Outbox(db), spec, [])
+    delivery = deliver(notice_outbox(db), spec, [])
     try:
         http_receiver.wait_for(lambda r: len(r.accepted()) >= 3)
     finally:

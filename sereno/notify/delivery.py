@@ -20,15 +20,26 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from sereno.notify.config import ReceiverSpec
 from sereno.notify.notice import Notice, Planner
 from sereno.notify.transport import DeliveryError, Sender
-from sereno.state.store import Outbox, Queued
+from sereno.state.outbox import Outbox, Queued
 from sereno.stderr import to_stderr
 from sereno.text import counted
 
 IDLE_POLL_SECONDS = 1.0  # how often an idle worker looks at the outbox without being woken
+NoticeOutbox = Outbox[Notice]
+
+
+def notice_outbox(path: str | Path) -> NoticeOutbox:
+    """The outbox of the state file at `path`, holding notices."""
+    return Outbox(path, Notice, _alert_of)
+
+
+def _alert_of(notice: Notice) -> str:
+    return notice.alert
 
 
 @dataclass
@@ -60,7 +71,7 @@ class Delivery:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: NoticeOutbox,
         receivers: Sequence[ReceiverSpec],
         senders: Mapping[str, Sender],
         planner: Planner,
@@ -171,12 +182,12 @@ class _Worker(threading.Thread):
         now = time.monotonic()
         return {alert for alert, hold in self._holds.items() if hold.due > now}
 
-    def _deliver(self, queued: list[Queued]) -> None:
+    def _deliver(self, queued: list[Queued[Notice]]) -> None:
         if self._dropped_stale(queued):
             return
         if queued[0].id in self._singly:
             queued = queued[:1]
-        failure = self._attempt([item.notice for item in queued])
+        failure = self._attempt([item.message for item in queued])
         if failure is None:
             self._forget(queued)
             self._counts.sent += len(queued)
@@ -185,7 +196,7 @@ class _Worker(threading.Thread):
         else:
             self._refused(queued, failure)
 
-    def _dropped_stale(self, queued: list[Queued]) -> bool:
+    def _dropped_stale(self, queued: list[Queued[Notice]]) -> bool:
         """Drop those older than `give_up_after`, if any: whether there were."""
         too_old = time.time() - self.spec.timing.give_up_after
         stale = [item for item in queued if item.queued_at < too_old]
@@ -194,11 +205,11 @@ class _Worker(threading.Thread):
             self._counts.expired += len(stale)
             self._say(
                 f"gave up on {counted(len(stale), 'notification')} older than "
-                f"{self.spec.timing.give_up_after:g}s; the last: {stale[-1].notice.text}"
+                f"{self.spec.timing.give_up_after:g}s; the last: {stale[-1].message.text}"
             )
         return bool(stale)
 
-    def _refused(self, queued: list[Queued], failure: DeliveryError) -> None:
+    def _refused(self, queued: list[Queued[Notice]], failure: DeliveryError) -> None:
         """The receiver refused the notice for good: dropped, in one line."""
         if len(queued) > 1:
             # Alertmanager refuses a whole batch (400) for one bad alert, keeping the good
@@ -208,22 +219,22 @@ class _Worker(threading.Thread):
             return
         self._forget(queued)
         self._counts.rejected += 1
-        self._say(f"dropped a notification, refused: {failure}; it was: {queued[0].notice.text}")
+        self._say(f"dropped a notification, refused: {failure}; it was: {queued[0].message.text}")
 
-    def _forget(self, done: list[Queued]) -> None:
+    def _forget(self, done: list[Queued[Notice]]) -> None:
         """Delivered or dropped: out of the queue, and their alerts' backoff is over."""
         self._delivery.outbox.remove(item.id for item in done)
         for item in done:
             self._singly.discard(item.id)
-            self._holds.pop(item.notice.alert, None)
+            self._holds.pop(item.message.alert, None)
 
-    def _hold(self, failed: list[Queued], failure: DeliveryError) -> None:
+    def _hold(self, failed: list[Queued[Notice]], failure: DeliveryError) -> None:
         """Hold back the alerts of notices that failed, each for its own backoff; others go
         on meanwhile. Not for a failure that is the receiver's: then the oldest stay first."""
         if failure.receiver_wide:
             return
         now = time.monotonic()
-        for alert in {item.notice.alert for item in failed}:
+        for alert in {item.message.alert for item in failed}:
             hold = self._holds.setdefault(alert, _Hold())
             hold.failures += 1
             hold.due = now + self._backoff(hold.failures, failure.retry_after)

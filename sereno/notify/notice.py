@@ -16,8 +16,8 @@ import msgspec
 from sereno.engine.lifecycle import Episode, State
 from sereno.events.schema import Number
 from sereno.notify.config import NotifyConfig, ReceiverSpec
+from sereno.notify.summary import summarize
 from sereno.rules.rulefmt import RuleSet, format_duration
-from sereno.rules.summary import summarize
 from sereno.text import format_number
 
 FIRING, RESOLVED = "firing", "resolved"

@@ -7,12 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from sereno.notify.config import NotifyConfig, ReceiverSpec, WebhookOption, receivers_config
-from sereno.notify.delivery import Delivery
+from sereno.notify.delivery import Delivery, NoticeOutbox
 from sereno.notify.notice import Notice, Planner
 from sereno.notify.senders import build_sender
 from sereno.notify.transport import DeliveryError, Sender
 from sereno.rules.rulefmt import RuleSet
-from sereno.state.store import Outbox
 
 
 def senders_of(config: NotifyConfig) -> dict[str, Sender]:
@@ -37,7 +36,7 @@ def fire_drill(
 class Notifications:
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: NoticeOutbox,
         path: str | None,
         webhook: WebhookOption | None,
         config: NotifyConfig,

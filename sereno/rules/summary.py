@@ -1,15 +1,13 @@
-"""An alert told in one line: a rule's `summary:` template, or the default for its kind.
-
-Templates are Python format strings over the alert's fields (`{server} is at {value:.0%}`),
-checked when the rules are loaded, so that a notification is never the place a typo shows.
+"""A rule's `summary:` template: the fields it may use by the rule's kind, the defaults, and
+the check made when the rules are loaded, so that a notification is never the place a typo
+shows. Templates are Python format strings over an alert's fields (`{server} is at
+{value:.0%}`); `sereno.notify.summary` fills them in.
 """
 
 from __future__ import annotations
 
 import string
 from collections.abc import Mapping
-
-from sereno.engine.alerts import AbsentAlert, Alert, MajorityAlert, ServerAlert
 
 _COMMON = ("rule", "severity", "service", "timestamp", "value")
 FIELDS: Mapping[str, tuple[str, ...]] = {
@@ -61,39 +59,3 @@ def template_problem(template: str, kind: str) -> str | None:
     except (ValueError, TypeError) as error:
         return f"not a valid template: {error}"
     return None
-
-
-def fields_of(alert: Alert, threshold: str | None) -> dict[str, object]:
-    """The fields a template of the alert's rule may use."""
-    fields: dict[str, object] = {
-        "rule": alert.rule,
-        "severity": alert.severity,
-        "service": alert.service,
-        "timestamp": alert.timestamp,
-        "value": alert.value,
-    }
-    if isinstance(alert, ServerAlert):
-        fields.update(server=alert.server, component=alert.component, threshold=threshold or "")
-    elif isinstance(alert, MajorityAlert):
-        fields.update(
-            component=alert.component,
-            threshold=alert.threshold,
-            matched=alert.matched,
-            active=alert.active,
-            servers=", ".join(alert.matched_servers),
-        )
-    else:
-        fields.update(server=alert.server, last_seen=alert.last_seen)
-    return fields
-
-
-def kind_of(alert: Alert) -> str:
-    if isinstance(alert, AbsentAlert):
-        return "absent"
-    return "majority" if isinstance(alert, MajorityAlert) else "per-server"
-
-
-def summarize(alert: Alert, template: str | None, threshold: str | None = None) -> str:
-    """The alert in one line, by its rule's template (checked at load) or the default."""
-    text = template if template is not None else DEFAULT_TEMPLATES[kind_of(alert)]
-    return text.format_map(fields_of(alert, threshold))

@@ -28,13 +28,11 @@ from __future__ import annotations
 import errno
 import fcntl
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import msgspec
 
@@ -44,7 +42,6 @@ from sereno.engine.records import EpisodeRecord
 from sereno.engine.windows import Watermark
 from sereno.errors import SerenoError
 from sereno.events.schema import Event
-from sereno.notify.notice import Notice
 
 SCHEMA_VERSION = "3"
 UPGRADABLE = ("1", "2")  # older schemas that the script below brings up to date
@@ -89,7 +86,6 @@ CREATE TABLE IF NOT EXISTS dead_letter (
 BUSY_TIMEOUT_MS = 10_000
 SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, from Python 3.11 on
 DEFAULT_HISTORY_LIMIT = 1000
-SKIP_PAGE = 256  # notices read at a time when some alerts' notices are passed over
 
 
 class StoreError(SerenoError):
@@ -269,7 +265,7 @@ class StateStore:
         self,
         snapshot: Snapshot,
         changed: Sequence[Episode],
-        outgoing: Sequence[tuple[str, Notice]] = (),
+        outgoing: Sequence[tuple[str, object]] = (),
     ) -> None:
         """Save the state, the history of the episodes that `changed`, queue the `outgoing`
         notices (receiver, notice) and drop the journal's batches all of whose minutes are
@@ -339,96 +335,6 @@ def _count_events(body: bytes) -> int | None:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-class Queued(NamedTuple):
-    id: int
-    queued_at: float  # time.time() when it was queued
-    notice: Notice
-
-
-class Outbox:
-    """The delivery side: the notifications queued for each receiver, oldest first."""
-
-    def __init__(self, path: str | Path) -> None:
-        self._connection = connect(path)
-        self._decoder = msgspec.msgpack.Decoder(Notice)
-        self._snapshot = msgspec.msgpack.Decoder(Snapshot)
-        self._lock = threading.Lock()  # one connection, shared by the receivers' workers
-
-    def oldest(
-        self, receiver: str, limit: int = 1, skip: Collection[str] = frozenset()
-    ) -> list[Queued]:
-        """The `limit` notices queued longest for `receiver`, but those of the alerts in
-        `skip` (`Notice.alert`), in the order they were queued. The alert is inside the
-        notice, so the queue is read a page at a time until enough are found."""
-        found: list[Queued] = []
-        after, page = 0, max(limit, SKIP_PAGE) if skip else limit
-        while len(found) < limit:
-            with self._lock:
-                rows = self._connection.execute(
-                    "SELECT id, queued_at, notice FROM outbox WHERE receiver = ? AND id > ? "
-                    "ORDER BY id LIMIT ?",
-                    (receiver, after, page),
-                ).fetchall()
-            taken = (Queued(id, at, self._decoder.decode(body)) for id, at, body in rows)
-            found += [queued for queued in taken if queued.notice.alert not in skip]
-            if len(rows) < page:
-                break
-            after = rows[-1][0]
-        return found[:limit]
-
-    def open_alerts_if_drained(
-        self, receiver: str, held: Collection[str] = frozenset()
-    ) -> list[Episode] | None:
-        """The open alerts as of the latest checkpoint, if everything queued for `receiver`
-        has been delivered but the notices of the alerts `held` back (None if not): read at
-        one point in time, so that what a receiver is told is never older than what it was
-        last sent."""
-        with self._lock:
-            connection = self._connection
-            connection.execute("BEGIN")
-            try:
-                waiting = self._waiting(receiver, held)
-                row = (
-                    None if waiting else connection.execute("SELECT body FROM snapshot").fetchone()
-                )
-            finally:
-                connection.execute("COMMIT")
-        if waiting:
-            return None
-        return self._snapshot.decode(row[0]).engine.episodes if row is not None else []
-
-    def _waiting(self, receiver: str, held: Collection[str]) -> bool:
-        """Whether a notice for `receiver` waits that is not of an alert `held` back."""
-        if not held:
-            query = "SELECT 1 FROM outbox WHERE receiver = ? LIMIT 1"
-            return self._connection.execute(query, (receiver,)).fetchone() is not None
-        rows = self._connection.execute("SELECT notice FROM outbox WHERE receiver = ?", (receiver,))
-        return any(self._decoder.decode(body).alert not in held for (body,) in rows)
-
-    def remove(self, ids: Iterable[int]) -> None:
-        """Delivered (or given up on): out of the queue."""
-        with self._lock:
-            self._connection.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
-
-    def depths(self) -> dict[str, int]:
-        """How many notifications wait, by receiver."""
-        with self._lock:
-            rows = self._connection.execute(
-                "SELECT receiver, count(*) FROM outbox GROUP BY receiver"
-            ).fetchall()
-        return dict(rows)
-
-    def discard(self, receiver: str) -> int:
-        """Remove what waits for a receiver that is no longer configured; how many."""
-        with self._lock:
-            return self._connection.execute(
-                "DELETE FROM outbox WHERE receiver = ?", (receiver,)
-            ).rowcount
-
-    def close(self) -> None:
-        self._connection.close()
 
 
 def read_history(path: str | Path, query: HistoryQuery) -> bytes:

@@ -1,0 +1,113 @@
+"""The outbox of `sereno serve`'s state file: the notifications still to deliver, per
+receiver in the order they were queued; one is deleted only once its receiver has
+acknowledged it. The checkpoint that queues them is the store's (`StateStore.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import msgspec
+
+from sereno.engine.lifecycle import Episode
+from sereno.state.store import Snapshot, connect
+
+M = TypeVar("M")
+SKIP_PAGE = 256  # messages read at a time when some alerts' messages are passed over
+
+
+@dataclass(frozen=True)
+class Queued(Generic[M]):
+    id: int
+    queued_at: float  # time.time() when it was queued
+    message: M
+
+
+class Outbox(Generic[M]):
+    """The delivery side: the messages queued for each receiver, oldest first. What a
+    message is, and which alert it is about (`alert_of`), is the notification stage's."""
+
+    def __init__(self, path: str | Path, message: type[M], alert_of: Callable[[M], str]) -> None:
+        self._connection = connect(path)
+        self._decoder = msgspec.msgpack.Decoder(message)
+        self._alert_of = alert_of
+        self._snapshot = msgspec.msgpack.Decoder(Snapshot)
+        self._lock = threading.Lock()  # one connection, shared by the receivers' workers
+
+    def oldest(
+        self, receiver: str, limit: int = 1, skip: Collection[str] = frozenset()
+    ) -> list[Queued[M]]:
+        """The `limit` messages queued longest for `receiver`, but those of the alerts in
+        `skip`, in the order they were queued. The alert is inside the message, so the
+        queue is read a page at a time until enough are found."""
+        found: list[Queued[M]] = []
+        after, page = 0, max(limit, SKIP_PAGE) if skip else limit
+        while len(found) < limit:
+            with self._lock:
+                rows = self._connection.execute(
+                    "SELECT id, queued_at, notice FROM outbox WHERE receiver = ? AND id > ? "
+                    "ORDER BY id LIMIT ?",
+                    (receiver, after, page),
+                ).fetchall()
+            taken = (Queued(id, at, self._decoder.decode(body)) for id, at, body in rows)
+            found += [queued for queued in taken if self._alert_of(queued.message) not in skip]
+            if len(rows) < page:
+                break
+            after = rows[-1][0]
+        return found[:limit]
+
+    def open_alerts_if_drained(
+        self, receiver: str, held: Collection[str] = frozenset()
+    ) -> list[Episode] | None:
+        """The open alerts as of the latest checkpoint, if everything queued for `receiver`
+        has been delivered but the messages of the alerts `held` back (None if not): read at
+        one point in time, so that what a receiver is told is never older than what it was
+        last sent."""
+        with self._lock:
+            connection = self._connection
+            connection.execute("BEGIN")
+            try:
+                waiting = self._waiting(receiver, held)
+                row = (
+                    None if waiting else connection.execute("SELECT body FROM snapshot").fetchone()
+                )
+            finally:
+                connection.execute("COMMIT")
+        if waiting:
+            return None
+        return self._snapshot.decode(row[0]).engine.episodes if row is not None else []
+
+    def _waiting(self, receiver: str, held: Collection[str]) -> bool:
+        """Whether a message for `receiver` waits that is not of an alert `held` back."""
+        if not held:
+            query = "SELECT 1 FROM outbox WHERE receiver = ? LIMIT 1"
+            return self._connection.execute(query, (receiver,)).fetchone() is not None
+        rows = self._connection.execute("SELECT notice FROM outbox WHERE receiver = ?", (receiver,))
+        return any(self._alert_of(self._decoder.decode(body)) not in held for (body,) in rows)
+
+    def remove(self, ids: Iterable[int]) -> None:
+        """Delivered (or given up on): out of the queue."""
+        with self._lock:
+            self._connection.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    def depths(self) -> dict[str, int]:
+        """How many notifications wait, by receiver."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT receiver, count(*) FROM outbox GROUP BY receiver"
+            ).fetchall()
+        return dict(rows)
+
+    def discard(self, receiver: str) -> int:
+        """Remove what waits for a receiver that is no longer configured; how many."""
+        with self._lock:
+            return self._connection.execute(
+                "DELETE FROM outbox WHERE receiver = ?", (receiver,)
+            ).rowcount
+
+    def close(self) -> None:
+        self._connection.close()
