@@ -7,9 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_conditions import EVENTS, EXPRESSIONS, STRINGS
 
-from sereno.errors import ConditionError
 from sereno.events.schema import Event
-from sereno.rules.conditions import ConditionSyntaxError, parse_condition
+from sereno.rules.conditions import ConditionError, ConditionSyntaxError, parse_condition
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sereno.errors import ConditionError
 from sereno.events.schema import Event, event_type
-from sereno.rules.conditions import Condition, ConditionSyntaxError, parse_condition
+from sereno.rules.conditions import Condition, ConditionError, ConditionSyntaxError, parse_condition
 
 EventWithExtras = event_type(["x", "y"])
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from sereno.engine.alerts import Alert, MajorityAlert, ServerAlert
 from sereno.engine.engine import Engine
 from sereno.engine.windows import Window, Windows, window_start
-from sereno.errors import ConditionError
 from sereno.events.schema import Event
+from sereno.rules.conditions import ConditionError
 from sereno.rules.rulefmt import RuleSet, RuleSpec, load_default_rules, parse_rules
 
 from conftest import event

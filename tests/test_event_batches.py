@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sereno.events.reader
-from sereno.errors import StrictStop
+from sereno.cli.diagnostics import StrictStop
 from sereno.events.reader import EventReader, RecordError
 from sereno.events.schema import Event
 

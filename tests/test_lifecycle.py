@@ -10,9 +10,8 @@ from sereno.engine.alerts import AbsentAlert, Alert, AlertKey, ServerAlert
 from sereno.engine.engine import Engine
 from sereno.engine.lifecycle import Episode, Lifecycle, State, WindowResult
 from sereno.engine.windows import Windows
-from sereno.errors import RulesError
 from sereno.events.schema import Event
-from sereno.rules.rulefmt import RuleSet, parse_duration, parse_rules
+from sereno.rules.rulefmt import RulesError, RuleSet, parse_duration, parse_rules
 
 from conftest import event
 

@@ -17,9 +17,8 @@ from sereno.engine.alerts import AbsentAlert, AlertKey, MajorityAlert, ServerAle
 from sereno.engine.engine import EngineState
 from sereno.engine.lifecycle import Episode, State
 from sereno.engine.windows import Watermark
-from sereno.errors import ConfigError
 from sereno.events.schema import Event
-from sereno.notify.config import NotifyConfig, ReceiverSpec, Timing, parse_config
+from sereno.notify.config import ConfigError, NotifyConfig, ReceiverSpec, Timing, parse_config
 from sereno.notify.delivery import Delivery, NoticeOutbox, notice_outbox
 from sereno.notify.notice import Notice, Planner
 from sereno.notify.senders import build_sender

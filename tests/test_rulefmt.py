@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sereno.errors import RulesError
-from sereno.rules.rulefmt import load_default_rules, load_rules, parse_rules
+from sereno.rules.rulefmt import RulesError, load_default_rules, load_rules, parse_rules
 
 HEADER = """\
 severities:

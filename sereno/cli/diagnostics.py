@@ -11,12 +11,18 @@ from typing import IO
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from sereno.errors import ConditionError, StrictStop
+from sereno.errors import SerenoError
 from sereno.events.reader import EventBatch, EventReader, RecordError
 from sereno.events.schema import Event
 from sereno.events.times import ahead_reason
+from sereno.rules.conditions import ConditionError
 from sereno.rules.rulefmt import RuleSpec
 from sereno.stderr import to_stderr
+
+
+class StrictStop(SerenoError):
+    """`--strict`: the first bad record stops the run."""
+
 
 MAX_REPORTED = 100
 PROGRESS_MIN_BYTES = 8 << 20

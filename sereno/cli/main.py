@@ -11,7 +11,7 @@ from sereno.cli.batch import batch_command
 from sereno.cli.check import check_command
 from sereno.cli.options import EXIT_OK, EXIT_USAGE
 from sereno.cli.rule_test import test_command
-from sereno.errors import RulesError, SerenoError
+from sereno.errors import RefusedFile, SerenoError
 from sereno.stderr import to_stderr
 
 Command = Callable[[Sequence[str]], int]
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command is not None:
             return command(arguments[1:])
         return batch_command(arguments)
-    except RulesError as error:
+    except RefusedFile as error:
         for problem in error.problems:
             to_stderr(problem)
         to_stderr(f"sereno: the {error.what} was refused")

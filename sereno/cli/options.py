@@ -10,9 +10,15 @@ from pathlib import Path
 from typing import NoReturn
 
 from sereno.engine.windows import DEFAULT_ALLOWED_LATENESS
-from sereno.errors import InputError
+from sereno.errors import SerenoError
 from sereno.events.times import DEFAULT_MAX_CLOCK_SKEW
 from sereno.rules.rulefmt import RuleSet, load_default_rules, load_rules
+
+
+class InputError(SerenoError):
+    """A file or address named on the command line that cannot be used: an events input
+    that is missing or a directory, an unreadable token file, a port in use."""
+
 
 EXIT_OK = 0
 EXIT_REJECTED = 1

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 from sereno.cli.options import (
+    InputError,
     add_config_option,
 )
-from sereno.errors import InputError
 from sereno.notify.config import WebhookOption
 
 WEBHOOK_ENV = "SERENO_WEBHOOK_URL"  # the webhook's URL, kept out of the command line

@@ -20,6 +20,7 @@ from sereno.cli.options import (
     DEFAULT_DB,
     EXIT_OK,
     EXIT_REJECTED,
+    InputError,
     Parser,
     add_clock_skew_option,
     add_lateness_option,
@@ -28,7 +29,7 @@ from sereno.cli.options import (
     read_tokens,
 )
 from sereno.cli.receivers import add_receiver_options, webhook_option
-from sereno.errors import InputError, RulesError
+from sereno.errors import RefusedFile
 from sereno.events.body import DEFAULT_MAX_BODY
 from sereno.events.schema import event_type
 from sereno.live.evaluator import LiveEngine
@@ -200,7 +201,7 @@ def _reload_on_hangup(reload_rules: RulesReload) -> None:
     server, and a refused file is logged and counted by the reload itself."""
 
     def reload_quietly() -> None:
-        with suppress(RulesError, TimeoutError):
+        with suppress(RefusedFile, TimeoutError):
             reload_rules()
 
     signal.signal(

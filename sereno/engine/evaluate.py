@@ -13,8 +13,8 @@ from typing import NamedTuple, Protocol
 
 from sereno.engine.alerts import AbsentAlert, Alert, AlertKey, MajorityAlert, ServerAlert
 from sereno.engine.windows import WINDOW_SECONDS, SampleKey, Window
-from sereno.errors import ConditionError
 from sereno.events.schema import Event, Number
+from sereno.rules.conditions import ConditionError
 from sereno.rules.rulefmt import RuleSpec
 
 ConditionErrorHandler = Callable[[RuleSpec, Event, ConditionError], None]

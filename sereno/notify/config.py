@@ -15,10 +15,17 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from sereno.errors import ConfigError
+from sereno.errors import RefusedFile
 from sereno.notify.redact import shown_url
 from sereno.rules.rulefmt import RuleSet, format_duration, parse_duration
 from sereno.rules.yamlnodes import BOOL, FLOAT, INT, STR, NodeReader, compose, kind_name
+
+
+class ConfigError(RefusedFile):
+    """A notification config file that cannot be used (with the rules it is for)."""
+
+    what = "config file"
+
 
 RECEIVER_TYPES = ("webhook", "alertmanager", "slack", "email")
 _TIMING_KEYS = (

@@ -33,7 +33,12 @@ import rule_engine
 import rule_engine.ast as re_ast
 from rule_engine.types import DataType
 
-from sereno.errors import ConditionError
+from sereno.errors import SerenoError
+
+
+class ConditionError(SerenoError):
+    """A condition that could not be evaluated against one event (a type mismatch, say)."""
+
 
 Evaluator = Callable[[Any], Any]
 

@@ -11,10 +11,17 @@ from pathlib import Path
 import yaml
 from rich.color import Color, ColorParseError
 
-from sereno.errors import RulesError
+from sereno.errors import RefusedFile
 from sereno.rules.conditions import Condition, ConditionSyntaxError, parse_condition
 from sereno.rules.summary import template_problem
 from sereno.rules.yamlnodes import BOOL, FLOAT, INT, STR, NodeReader, compose, keys, kind_name
+
+
+class RulesError(RefusedFile):
+    """A rules file that cannot be used; carries every problem found, one per line."""
+
+    what = "rules file"
+
 
 DEFAULT_RULES_NAME = "rules.yaml"
 

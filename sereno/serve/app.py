@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sereno import __version__
 from sereno.engine.lifecycle import Episode
-from sereno.errors import RulesError
+from sereno.errors import RefusedFile
 from sereno.events.body import DEFAULT_MAX_BODY, BodyError, Decoded, decode_body, too_large
 from sereno.events.schema import Event
 from sereno.events.times import DEFAULT_MAX_CLOCK_SKEW, EventTimes
@@ -244,7 +244,7 @@ class RulesReload:
             try:
                 ruleset = load_default_rules() if self._path is None else load_rules(self._path)
                 config = self.notifications.read(ruleset)
-            except RulesError as error:
+            except RefusedFile as error:
                 self._metrics.reload_failures.inc()
                 to_stderr(
                     f"sereno: reload refused, the old rules and receivers keep running:\n{error}"
@@ -426,7 +426,7 @@ class _Api:
             ruleset = self._reload_rules()
         except TimeoutError as error:
             return self._problem(503, str(error))
-        except RulesError as error:
+        except RefusedFile as error:
             refused = f"the {error.what} is refused, the old rules and receivers keep running"
             return self._answer(400, RulesRefused(refused, error.problems))
         receivers = len(self._reload_rules.notifications.config.receivers)
