@@ -29,8 +29,6 @@ from sereno.rules.rulefmt import RuleSet
 from sereno.state.store import DeadLetter, StateStore
 from sereno.stderr import to_stderr
 
-__all__ = ["LiveEngine", "LiveStats"]
-
 QUEUE_BATCHES = 1024  # the backlog of pushed batches, beyond which ingest answers 503
 RELOAD_TIMEOUT = 60.0
 
