@@ -20,10 +20,30 @@ import pytest
 pytest.register_assert_rewrite("peers")  # before it is imported, here and as a plugin
 from peers import free_port  # noqa: E402
 
+from sereno.engine.alerts import Alert  # noqa: E402
+from sereno.engine.engine import Engine  # noqa: E402
+from sereno.engine.windows import Window  # noqa: E402
+
 pytest_plugins = ["peers"]  # the real receivers notifications are sent to, as fixtures
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample.json"
+
+
+FAILING_MINUTE = 1476057600  # the minute `engine_failing_on_a_minute` makes the engine fail on
+
+
+@pytest.fixture
+def engine_failing_on_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine fails on the minute at `FAILING_MINUTE`, and only on it."""
+    evaluate = Engine.evaluate
+
+    def evaluate_but_the_failing_minute(engine: Engine, window: Window) -> list[Alert]:
+        if window.start == FAILING_MINUTE:
+            raise OverflowError("the engine failed on this minute")
+        return evaluate(engine, window)
+
+    monkeypatch.setattr(Engine, "evaluate", evaluate_but_the_failing_minute)
 
 
 def sereno_executable() -> str:

@@ -11,10 +11,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from sereno.engine.alerts import Alert
-from sereno.engine.engine import Engine, EngineState
+from sereno.engine.engine import EngineState
 from sereno.engine.lifecycle import Episode
-from sereno.engine.windows import Watermark, Window, Windows
+from sereno.engine.windows import Watermark, Windows
 from sereno.events.schema import Event
 from sereno.live.evaluator import LiveEngine
 from sereno.rules.rulefmt import RuleSet, load_default_rules, parse_rules
@@ -122,12 +121,9 @@ def test_with_no_event_coming_the_clock_closes_the_last_minute(
 ) -> None:
     service = start()
     service.push(disk(0.5, T0 + 10))
-    time.sleep(1.5)  # ticks come and go
-    assert service.live.stats.windows_evaluated == 0  # but no time has passed
-    clock.now += 81  # event time T0+91: T0 closes
-    deadline = time.monotonic() + 10
-    while service.live.stats.windows_evaluated == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    clock.now += 81  # event time T0+91: T0 closes (test_live_core: a tick sooner does not)
+    service.alerts_until(lambda alerts: service.live.evaluated_before > T0)  # up to 10 s
+    assert service.live.evaluated_before == T0 + 60
     assert service.live.stats.windows_evaluated == 1
 
 
@@ -265,16 +261,8 @@ def test_an_evaluator_that_cannot_save_its_state_stops_and_says_why(tmp_path: Pa
 
 
 def test_a_minute_that_cannot_be_evaluated_is_set_aside_and_the_rest_go_on(
-    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, clock: Clock, engine_failing_on_a_minute: None
 ) -> None:
-    evaluate = Engine.evaluate
-
-    def evaluate_but_the_first_minute(engine: Engine, window: Window) -> list[Alert]:
-        if window.start == T0:
-            raise OverflowError("the engine failed on this minute")
-        return evaluate(engine, window)
-
-    monkeypatch.setattr(Engine, "evaluate", evaluate_but_the_first_minute)
     db = tmp_path / "state.db"
     create(db)
     journal, store = Journal(db), StateStore(db, Event)

@@ -319,9 +319,14 @@ receivers:
 """
     )
     push_sample(server)
-    http_receiver.wait_for(lambda r: len(r.accepted()) >= 2, timeout=15)
-    time.sleep(0.5)  # nothing else comes: FacebookRealtime is not this receiver's service
-    firing, resolved = http_receiver.accepted()
+    # a receiver is told in order: once this later alert has come, the sample's have all come
+    marker = [event(server=f"inbox_production0{n}", value=9.5, timestamp=T0 + 420) for n in (1, 2)]
+    server.post_lines(*marker)
+    server.post_lines(event(component="DiskUsedPercentage", value=0.1, timestamp=T0 + 520))
+    http_receiver.wait_for(lambda r: len(r.accepted()) >= 3, timeout=15)
+    # nothing else came: FacebookRealtime is not this receiver's service
+    firing, resolved, later = http_receiver.accepted()
+    assert later["attachments"][0]["fields"][1] == {"title": "Value", "value": "9.5", "short": True}
     assert firing["channel"] == "#ops"
     assert firing["text"] == f"[FIRING] HIGH: {LOAD}"
     attachment = firing["attachments"][0]
