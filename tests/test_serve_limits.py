@@ -17,8 +17,8 @@ from starlette.datastructures import Headers
 from sereno.events.body import Decoded, decode_body
 from sereno.events.schema import Event
 from sereno.events.times import ANY_TIME
-from sereno.serve import app as server_module
-from sereno.serve.app import MAX_HISTORY_LIMIT, OFF_LOOP_BYTES
+from sereno.serve import params
+from sereno.serve.params import MAX_HISTORY_LIMIT, OFF_LOOP_BYTES
 
 from conftest import Server, event, json_lines
 
@@ -117,9 +117,9 @@ def decoded_where(
             on_loop.append(True)
         return DECODE_BODY(*arguments)
 
-    monkeypatch.setattr(server_module, "decode_body", watched)
+    monkeypatch.setattr(params, "decode_body", watched)
     decoded = asyncio.run(
-        server_module._decode(
+        params.decode(
             body,
             Headers({"content-type": "application/x-ndjson", **headers}),
             Event,

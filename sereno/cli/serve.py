@@ -36,7 +36,11 @@ from sereno.live.evaluator import LiveEngine
 from sereno.notify.config import receivers_config
 from sereno.notify.delivery import notice_outbox
 from sereno.notify.service import Notifications
-from sereno.serve.app import Metrics, RulesReload, ServerConfig, create_app
+from sereno.serve.app import create_app
+from sereno.serve.config import ServerConfig
+from sereno.serve.handlers import Served
+from sereno.serve.metrics import Metrics
+from sereno.serve.reload import RulesReload
 from sereno.sinks.alertslog import ChangeLog
 from sereno.state.store import (
     DeadLetter,
@@ -142,7 +146,7 @@ def command(argv: Sequence[str]) -> int:
         metrics.watch(live)
         metrics.watch_delivery(notifications.delivery)
         reload_rules = RulesReload(args.rules_config, live, metrics, notifications)
-        app = create_app(live, journal, metrics, config, reload_rules)
+        app = create_app(Served(live, journal, metrics, reload_rules, notifications), config)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         # the journal keeps what was accepted: a restart (Restart=on-failure) carries on
         live.start(on_failure=lambda error: setattr(server, "should_exit", True))

@@ -1,1 +1,2 @@
-"""`sereno serve`'s HTTP side: the ASGI app, its answers and its status page."""
+"""`sereno serve`'s HTTP side: the ASGI app and its routes, the handlers, their answers and
+parameters, the status page, the metrics, the bearer tokens and rules reload."""

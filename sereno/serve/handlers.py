@@ -1,0 +1,222 @@
+"""`sereno serve`'s request handlers: ingest, the open alerts and their history, the dead
+letters, rules reload, the status page, health and metrics.
+
+A thin adapter: the body is decoded by `events.body`, journalled by `state.store`, evaluated
+by `live`, and what they say is turned into HTTP answers here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from dataclasses import dataclass
+
+import msgspec
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from sereno.engine.lifecycle import Episode
+from sereno.errors import RefusedFile
+from sereno.events.body import BodyError, too_large
+from sereno.events.schema import Event
+from sereno.events.times import EventTimes
+from sereno.live.evaluator import LiveEngine
+from sereno.notify.service import Notifications
+from sereno.serve import statuspage
+from sereno.serve.answers import (
+    JSON,
+    IngestAnswer,
+    OpenAlert,
+    Problem,
+    RulesRefused,
+    RulesReloaded,
+    Status,
+)
+from sereno.serve.config import ServerConfig
+from sereno.serve.metrics import Metrics
+from sereno.serve.params import HistoryLimit, RuleName, Since, decode, read_body, since_seconds
+from sereno.serve.reload import RulesReload
+from sereno.state.store import (
+    DEFAULT_HISTORY_LIMIT,
+    HistoryQuery,
+    Journal,
+    read_dead_letters,
+    read_history,
+    write_failure,
+)
+from sereno.stderr import to_stderr
+
+OFF_LOOP_EVENTS = 8000  # about 1 MiB of them, as sent
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the API serves, each handed in rather than reached through another."""
+
+    live: LiveEngine
+    journal: Journal
+    metrics: Metrics
+    reload_rules: RulesReload
+    notifications: Notifications  # its receivers change on a reload
+
+
+class Api:
+    """The handlers, each a method; `create_app` routes to them."""
+
+    def __init__(self, served: Served, config: ServerConfig) -> None:
+        self._live = served.live
+        self._journal = served.journal
+        self._metrics = served.metrics
+        self._reload_rules = served.reload_rules
+        self._notifications = served.notifications
+        self._config = config
+        self._encoder = msgspec.json.Encoder()
+        self._alerts_page: tuple[list[Episode], bytes] = ([], b"[]")  # the latest published
+        # batches are journalled and queued in the order they come, some in a worker thread
+        self._keeping_in_order = asyncio.Lock()
+
+    def _answer(self, status: int, content: object) -> Response:
+        return Response(self._encoder.encode(content), status_code=status, media_type=JSON)
+
+    def _problem(self, status: int, message: str) -> Response:
+        return self._answer(status, Problem(message))
+
+    async def ingest(self, request: Request) -> Response:
+        max_body, rejected = self._config.max_body, self._metrics.rejected
+        length = request.headers.get("content-length")
+        try:
+            if length is not None and length.isdigit() and int(length) > max_body:
+                raise too_large(max_body)
+            body = await read_body(request, max_body)
+            decoded = await decode(
+                body, request.headers, self._live.event_type, max_body, self._event_times()
+            )
+            refused = await self._keep_in_order(decoded.events) if decoded.events else None
+        except ClientDisconnect:
+            rejected.labels("disconnected").inc()
+            return Response(status_code=400)  # never sent: the client is gone
+        except BodyError as error:
+            rejected.labels(_reason(error.status)).inc()
+            answer = self._problem(error.status, str(error))
+            if error.status == 413:
+                answer.headers["connection"] = "close"  # rather than take the rest of the body
+            return answer
+        events = decoded.events
+        if refused is not None:
+            rejected.labels("busy").inc(len(events))
+            return self._problem(503, refused)
+        self._metrics.accepted.inc(len(events))
+        if decoded.rejected:
+            rejected.labels("bad_record").inc(len(decoded.rejected))
+        return self._answer(202, IngestAnswer(len(events), len(decoded.rejected), decoded.rejected))
+
+    def _event_times(self) -> EventTimes:
+        """What a body's timestamps may be now: not ahead of this clock, not late."""
+        return EventTimes(time.time(), self._config.max_clock_skew, self._live.evaluated_before)
+
+    async def _keep_in_order(self, events: list[Event]) -> str | None:
+        """`_keep`, off the event loop for a large batch (encoding and writing it takes about
+        as long as decoding it)."""
+        async with self._keeping_in_order:
+            if len(events) > OFF_LOOP_EVENTS:
+                return await run_in_threadpool(self._keep, events)
+            return self._keep(events)
+
+    def _keep(self, events: list[Event]) -> str | None:
+        """Journal and queue the events; why not, if they cannot be taken now."""
+        if not self._live.has_room():
+            return "the evaluator is behind: send again shortly"
+        try:
+            seq = self._journal.append(events)
+        except sqlite3.Error as error:
+            why = write_failure(self._config.db, error)
+            to_stderr(f"sereno: cannot store events: {why}")
+            return f"cannot store the events: {why}"
+        except OverflowError as error:  # an extra field the rules read, beyond 64 bits
+            raise BodyError(400, f"cannot store the events: {error}") from None
+        self._live.submit(seq, events)
+        return None
+
+    def alerts(self) -> Response:
+        published, page = self._alerts_page
+        latest = self._live.alerts()
+        if latest is not published:  # encoded once for each list the evaluator publishes
+            page = self._encoder.encode(self._open_alerts(latest))
+            self._alerts_page = latest, page
+        return Response(page, media_type=JSON)
+
+    def _open_alerts(self, episodes: list[Episode]) -> list[OpenAlert]:
+        thresholds = {spec.name: spec.threshold for spec in self._live.ruleset.rules}
+        return [OpenAlert.of(episode, thresholds) for episode in episodes]
+
+    def history(
+        self,
+        since: Since = None,
+        rule: RuleName = None,
+        limit: HistoryLimit = DEFAULT_HISTORY_LIMIT,
+    ) -> Response:
+        try:
+            query = HistoryQuery(since_seconds(since), rule, limit)
+        except ValueError as error:
+            return self._problem(400, str(error))
+        return Response(read_history(self._config.db, query), media_type=JSON)
+
+    def dead_letters(self) -> Response:
+        return self._answer(200, read_dead_letters(self._config.db))
+
+    def reload(self) -> Response:
+        try:
+            ruleset = self._reload_rules()
+        except TimeoutError as error:
+            return self._problem(503, str(error))
+        except RefusedFile as error:
+            refused = f"the {error.what} is refused, the old rules and receivers keep running"
+            return self._answer(400, RulesRefused(refused, error.problems))
+        receivers = len(self._notifications.config.receivers)
+        answer = RulesReloaded("reloaded", ruleset.source, len(ruleset.rules), receivers)
+        return self._answer(200, answer)
+
+    def status_page(self) -> Response:
+        live, stats = self._live, self._live.stats
+        alerts = self._open_alerts(live.alerts())
+        counts = {
+            "events evaluated": stats.events_evaluated,
+            "late events": stats.late_events,
+            "events ahead of the fleet": stats.ahead_events,
+            "evaluation errors": stats.evaluation_errors,
+            "minutes evaluated": stats.windows_evaluated,
+            "condition errors": stats.condition_errors,
+        }
+        page = statuspage.render(alerts, live.ruleset, counts, self._receiver_rows())
+        return HTMLResponse(page)
+
+    def _receiver_rows(self) -> list[statuspage.ReceiverRow]:
+        delivery = self._notifications.delivery
+        depths = delivery.depths()
+        return [
+            statuspage.ReceiverRow(
+                spec.name, spec.type, depths.get(spec.name, 0), delivery.counts[spec.name]
+            )
+            for spec in self._notifications.config.receivers
+        ]
+
+    def healthz(self) -> Response:
+        return self._answer(200, Status("ok"))
+
+    def readyz(self) -> Response:
+        if not self._live.running:
+            return self._problem(503, "the evaluator is not running")
+        return self._answer(200, Status("ready"))
+
+    def metrics(self) -> Response:
+        return Response(generate_latest(self._metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _reason(status: int) -> str:
+    """The `reason` label of `sereno_events_rejected` for a body refused with `status`."""
+    return {400: "malformed", 413: "too_large", 415: "unsupported_type"}.get(status, "other")

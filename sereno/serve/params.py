@@ -1,0 +1,126 @@
+"""What a request brings, read and checked: the history's query parameters (a time as
+seconds since the epoch or in ISO 8601), a body read no further than its limit and decoded
+off the event loop when that is worth it, and the 400 for a parameter that is not one."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+
+from sereno.events.body import Decoded, decode_body, too_large
+from sereno.events.schema import Event
+from sereno.events.times import EventTimes
+from sereno.serve.answers import JSON, Problem
+
+MAX_HISTORY_LIMIT = 10_000
+# decoding takes about 0.5 ms for each 64 KiB (135 ms for 15 MB): larger bodies, and any
+# compressed one (a small body may inflate to --max-body), are decoded in a worker thread
+# so that the event loop answers other requests meanwhile; smaller ones (8 ms at the most)
+# are not worth the hop, which costs a fifth of the throughput at agents' usual 1,000-event
+# batches (`python benchmarks/ingest.py FILE`)
+OFF_LOOP_BYTES = 1 << 20
+# `since` in seconds: the years 1 to 9999, as in ISO 8601, give or take a day of time zones
+SINCE_RANGE = (
+    datetime.min.replace(tzinfo=timezone.utc).timestamp() - 86_400,
+    datetime.max.replace(tzinfo=timezone.utc).timestamp() + 86_400,
+)
+SINCE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": SINCE_RANGE[0], "maximum": SINCE_RANGE[1]},
+        {"type": "string", "format": "date-time"},
+    ]
+}
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+
+# `GET /alerts/history`'s parameters, as FastAPI reads, checks and describes them
+Since = Annotated[
+    str | None,
+    Query(
+        description="Seconds since the epoch, or ISO 8601 with a time zone: "
+        "the episodes still firing at or after it",
+        json_schema_extra=SINCE_SCHEMA,
+    ),
+]
+RuleName = Annotated[str | None, Query(description="One rule's name")]
+HistoryLimit = Annotated[
+    int, Query(ge=1, le=MAX_HISTORY_LIMIT, description="The most episodes to answer")
+]
+
+
+def since_seconds(text: str | None) -> float:
+    """A time given as seconds since the epoch or in ISO 8601 (2016-10-10T00:00:00Z)."""
+    if text is None:
+        return float("-inf")
+    if not _JSON_NUMBER.fullmatch(text):
+        return _iso_time(text)
+    seconds = float(text)
+    low, high = SINCE_RANGE
+    if not low <= seconds <= high:
+        raise ValueError(
+            f"since: expected a time from {low:.0f} to {high:.0f} seconds, got {text!r}"
+        )
+    return seconds
+
+
+def _iso_time(text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"since: expected seconds since the epoch or an ISO 8601 time, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        raise ValueError(f"since: {text!r} has no time zone (add Z for UTC)")
+    return moment.timestamp()
+
+
+async def read_body(request: Request, max_body: int) -> bytes:
+    """The body as it comes, whatever its transfer encoding; refused as soon as it is over
+    `max_body`, not once it is all in memory."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            raise too_large(max_body)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def decode(
+    body: bytes, headers: Headers, decode_as: type[Event], max_body: int, times: EventTimes
+) -> Decoded:
+    """`decode_body`, in a worker thread for a large or compressed body."""
+    content_type, encoding = headers.get("content-type"), headers.get("content-encoding")
+    arguments = (body, content_type, encoding, decode_as, max_body, times)
+    compressed = encoding is not None and encoding.strip().lower() not in ("", "identity")
+    if compressed or len(body) > OFF_LOOP_BYTES:
+        return await run_in_threadpool(decode_body, *arguments)
+    return decode_body(*arguments)
+
+
+async def invalid_request(request: Request, error: Exception) -> Response:
+    """A query parameter that is not one: 400 and the first problem, in a line."""
+    assert isinstance(error, RequestValidationError)
+    return Response(
+        msgspec.json.encode(Problem(_first_problem(error))), status_code=400, media_type=JSON
+    )
+
+
+def _first_problem(error: RequestValidationError) -> str:
+    problems = error.errors()
+    if not problems:
+        return "the request is not valid"
+    problem = problems[0]
+    name = ".".join(str(part) for part in problem.get("loc", ())[1:]) or "the request"
+    given = repr(problem.get("input"))
+    if len(given) > 80:
+        given = given[:77] + "..."
+    return f"{name}: {str(problem.get('msg', 'not valid')).lower()}, got {given}"
