@@ -18,7 +18,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from test_live import T0, Clock, Service, disk, events
 
 from sereno.engine.engine import Engine
 from sereno.events.schema import Event
@@ -28,6 +27,7 @@ from sereno.state import store
 from sereno.state.store import HistoryQuery, Journal, StateStore, StoreError, create, read_history
 
 from conftest import Server, event, json_lines, run_sereno
+from live_service import T0, Clock, Service, disk, events
 
 
 def fill_up(connection: sqlite3.Connection) -> None:
