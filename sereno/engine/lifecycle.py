@@ -28,8 +28,10 @@ class State(str, Enum):
     DROPPED = "dropped"  # its rule is gone (a reload, a restart with other rules): not watched
 
 
-class Episode(msgspec.Struct):
+class Episode(msgspec.Struct, frozen=True):
     """One alert from the minute its rule first matched to the minute it stopped matching.
+
+    A value: each change of it is a new `Episode`, so that one handed on stays as it was.
 
     `started` is the start of the first matching minute, `fired` of the minute it fired,
     `ended` of the minute that resolved it (None while firing); `peak` is the highest value
@@ -114,27 +116,24 @@ class Lifecycle:
         )
 
     def _continue(self, key: AlertKey, alert: Alert, start: int) -> Episode:
-        previous = start - WINDOW_SECONDS
         episode = self._open.get(key)
         new = self._starts_anew(episode, start)
         if new:
             # new, or pending across a minute with no data at all: `for:` starts again
-            episode = self._open[key] = Episode(
-                key, alert.severity, State.PENDING, start, previous, alert.value, 0, alert
+            matched = Episode(
+                key, alert.severity, State.PENDING, start, start, alert.value, 1, alert
             )
-        assert episode is not None
-        if episode.last_window != start:  # a rule may match a server twice in a minute
-            episode.windows += 1
-            episode.last_window = start
-        episode.last = alert
-        episode.peak = max(episode.peak, alert.value)
-        held = start + WINDOW_SECONDS - episode.started
-        fires = episode.state is State.PENDING and held >= self._hold.get(key.rule, 0)
+        else:
+            assert episode is not None
+            matched = _matched_again(episode, alert, start)
+        held = start + WINDOW_SECONDS - matched.started
+        fires = matched.state is State.PENDING and held >= self._hold.get(key.rule, 0)
         if fires:
-            episode.state, episode.fired = State.FIRING, start
+            matched = msgspec.structs.replace(matched, state=State.FIRING, fired=start)
+        self._open[key] = matched
         if new or fires:
-            self._on_change(episode)  # once: pending, or firing at once
-        return episode
+            self._on_change(matched)  # once: pending, or firing at once
+        return matched
 
     def _miss(self, key: AlertKey, start: int, seen: Number | None) -> None:
         """The alert did not match in this minute: looked at (at the value `seen`) and
@@ -143,11 +142,13 @@ class Lifecycle:
         if episode.state is State.PENDING:
             del self._open[key]  # `for:` must hold in every minute: start again
         elif seen is not None:
-            episode.state, episode.ended, episode.recovered = State.RESOLVED, start, seen
             del self._open[key]
-            self._on_change(episode)
+            resolved = msgspec.structs.replace(
+                episode, state=State.RESOLVED, ended=start, recovered=seen
+            )
+            self._on_change(resolved)
             if self._keep_resolved:
-                self._resolved.append(episode)
+                self._resolved.append(resolved)
 
     def restore(self, episodes: Iterable[Episode]) -> list[Episode]:
         """Take up the open alerts of an earlier run, or of the rules before a reload: those
@@ -172,6 +173,15 @@ class Lifecycle:
 
 def _ignore(episode: Episode) -> None:
     pass
+
+
+def _matched_again(episode: Episode, alert: Alert, start: int) -> Episode:
+    """`episode` with its rule matching again in the minute at `start`."""
+    # a rule may match a server twice in a minute: the minute counts once
+    windows = episode.windows if episode.last_window == start else episode.windows + 1
+    return msgspec.structs.replace(
+        episode, last_window=start, windows=windows, last=alert, peak=max(episode.peak, alert.value)
+    )
 
 
 def episodes_in_order(episodes: Iterable[Episode], rule_order: Mapping[str, int]) -> list[Episode]:

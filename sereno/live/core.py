@@ -214,7 +214,7 @@ class LiveCore:
         return Engine(ruleset, self._condition_error, on_change=self._changed)
 
     def _changed(self, episode: Episode) -> None:
-        self._changes.append(msgspec.structs.replace(episode))  # as it is now
+        self._changes.append(episode)
 
     def _condition_error(self, spec: RuleSpec, event: Event, error: Exception) -> None:
         self.stats.condition_errors += 1
@@ -316,5 +316,4 @@ class LiveCore:
         for episode in episodes:
             # an alert fired early in the very first minute has no minute evaluated before it
             ended = max(next_minute, episode.last_window + WINDOW_SECONDS)
-            episode.state, episode.ended = State.DROPPED, int(ended)
-            self._changed(episode)
+            self._changed(msgspec.structs.replace(episode, state=State.DROPPED, ended=int(ended)))
