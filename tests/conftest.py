@@ -1,5 +1,5 @@
-"""Shared test helpers: building events, running the installed `sereno` command, and
-starting `sereno serve` on a free 127.0.0.1 port."""
+"""Shared test helpers: finding the example files in `data/`, building events, running the
+installed `sereno` command, and starting `sereno serve` on a free 127.0.0.1 port."""
 
 from __future__ import annotations
 
@@ -27,7 +27,18 @@ from sereno.engine.windows import Window  # noqa: E402
 pytest_plugins = ["peers"]  # the real receivers notifications are sent to, as fixtures
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "sample.json"
+DATA = Path(__file__).parent / "data"  # the shared example files; see data/README.md
+SAMPLE = DATA / "events" / "sample.json"  # the shipped sample.json, linked
+
+
+def expected_lines(name: str) -> list[str]:
+    """The lines of `data/expected/NAME`, worked out by hand."""
+    return (DATA / "expected" / name).read_text(encoding="utf-8").splitlines()
+
+
+def rules_files() -> list[Path]:
+    """The example rules files, `NAME.good.yaml` and `NAME.bad.yaml`, in name order."""
+    return sorted((DATA / "rules").glob("*.yaml"))
 
 
 FAILING_MINUTE = 1476057600  # the minute `engine_failing_on_a_minute` makes the engine fail on

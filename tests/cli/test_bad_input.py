@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import event, json_lines, run_sereno
+from conftest import event, json_lines, rules_files, run_sereno
 
 GOOD = event(
     server="reporting_pdf02",
@@ -209,81 +209,28 @@ def test_unreadable_input(target: str, message: str, tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
-HEADER = """\
-severities:
-  MEDIUM: {color: yellow}
-rules:
-"""
-RULE = "  - {name: disk, severity: MEDIUM, condition: value > 0.9"
-
-RULES_CASES = {
-    "unknown severity": (
-        HEADER + "  - {name: disk, severity: URGENT, condition: value > 0.9}\n",
-        "{path}:4:28: rule 'disk': key 'severity': unknown severity 'URGENT' (known: MEDIUM)",
-    ),
-    "condition syntax": (
-        HEADER + "  - {name: disk, severity: MEDIUM, condition: value >> > 0.9}\n",
-        "{path}:4:47: rule 'disk': key 'condition': syntax error at position 10 (near '>') "
-        "in 'value >> > 0.9'",
-    ),
-    "condition type error": (
-        HEADER + "  - {name: disk, severity: MEDIUM, condition: 'value > \"x\"'}\n",
-        "{path}:4:47: rule 'disk': key 'condition': invalid condition 'value > \"x\"': "
-        "data type mismatch",
-    ),
-    "duplicate rule name": (
-        HEADER + RULE + "}\n" + RULE + "}\n",
-        "{path}:5:12: rule 'disk': duplicate rule name: each rule needs its own",
-    ),
-    "unknown key": (
-        HEADER + RULE + ", colour: red}\n",
-        "{path}:4:60: rule 'disk': unknown key 'colour' (known keys: name, description, "
-        "severity, condition, threshold, majority, for, absent, summary)",
-    ),
-    "majority not a bool": (
-        HEADER + RULE + ", majority: yes please}\n",
-        "{path}:4:70: rule 'disk': key 'majority': expected true or false, got a string",
-    ),
-    "list where a string belongs": (
-        HEADER + RULE + ", description: [a, b]}\n",
-        "{path}:4:73: rule 'disk': key 'description': expected a string, got a list",
-    ),
-    "unknown color": (
-        "severities:\n  MEDIUM: {color: mauvish}\nrules: []\n",
-        "{path}:2:19: severity 'MEDIUM': unknown color 'mauvish'",
-    ),
-    "not a mapping": (
-        "- name: disk\n",
-        "{path}:1:1: the rules file must be a mapping with 'severities' and 'rules', got a list",
-    ),
-    "YAML syntax": (
-        HEADER + '  - {name: "disk}\n',
-        "{path}:5:1: not valid YAML: found unexpected end of stream",
-    ),
-    "missing condition": (
-        HEADER + "  - {name: disk, severity: MEDIUM}\n",
-        "{path}:4:5: rule 'disk': missing required key 'condition'",
-    ),
-    "majority without threshold": (
-        HEADER + RULE + ", majority: true}\n",
-        "{path}:4:5: rule 'disk': majority rules need a 'threshold' to show in their alerts",
-    ),
-}
+RULES_FILES = rules_files()
+REFUSED = "sereno: the rules file was refused"
 
 
-@pytest.mark.parametrize(("rules", "message"), RULES_CASES.values(), ids=RULES_CASES.keys())
-def test_bad_rules_are_refused(
-    rules: str, message: str, write_file: Callable[[str, bytes], Path]
+@pytest.mark.parametrize("rules", RULES_FILES, ids=[path.name for path in RULES_FILES])
+def test_a_rules_file_is_taken_or_refused(
+    rules: Path, write_file: Callable[[str, bytes], Path]
 ) -> None:
-    rules_path = write_file("rules.yaml", rules.encode())
+    """`NAME.good.yaml` is taken; `NAME.bad.yaml` is refused with exactly the messages in
+    `NAME.bad.txt` ({path} is the rules file's path), by `sereno check` and by `sereno -r`."""
     events = write_file("events.jsonl", json_lines(GOOD))
-    for args in (("-r", rules_path, events), ("check", rules_path)):
+    for args in (("-r", rules, events), ("check", rules)):
         result = run_sereno(*args)
+        assert "Traceback" not in result.stderr
+        if rules.name.endswith(".good.yaml"):
+            assert result.returncode == 0, result.stderr
+            continue
+        expected = rules.with_suffix(".txt").read_text(encoding="utf-8")
+        messages = expected.replace("{path}", str(rules)).splitlines()
         assert result.returncode == 2
         assert result.stdout == ""
-        assert message.format(path=rules_path) in result.stderr
-        assert result.stderr.endswith("sereno: the rules file was refused\n")
-        assert "Traceback" not in result.stderr
+        assert result.stderr == "".join(f"{line}\n" for line in [*messages, REFUSED])
 
 
 def test_a_missing_rules_file(tmp_path: Path) -> None:

@@ -9,25 +9,10 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import SAMPLE, event, json_lines, run_sereno, sereno_executable
+from conftest import SAMPLE, event, expected_lines, json_lines, run_sereno, sereno_executable
 
 # Worked out by hand from sample.json and the two default rules (see README.md).
-SAMPLE_ALERTS = [
-    "ALERT timestamp: 1476057609, component: DiskUsedPercentage, value: 0.93, "
-    "server: reporting_pdf02, service: ReportPDFGenerator",
-    "ALERT timestamp: 1476057660, component: Load5mAvg, value: 5.6, service: InboxService, "
-    "threshold: 4.0",
-    "ALERT timestamp: 1476057720, component: Load5mAvg, value: 10.2, service: InboxService, "
-    "threshold: 4.0",
-    "ALERT timestamp: 1476057729, component: DiskUsedPercentage, value: 0.95, "
-    "server: reporting_pdf02, service: ReportPDFGenerator",
-    "ALERT timestamp: 1476057789, component: DiskUsedPercentage, value: 0.91, "
-    "server: reporting_pdf02, service: ReportPDFGenerator",
-    "ALERT timestamp: 1476057840, component: Load5mAvg, value: 6.5, service: FacebookRealtime, "
-    "threshold: 4.0",
-    "ALERT timestamp: 1476057842, component: DiskUsedPercentage, value: 0.97, "
-    "server: inbox_production02, service: InboxService",
-]
+SAMPLE_ALERTS = expected_lines("sample.alerts.txt")
 SAMPLE_SUMMARY = (
     "sereno: 7 alerts (4 'Disk consumption exceeds 90%', 3 '5 min load average exceeds 4.0'); "
     "71 records read, 0 rejected\n"

@@ -8,6 +8,8 @@ import pytest
 
 from sereno.rules.rulefmt import RulesError, load_default_rules, load_rules, parse_rules
 
+from conftest import DATA
+
 HEADER = """\
 severities:
   MEDIUM: {description: "It's getting worse", color: yellow}
@@ -44,20 +46,8 @@ def test_the_packaged_rules_are_the_seed_rules() -> None:
     assert ruleset.fields == {"component", "value", "active"}
 
 
-def test_a_seed_format_file_loads_unchanged(tmp_path: Path) -> None:
-    path = tmp_path / "rules.yaml"
-    path.write_text(
-        HEADER
-        + """\
-  - name: Disk consumption exceeds 90%
-    description: Send an alert when any server's DiskUsedPercentage exceeds 90%.
-    severity: MEDIUM
-    condition: component == "DiskUsedPercentage" and value > 0.9 and active
-    threshold: 90%
-    majority: false
-"""
-    )
-    (rule,) = load_rules(path).rules
+def test_a_seed_format_file_loads_unchanged() -> None:
+    (rule,) = load_rules(DATA / "rules" / "seed-format.good.yaml").rules
     assert rule.description.startswith("Send an alert")
     assert rule.severity.color == "yellow"
 
