@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import event, json_lines, rules_files, run_sereno
+from conftest import DATA, event, json_lines, refusal_messages, rules_files, run_sereno
 
 GOOD = event(
     server="reporting_pdf02",
@@ -226,11 +226,20 @@ def test_a_rules_file_is_taken_or_refused(
         if rules.name.endswith(".good.yaml"):
             assert result.returncode == 0, result.stderr
             continue
-        expected = rules.with_suffix(".txt").read_text(encoding="utf-8")
-        messages = expected.replace("{path}", str(rules)).splitlines()
         assert result.returncode == 2
         assert result.stdout == ""
-        assert result.stderr == "".join(f"{line}\n" for line in [*messages, REFUSED])
+        lines = [*refusal_messages(rules), REFUSED]
+        assert result.stderr == "".join(f"{line}\n" for line in lines)
+
+
+def test_the_rules_folder_holds_only_good_and_bad_files() -> None:
+    """A file named otherwise would be no test case; a bad one needs its messages."""
+    folder = DATA / "rules"
+    for path in folder.iterdir():
+        assert path.name.endswith((".good.yaml", ".bad.yaml", ".bad.txt")), path
+    yaml = {path.name for path in rules_files("bad")}
+    txt = {path.with_suffix(".yaml").name for path in folder.glob("*.bad.txt")}
+    assert yaml == txt
 
 
 def test_a_missing_rules_file(tmp_path: Path) -> None:

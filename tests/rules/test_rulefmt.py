@@ -8,7 +8,7 @@ import pytest
 
 from sereno.rules.rulefmt import RulesError, load_default_rules, load_rules, parse_rules
 
-from conftest import DATA
+from conftest import DATA, refusal_messages, rules_files
 
 HEADER = """\
 severities:
@@ -100,48 +100,15 @@ def test_a_bad_rule_is_named_with_line_and_column(rules: str, expected: str) -> 
     assert problems(HEADER + rules) == [expected]
 
 
-def test_every_problem_is_reported_not_just_the_first() -> None:
-    found = problems(
-        HEADER
-        + "  - {name: a, severity: LOW, condition: value > 1}\n"
-        + "  - {name: a, severity: HIGH, condition: 'value > \"x\"'}\n"
-    )
-    assert found == [
-        "r.yaml:5:25: rule 'a': key 'severity': unknown severity 'LOW' (known: MEDIUM, HIGH)",
-        "r.yaml:6:12: rule 'a': duplicate rule name: each rule needs its own",
-        "r.yaml:6:42: rule 'a': key 'condition': invalid condition 'value > \"x\"': "
-        "data type mismatch",
-    ]
+BAD_FILES = rules_files("bad")
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (
-            "- a\n",
-            "r.yaml:1:1: the rules file must be a mapping with 'severities' and 'rules', "
-            "got a list",
-        ),
-        ("", "r.yaml: the rules file must be a mapping with 'severities' and 'rules', got empty"),
-        (
-            "severities: {A: {}}\nrules: []\nextra: 1\n",
-            "r.yaml:3:1: unknown key 'extra' (known keys: severities, rules)",
-        ),
-        (
-            "severities: {A: {color: blurple}}\nrules: []\n",
-            "r.yaml:1:25: severity 'A': unknown color 'blurple' "
-            "(use a name such as red or bright_yellow, a number 0-255, or #rrggbb)",
-        ),
-        ("severities: {A: {}}\n", "r.yaml:1:1: missing required key 'rules'"),
-        ("severities: {A: {}}\nrules: {a: 1}\n", "r.yaml:2:8: 'rules' must be a list of rules"),
-        (
-            "severities: [\n",
-            "r.yaml:2:1: not valid YAML: expected the node content, but found '<stream end>'",
-        ),
-    ],
-)
-def test_a_bad_file_is_refused_as_a_whole(text: str, expected: str) -> None:
-    assert problems(text) == [expected]
+@pytest.mark.parametrize("path", BAD_FILES, ids=[path.name for path in BAD_FILES])
+def test_a_bad_file_is_refused_as_a_whole(path: Path) -> None:
+    """Refused with every problem of `NAME.bad.txt`, not just the first."""
+    with pytest.raises(RulesError) as raised:
+        load_rules(path)
+    assert raised.value.problems == refusal_messages(path)
 
 
 def test_an_unreadable_rules_file_is_a_rules_error(tmp_path: Path) -> None:
