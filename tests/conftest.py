@@ -28,7 +28,7 @@ pytest_plugins = ["peers"]  # the real receivers notifications are sent to, as f
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"  # the shared example files; see data/README.md
-SAMPLE = DATA / "events" / "sample.json"  # the shipped sample.json, linked
+SAMPLE = REPO / "sample.json"  # the sample shipped with sereno
 
 
 def expected_lines(name: str) -> list[str]:
