@@ -36,16 +36,16 @@ def expected_lines(name: str) -> list[str]:
     return (DATA / "expected" / name).read_text(encoding="utf-8").splitlines()
 
 
-def rules_files(kind: str = "*") -> list[Path]:
-    """The example rules files of a kind, `NAME.good.yaml` or `NAME.bad.yaml` (both if none is
-    given), in name order."""
-    return sorted((DATA / "rules").glob(f"*.{kind}.yaml"))
+def example_files(folder: str, kind: str = "*") -> list[Path]:
+    """The example files of `data/FOLDER` (`rules` or `configs`) of a kind, `NAME.good.yaml` or
+    `NAME.bad.yaml` (both if none is given), in name order."""
+    return sorted((DATA / folder).glob(f"*.{kind}.yaml"))
 
 
-def refusal_messages(rules: Path) -> list[str]:
+def refusal_messages(path: Path) -> list[str]:
     """The messages refusing `NAME.bad.yaml`, from `NAME.bad.txt` beside it, with its path."""
-    text = rules.with_suffix(".txt").read_text(encoding="utf-8")
-    return text.replace("{path}", str(rules)).splitlines()
+    text = path.with_suffix(".txt").read_text(encoding="utf-8")
+    return text.replace("{path}", str(path)).splitlines()
 
 
 FAILING_MINUTE = 1476057600  # the minute `engine_failing_on_a_minute` makes the engine fail on

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import DATA, event, json_lines, refusal_messages, rules_files, run_sereno
+from conftest import DATA, event, example_files, json_lines, refusal_messages, run_sereno
 
 GOOD = event(
     server="reporting_pdf02",
@@ -209,36 +210,49 @@ def test_unreadable_input(target: str, message: str, tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
-RULES_FILES = rules_files()
-REFUSED = "sereno: the rules file was refused"
+RULES_FILES = example_files("rules")
+CONFIG_FILES = example_files("configs")
+
+
+def assert_taken_or_refused(
+    result: subprocess.CompletedProcess[str], path: Path, refused: str
+) -> None:
+    """`NAME.good.yaml` is taken: exit status 0; `NAME.bad.yaml` is refused: exit status 2 and
+    exactly the messages of `NAME.bad.txt` ({path} is the file's path), then `refused`."""
+    assert "Traceback" not in result.stderr
+    if path.name.endswith(".good.yaml"):
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = [*refusal_messages(path), refused]
+    assert result.stderr == "".join(f"{line}\n" for line in lines)
 
 
 @pytest.mark.parametrize("rules", RULES_FILES, ids=[path.name for path in RULES_FILES])
 def test_a_rules_file_is_taken_or_refused(
     rules: Path, write_file: Callable[[str, bytes], Path]
 ) -> None:
-    """`NAME.good.yaml` is taken; `NAME.bad.yaml` is refused with exactly the messages in
-    `NAME.bad.txt` ({path} is the rules file's path), by `sereno check` and by `sereno -r`."""
+    """By `sereno check` and by `sereno -r`."""
     events = write_file("events.jsonl", json_lines(GOOD))
     for args in (("-r", rules, events), ("check", rules)):
-        result = run_sereno(*args)
-        assert "Traceback" not in result.stderr
-        if rules.name.endswith(".good.yaml"):
-            assert result.returncode == 0, result.stderr
-            continue
-        assert result.returncode == 2
-        assert result.stdout == ""
-        lines = [*refusal_messages(rules), REFUSED]
-        assert result.stderr == "".join(f"{line}\n" for line in lines)
+        assert_taken_or_refused(run_sereno(*args), rules, "sereno: the rules file was refused")
 
 
-def test_the_rules_folder_holds_only_good_and_bad_files() -> None:
+@pytest.mark.parametrize("config", CONFIG_FILES, ids=[path.name for path in CONFIG_FILES])
+def test_a_config_file_is_taken_or_refused(config: Path) -> None:
+    """By `sereno check --config`."""
+    result = run_sereno("check", "--config", config)
+    assert_taken_or_refused(result, config, "sereno: the config file was refused")
+
+
+@pytest.mark.parametrize("folder", ["rules", "configs"])
+def test_a_data_folder_holds_only_good_and_bad_files(folder: str) -> None:
     """A file named otherwise would be no test case; a bad one needs its messages."""
-    folder = DATA / "rules"
-    for path in folder.iterdir():
+    for path in (DATA / folder).iterdir():
         assert path.name.endswith((".good.yaml", ".bad.yaml", ".bad.txt")), path
-    yaml = {path.name for path in rules_files("bad")}
-    txt = {path.with_suffix(".yaml").name for path in folder.glob("*.bad.txt")}
+    yaml = {path.name for path in example_files(folder, "bad")}
+    txt = {path.with_suffix(".yaml").name for path in (DATA / folder).glob("*.bad.txt")}
     assert yaml == txt
 
 

@@ -18,7 +18,14 @@ from sereno.engine.engine import EngineState
 from sereno.engine.lifecycle import Episode, State
 from sereno.engine.windows import Watermark
 from sereno.events.schema import Event
-from sereno.notify.config import ConfigError, NotifyConfig, ReceiverSpec, Timing, parse_config
+from sereno.notify.config import (
+    ConfigError,
+    NotifyConfig,
+    ReceiverSpec,
+    Timing,
+    load_config,
+    parse_config,
+)
 from sereno.notify.delivery import Delivery, NoticeOutbox, notice_outbox
 from sereno.notify.notice import Notice, Planner
 from sereno.notify.senders import build_sender
@@ -27,7 +34,7 @@ from sereno.notify.transport import retry_after
 from sereno.rules.rulefmt import load_default_rules, parse_rules
 from sereno.state.store import Snapshot, StateStore, create
 
-from conftest import SAMPLE, run_sereno
+from conftest import DATA, SAMPLE, example_files, refusal_messages, run_sereno
 
 RULES = load_default_rules()
 DISK = "Disk consumption exceeds 90%"
@@ -45,52 +52,25 @@ def problems(text: str) -> list[str]:
     return refused.value.problems
 
 
-def test_a_config_is_refused_with_every_problem_and_where_it_is() -> None:
-    assert problems(
-        """
-defaults: {repeat_interval: soon}
-receivers:
-  - {name: a, type: pager}
-  - {name: b, type: webhook, url: "ftp://x", min_severity: URGENT, colour: red}
-  - {name: c, type: email, smarthost: "mail.example.com", from: x@example.com}
-  - {name: d, type: slack, url: "https://hooks.example.com/1", rules: [nope]}
-"""
-    ) == [
-        "sereno.yaml:2:29: key 'repeat_interval': expected a duration such as 500ms, 90s, "
-        "5m or 4h, got 'soon'",
-        "sereno.yaml:4:21: receiver 'a': key 'type': unknown receiver type 'pager' "
-        "(known: webhook, alertmanager, slack, email)",
-        "sereno.yaml:5:35: receiver 'b': key 'url': expected an http:// or https:// URL, "
-        "got 'ftp://x'",
-        "sereno.yaml:5:60: receiver 'b': key 'min_severity': unknown severity 'URGENT' "
-        "(known: LOW, MEDIUM, HIGH, CRITICAL)",
-        "sereno.yaml:5:68: receiver 'b': unknown key 'colour' (known keys: name, type, "
-        "min_severity, rules, services, repeat_interval, timeout, retry_backoff, "
-        "retry_backoff_max, give_up_after, url, headers)",
-        "sereno.yaml:6:5: receiver 'c': missing required key 'to'",
-        "sereno.yaml:6:39: receiver 'c': key 'smarthost': expected HOST:PORT, "
-        "got 'mail.example.com'",
-        "sereno.yaml:7:71: receiver 'd': key 'rules': no rule is named 'nope'",
-    ]
-    assert problems(
-        "receivers: [{name: a, type: webhook, url: 'http://x'}, "
-        "{name: a, type: slack, url: 'http://y'}]"
-    ) == ["sereno.yaml:1:56: receiver 'a': duplicate receiver name"]
-    assert problems("- not a mapping") == [
-        "sereno.yaml:1:1: the config file must be a mapping, got a list"
-    ]
+CONFIG_FILES = example_files("configs")
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=[path.name for path in CONFIG_FILES])
+def test_a_config_file_loads_or_is_refused_with_every_problem_and_where_it_is(
+    path: Path,
+) -> None:
+    """`NAME.good.yaml` loads; `NAME.bad.yaml` is refused with every problem of `NAME.bad.txt`,
+    not just the first."""
+    if path.name.endswith(".good.yaml"):
+        load_config(path, RULES)
+        return
+    with pytest.raises(ConfigError) as refused:
+        load_config(path, RULES)
+    assert refused.value.problems == refusal_messages(path)
 
 
 def test_defaults_apply_to_every_receiver_that_does_not_set_its_own() -> None:
-    loaded = config(
-        """
-defaults: {repeat_interval: 1h, min_severity: HIGH, retry_backoff: 250ms}
-receivers:
-  - {name: a, type: webhook, url: "http://127.0.0.1:1/a"}
-  - {name: b, type: webhook, url: "http://127.0.0.1:1/b", repeat_interval: 30m,
-     min_severity: LOW}
-"""
-    )
+    loaded = load_config(DATA / "configs" / "defaults-for-every-receiver.good.yaml", RULES)
     a, b = loaded.receivers
     assert (a.timing.repeat_interval, a.min_severity, a.timing.retry_backoff) == (
         3600,
@@ -310,17 +290,8 @@ def test_a_batch_of_notices_is_delivered_each_once_after_failures(
     assert "answered 503 Service Unavailable" in logged[0]
 
 
-def test_check_lists_the_receivers_of_a_config(
-    write_file: Callable[[str, str], Path],
-) -> None:
-    good = write_file(
-        "sereno.yaml",
-        """
-receivers:
-  - {name: ops, type: webhook, url: "https://hooks.example.com/sereno", min_severity: HIGH}
-  - {name: am, type: alertmanager, url: "http://127.0.0.1:9093"}
-""",
-    )
+def test_check_lists_the_receivers_of_a_config() -> None:
+    good = DATA / "configs" / "two-receivers.good.yaml"
     result = run_sereno("check", "--config", good)
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith(
@@ -329,13 +300,6 @@ receivers:
         "    HIGH and above; repeated every 4h\n"
         "  am (alertmanager): http://127.0.0.1:9093\n"
         "    every severity; firing alerts re-sent every 1m\n"
-    )
-    bad = write_file("bad.yaml", "receivers:\n  - {name: ops, type: webhook}\n")
-    result = run_sereno("check", "--config", bad)
-    assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == (
-        f"{bad}:2:5: receiver 'ops': missing required key 'url'\n"
-        "sereno: the config file was refused\n"
     )
 
 

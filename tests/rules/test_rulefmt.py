@@ -8,7 +8,7 @@ import pytest
 
 from sereno.rules.rulefmt import RulesError, load_default_rules, load_rules, parse_rules
 
-from conftest import DATA, refusal_messages, rules_files
+from conftest import DATA, example_files, refusal_messages
 
 HEADER = """\
 severities:
@@ -100,7 +100,7 @@ def test_a_bad_rule_is_named_with_line_and_column(rules: str, expected: str) -> 
     assert problems(HEADER + rules) == [expected]
 
 
-BAD_FILES = rules_files("bad")
+BAD_FILES = example_files("rules", "bad")
 
 
 @pytest.mark.parametrize("path", BAD_FILES, ids=[path.name for path in BAD_FILES])
