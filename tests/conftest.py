@@ -36,14 +36,16 @@ def expected_lines(name: str) -> list[str]:
     return (DATA / "expected" / name).read_text(encoding="utf-8").splitlines()
 
 
-def example_files(folder: str, kind: str = "*") -> list[Path]:
-    """The example files of `data/FOLDER` (`rules` or `configs`) of a kind, `NAME.good.yaml` or
-    `NAME.bad.yaml` (both if none is given), in name order."""
-    return sorted((DATA / folder).glob(f"*.{kind}.yaml"))
+def example_files(folder: str, kind: str = "*", suffix: str = "yaml") -> list[Path]:
+    """The example files of `data/FOLDER` (`rules`, `configs` or `events`) of a kind,
+    `NAME.good.SUFFIX` or `NAME.bad.SUFFIX` (both if none is given), in name order; `suffix` is
+    a pattern: `json*` is both `.json` and `.jsonl`."""
+    return sorted((DATA / folder).glob(f"*.{kind}.{suffix}"))
 
 
 def refusal_messages(path: Path) -> list[str]:
-    """The messages refusing `NAME.bad.yaml`, from `NAME.bad.txt` beside it, with its path."""
+    """The messages refusing `NAME.bad.yaml` (or `.json`, `.jsonl`), from `NAME.bad.txt` beside
+    it, with its path."""
     text = path.with_suffix(".txt").read_text(encoding="utf-8")
     return text.replace("{path}", str(path)).splitlines()
 

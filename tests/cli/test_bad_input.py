@@ -26,10 +26,6 @@ GOOD_ALERT = (
 GOOD_LINE = json.dumps(GOOD)
 
 
-def without(field: str) -> str:
-    return json.dumps({k: v for k, v in GOOD.items() if k != field})
-
-
 def with_value(field: str, raw: str) -> str:
     """GOOD as a JSON line with `field` set to the raw JSON text `raw`."""
     return json.dumps({**GOOD, field: "@"}).replace('"@"', raw)
@@ -48,105 +44,7 @@ def lines(*records: str) -> bytes:
     return ("\n".join(records) + "\n").encode()
 
 
-EVENT_CASES = {
-    "broken JSON line": Case(
-        lines(GOOD_LINE, '{"server" "a"}'),
-        1,
-        "{path}:2: not valid JSON: expected ':' at byte 11 of the record; record skipped",
-    ),
-    "truncated last line": Case(
-        lines(GOOD_LINE, GOOD_LINE[:50]).rstrip(b"\n"),
-        1,
-        "{path}:2: not valid JSON: input data was truncated; record skipped",
-    ),
-    "truncated JSON array": Case(
-        f"[\n{GOOD_LINE},\n{GOOD_LINE[:60]}".encode(),
-        1,
-        "{path}:3:1: malformed JSON array: truncated inside the element starting here; "
-        "the rest of the input was skipped; record skipped",
-    ),
-    "JSON array missing its comma": Case(
-        f"[{GOOD_LINE}\n{GOOD_LINE}]".encode(),
-        1,
-        "{path}:2:1: malformed JSON array: expected ',' or ']' after an array element",
-    ),
-    "missing server": Case(
-        lines(without("server"), GOOD_LINE), 1, "{path}:1: field 'server': missing"
-    ),
-    "missing service": Case(
-        lines(GOOD_LINE, without("service")), 1, "{path}:2: field 'service': missing"
-    ),
-    "missing component": Case(
-        lines(GOOD_LINE, without("component")), 1, "{path}:2: field 'component': missing"
-    ),
-    "missing value": Case(
-        lines(GOOD_LINE, without("value")), 1, "{path}:2: field 'value': missing"
-    ),
-    "missing timestamp": Case(
-        lines(GOOD_LINE, without("timestamp")), 1, "{path}:2: field 'timestamp': missing"
-    ),
-    "missing active": Case(
-        lines(GOOD_LINE, without("active")), 1, "{path}:2: field 'active': missing"
-    ),
-    "bool value": Case(
-        lines(GOOD_LINE, with_value("value", "true")),
-        1,
-        "{path}:2: field 'value': expected a finite number, got a boolean",
-    ),
-    "string value": Case(
-        lines(GOOD_LINE, with_value("value", '"0.95"')),
-        1,
-        "{path}:2: field 'value': expected a finite number, got a string",
-    ),
-    "null value": Case(
-        lines(GOOD_LINE, with_value("value", "null")),
-        1,
-        "{path}:2: field 'value': expected a finite number, got null",
-    ),
-    "out of range value": Case(
-        lines(GOOD_LINE, with_value("value", "1e999")),
-        1,
-        "{path}:2: field 'value': expected a finite number, got a number out of range",
-    ),
-    "bool timestamp": Case(
-        lines(GOOD_LINE, with_value("timestamp", "false")),
-        1,
-        "{path}:2: field 'timestamp': expected a number of Unix seconds, got a boolean",
-    ),
-    "string timestamp": Case(
-        lines(GOOD_LINE, with_value("timestamp", '"2016-10-10"')),
-        1,
-        "{path}:2: field 'timestamp': expected a number of Unix seconds, got a string",
-    ),
-    "number server": Case(
-        lines(GOOD_LINE, with_value("server", "17")),
-        1,
-        "{path}:2: field 'server': expected a non-empty string, got an integer",
-    ),
-    "empty server": Case(
-        lines(GOOD_LINE, with_value("server", '""')),
-        1,
-        "{path}:2: field 'server': expected a non-empty string; record skipped",
-    ),
-    "string active": Case(
-        lines(GOOD_LINE, with_value("active", '"yes"')),
-        1,
-        "{path}:2: field 'active': expected true or false, got a string",
-    ),
-    "integer active": Case(
-        lines(GOOD_LINE, with_value("active", "1")),
-        1,
-        "{path}:2: field 'active': expected true or false, got an integer",
-    ),
-    "array line": Case(
-        lines("[1, 2]", GOOD_LINE), 1, "{path}:1: expected a JSON object, got an array"
-    ),
-    "scalar line": Case(
-        lines(GOOD_LINE, "42"), 1, "{path}:2: expected a JSON object, got an integer"
-    ),
-    "array element not an object": Case(
-        f"[{GOOD_LINE}, 42]".encode(), 1, "{path}[1]: expected a JSON object, got an integer"
-    ),
+EVENT_CASES = {  # the other bad events files are in data/events
     "non-UTF-8 bytes": Case(
         lines(GOOD_LINE) + b'{"server": "caf\xe9"}\n', 1, "{path}:2: not valid UTF-8 text"
     ),
@@ -171,6 +69,21 @@ def test_bad_events(case: Case, write_file: Callable[[str, bytes], Path]) -> Non
     assert result.returncode == case.status, result.stderr
     assert case.message.format(path=path) in result.stderr
     assert result.stdout == (GOOD_ALERT if case.alert else "")
+    assert "Traceback" not in result.stderr
+
+
+EVENT_FILES = example_files("events", "bad", "json*")
+
+
+@pytest.mark.parametrize("events", EVENT_FILES, ids=[path.name for path in EVENT_FILES])
+def test_a_bad_events_file(events: Path) -> None:
+    """Its bad records are reported with the messages of `NAME.bad.txt`, exit status 1; its good
+    record is still evaluated."""
+    result = run_sereno(events)
+    assert result.returncode == 1, result.stderr
+    for message in refusal_messages(events):
+        assert message in result.stderr
+    assert result.stdout == GOOD_ALERT
     assert "Traceback" not in result.stderr
 
 
@@ -246,14 +159,23 @@ def test_a_config_file_is_taken_or_refused(config: Path) -> None:
     assert_taken_or_refused(result, config, "sereno: the config file was refused")
 
 
-@pytest.mark.parametrize("folder", ["rules", "configs"])
-def test_a_data_folder_holds_only_good_and_bad_files(folder: str) -> None:
-    """A file named otherwise would be no test case; a bad one needs its messages."""
+@pytest.mark.parametrize(
+    ("folder", "suffixes"),
+    [("rules", (".yaml",)), ("configs", (".yaml",)), ("events", (".json", ".jsonl"))],
+    ids=["rules", "configs", "events"],
+)
+def test_a_data_folder_holds_only_good_and_bad_files(
+    folder: str, suffixes: tuple[str, ...]
+) -> None:
+    """A file named otherwise would be no test case; a bad one needs its messages, and its
+    messages a bad file."""
+    good = tuple(f".good{suffix}" for suffix in suffixes)
+    bad = tuple(f".bad{suffix}" for suffix in suffixes)
     for path in (DATA / folder).iterdir():
-        assert path.name.endswith((".good.yaml", ".bad.yaml", ".bad.txt")), path
-    yaml = {path.name for path in example_files(folder, "bad")}
-    txt = {path.with_suffix(".yaml").name for path in (DATA / folder).glob("*.bad.txt")}
-    assert yaml == txt
+        assert path.name.endswith((*good, *bad, ".bad.txt")), path
+    files = sorted(path.stem for path in (DATA / folder).iterdir() if path.name.endswith(bad))
+    txt = sorted(path.stem for path in (DATA / folder).glob("*.bad.txt"))
+    assert files == txt
 
 
 def test_a_missing_rules_file(tmp_path: Path) -> None:
