@@ -23,6 +23,7 @@ from operator import attrgetter
 from typing import NamedTuple, Protocol, cast
 
 from sereno.events.schema import Event
+from sereno.events.times import DEFAULT_MAX_CLOCK_SKEW
 
 WINDOW_SECONDS = 60
 DEFAULT_ALLOWED_LATENESS = 30.0
@@ -93,7 +94,6 @@ class Window:
         return dict(zip(map(_service_server, by_time), map(_active, by_time), strict=True))
 
 
-DEFAULT_MAX_SKEW = 300.0
 MAX_HELD = 10_000  # events held back as ahead of the fleet, beyond which the oldest is rejected
 
 
@@ -159,7 +159,7 @@ class Windows:
         self,
         allowed_lateness: float = DEFAULT_ALLOWED_LATENESS,
         resume: Watermark = BEGINNING,
-        max_skew: float = DEFAULT_MAX_SKEW,
+        max_skew: float = DEFAULT_MAX_CLOCK_SKEW,
     ) -> None:
         self._allowed_lateness = allowed_lateness
         self._max_skew = max_skew
@@ -174,10 +174,6 @@ class Windows:
     @property
     def watermark(self) -> Watermark:
         return Watermark(self._closed_before, self._newest)
-
-    @property
-    def max_skew(self) -> float:
-        return self._max_skew
 
     def oldest(self) -> Window | None:
         """The oldest open window: the next to close."""
