@@ -119,6 +119,21 @@ def event(
     }
 
 
+def raw_event(value: object, timestamp: object, server: str = "a") -> str:
+    """A load event as raw JSON text, so that numbers reach the reader exactly as written
+    (1e308, 2**64, -1e20) rather than as Python would print them."""
+    return (
+        f'{{"server":"{server}","service":"S","component":"Load5mAvg",'
+        f'"value":{value},"timestamp":{timestamp},"active":true}}'
+    )
+
+
+def sample_events() -> list[dict[str, Any]]:
+    """The shipped sample's events, in time order."""
+    records: list[dict[str, Any]] = json.loads(SAMPLE.read_text())
+    return sorted(records, key=lambda record: record["timestamp"])
+
+
 def json_lines(*records: dict[str, Any] | str) -> bytes:
     """JSON Lines: dicts are encoded, strings are written as they are (for broken lines)."""
     lines = [r if isinstance(r, str) else json.dumps(r) for r in records]

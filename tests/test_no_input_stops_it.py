@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from conftest import SAMPLE, Server, json_lines, run_sereno
+from conftest import Server, json_lines, raw_event, run_sereno, sample_events
 
 MINUTES_APART = 600  # copies of the sample, each ten minutes after the one before
 COPIES = 6
@@ -25,7 +25,7 @@ MAX_BODY = 1 << 20
 def fleet_events() -> list[dict[str, Any]]:
     """The sample, again and again, in time order; then every series once more at a low
     value, twice, so that every minute with data is evaluated and every alert is resolved."""
-    sample = sorted(json.loads(SAMPLE.read_text()), key=lambda e: e["timestamp"])
+    sample = sample_events()
     events = [
         {**e, "timestamp": e["timestamp"] + copy * MINUTES_APART}
         for copy in range(COPIES)
@@ -48,13 +48,6 @@ def fleet_events() -> list[dict[str, Any]]:
     return events
 
 
-def raw_event(value: str, timestamp: str) -> bytes:
-    return (
-        f'{{"server":"a","service":"S","component":"Load5mAvg","value":{value},'
-        f'"timestamp":{timestamp},"active":true}}'
-    ).encode()
-
-
 def hostile_requests(url: str) -> Iterator[tuple[str, Callable[[httpx.Client], httpx.Response]]]:
     """Each hostile request that once stopped, silenced or crashed the service."""
     json_type = {"content-type": "application/json"}
@@ -72,7 +65,7 @@ def hostile_requests(url: str) -> Iterator[tuple[str, Callable[[httpx.Client], h
         ("1", "1476057600000"),
         ("18446744073709551616", "1476057600"),
     ):
-        yield f"value {value} at {timestamp}", post(raw_event(value, timestamp))
+        yield f"value {value} at {timestamp}", post(raw_event(value, timestamp).encode())
     yield "nested 1,000 deep", post(b"[" * 1000 + b"]" * 1000)
     yield (
         "gzip then garbage",

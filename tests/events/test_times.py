@@ -9,7 +9,6 @@ import io
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,7 +17,7 @@ from sereno.events.reader import EventReader, RecordError
 from sereno.events.schema import Event
 from sereno.events.times import EventTimes
 
-from conftest import SAMPLE, Server, event, json_lines, run_sereno
+from conftest import SAMPLE, Server, event, json_lines, raw_event, run_sereno, sample_events
 
 T0 = 1476057600  # 2016-10-10 00:00:00 UTC, the sample's first minute
 NOW = 1796000000.0  # 2026-11-30 00:53:20 UTC
@@ -194,10 +193,6 @@ def test_events_held_back_that_the_fleet_follows_are_late_no_more_than_the_rest(
 # --- the same in files ---------------------------------------------------------------------
 
 
-def sample_events() -> list[dict[str, Any]]:
-    return sorted(json.loads(SAMPLE.read_text()), key=lambda e: e["timestamp"])
-
-
 def test_in_a_file_one_server_in_milliseconds_makes_no_one_else_late(
     write_file: Callable[[str, bytes | str], Path],
 ) -> None:
@@ -255,14 +250,6 @@ def test_max_clock_skew_is_checked_and_used(write_file: Callable[[str, bytes | s
 # --- the same in the service -------------------------------------------------------------
 
 
-def load_event(value: Any, timestamp: Any, server: str = "a") -> str:
-    """The event as raw JSON text, so that numbers reach the service exactly as written."""
-    return (
-        f'{{"server":"{server}","service":"S","component":"Load5mAvg",'
-        f'"value":{value},"timestamp":{timestamp},"active":true}}'
-    )
-
-
 @pytest.mark.parametrize(
     ("value", "timestamp", "reason"),
     [
@@ -280,8 +267,8 @@ def test_the_service_rejects_a_bad_record_in_its_answer_and_goes_on(
     start_server: Callable[..., Server], value: str, timestamp: str, reason: str
 ) -> None:
     server = start_server()
-    good = load_event(5, T0 + 10)
-    answer = server.post(f"[{good},{load_event(value, timestamp)}]".encode())
+    good = raw_event(5, T0 + 10)
+    answer = server.post(f"[{good},{raw_event(value, timestamp)}]".encode())
     assert answer.status_code == 202
     body = answer.json()
     assert (body["accepted"], body["rejected"]) == (1, 1)
@@ -303,7 +290,7 @@ def test_the_service_tells_a_client_its_events_are_late(
     server = start_server()
     server.post_lines(event(server="a", timestamp=T0), event(server="a", timestamp=T0 + 200))
     server.metric_until("sereno_windows_evaluated_total 1.0")
-    answer = server.post(load_event(1, 0).encode()).json()
+    answer = server.post(raw_event(1, 0).encode()).json()
     assert answer["rejected"] == 1
     assert answer["errors"][0]["reason"] == (
         "late: 0 is in a minute evaluated already (every minute before 2016-10-10 00:01:00 UTC is)"
