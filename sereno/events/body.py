@@ -83,7 +83,7 @@ def decode_body(
     in_array = single or first == b"["
     rejected = [
         Rejected(error.position - (0 if in_array else 1), error.field, error.reason)
-        for error in sorted(errors, key=lambda error: error.position or 0)
+        for error in errors  # in the order of the records: the reader reports them as it reads
         if error.position is not None
     ]
     return Decoded(events, rejected)
