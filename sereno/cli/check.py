@@ -51,8 +51,8 @@ def _describe(spec: RuleSpec) -> str:
     if spec.absent is not None:
         kind += f" {format_duration(spec.absent)}"
     threshold = f", threshold {spec.threshold}" if spec.threshold is not None else ""
-    if spec.hold:
-        threshold += f", for {format_duration(spec.hold)}"
+    if spec.levels[0].hold:
+        threshold += f", for {format_duration(spec.levels[0].hold)}"
     engine = "compiled" if spec.condition.compiled else "rule-engine"
     return (
         f"  {spec.name}\n"

@@ -82,7 +82,7 @@ class Engine:
         self.rule_order = {spec.name: rank for rank, spec in enumerate(ruleset.rules)}
         self._on_condition_error = on_condition_error
         self.lifecycle = Lifecycle(
-            {spec.name: spec.hold for spec in ruleset.rules},
+            {spec.name: spec.levels[0].hold for spec in ruleset.rules},
             keep_resolved=keep_episodes,
             on_change=on_change,
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import Enum
+from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 
@@ -49,27 +51,118 @@ class Severity:
 
 
 @dataclass(frozen=True)
-class RuleSpec:
-    """One alerting rule. `threshold` is shown as written; the condition decides.
+class Level:
+    """One severity of a rule: the alert is at this level while `condition` holds (and has
+    held for `hold` seconds, its `for:`)."""
 
-    `hold` is how long (seconds) the condition must hold before the alert fires (`for:`);
-    `absent`, when set, makes it a silence rule: servers that sent no event matching the
-    condition for that long. `summary` is the template of its notifications' one-line text.
+    severity: Severity
+    condition: Condition
+    hold: int = 0
+
+
+@dataclass(frozen=True)
+class Quorum:
+    """How many of a service's active servers a majority rule needs matching: more than (or,
+    not `strict`, at least) the `share` of them, or, with `count`, at least that many."""
+
+    text: str
+    share: Fraction = Fraction(1, 2)
+    strict: bool = True
+    count: int | None = None
+
+    def met(self, matched: int, active: int) -> bool:
+        if matched == 0 or active == 0:
+            return False
+        if self.count is not None:
+            return matched >= self.count
+        if self.strict:
+            return matched * self.share.denominator > self.share.numerator * active
+        return matched * self.share.denominator >= self.share.numerator * active
+
+
+DEFAULT_QUORUM = Quorum("> 50%")
+
+
+@dataclass(frozen=True)
+class Flapping:
+    """Nagios' flap detection: over the last `window` evaluations, the weighted share of
+    changes between firing and not; flapping from `high` up, stable again below `low`."""
+
+    window: int = 21
+    high: float = 0.5
+    low: float = 0.25
+
+
+class OnMissing(str, Enum):
+    """What an open alert becomes when its server (or service) sends none of its rule's
+    components for `missing_after`."""
+
+    KEEP = "keep"
+    RESOLVE = "resolve"
+    ALERT = "alert"
+
+
+DEFAULT_ON_MISSING = OnMissing.ALERT
+DEFAULT_MISSING_AFTER = 300
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One alerting rule. `threshold` is shown as written; the conditions decide.
+
+    `levels` are its severities, least severe first, each with its condition and `for:` (a
+    rule without `levels:` has one). `absent`, when set, makes it a silence rule: servers
+    that sent no event matching the condition for that long. `summary` is the template of its
+    notifications' one-line text. The other fields are the alert's controls, as the rules
+    file's keys of the same names describe them.
     """
 
     name: str
     description: str
-    severity: Severity
-    condition: Condition
+    levels: tuple[Level, ...]
     threshold: str | None
     majority: bool
-    hold: int = 0
     absent: int | None = None
     summary: str | None = None
+    recover_when: Condition | None = None
+    keep_firing_for: int = 0
+    on_missing: OnMissing = DEFAULT_ON_MISSING
+    missing_after: int = DEFAULT_MISSING_AFTER
+    flapping: Flapping | None = None
+    quorum: Quorum = DEFAULT_QUORUM
+    min_active: int = 1
+    inhibited_by: tuple[str, ...] = ()
+    equal: tuple[str, ...] = ("service",)
 
     @property
     def kind(self) -> str:
         return rule_kind(self.majority, self.absent)
+
+    @property
+    def severity(self) -> Severity:
+        """The least severe of its levels: the severity it fires at, at the least."""
+        return self.levels[0].severity
+
+    @property
+    def condition(self) -> Condition:
+        """The condition of its least severe level (of its only one, for most rules)."""
+        return self.levels[0].condition
+
+    @property
+    def components(self) -> frozenset[str] | None:
+        """The only components its conditions can match; None when any can."""
+        found: set[str] = set()
+        for condition in self.conditions:
+            if condition.components is None:
+                return None
+            found |= condition.components
+        return frozenset(found)
+
+    @property
+    def conditions(self) -> tuple[Condition, ...]:
+        """Every condition it evaluates: its levels', then its recovery condition."""
+        recovery = (self.recover_when,) if self.recover_when is not None else ()
+        return (*(level.condition for level in self.levels), *recovery)
 
 
 def rule_kind(majority: bool, absent: int | None) -> str:
@@ -104,7 +197,9 @@ class RuleSet:
     @property
     def fields(self) -> frozenset[str]:
         """Every event field some condition reads."""
-        return frozenset().union(*(rule.condition.fields for rule in self.rules))
+        return frozenset().union(
+            *(condition.fields for rule in self.rules for condition in rule.conditions)
+        )
 
 
 def default_rules_text() -> str:
@@ -248,11 +343,9 @@ class _RulesReader(NodeReader):
         return RuleSpec(
             name,
             description,
-            severity,
-            condition,
+            (Level(severity, condition, hold or 0),),
             threshold,
             bool(majority),
-            hold or 0,
             absent,
             summary,
         )
