@@ -11,9 +11,16 @@ from typing import Protocol
 
 import msgspec
 
-from sereno.engine.alerts import Alert, AlertKey
+from sereno.engine.alerts import Alert
 from sereno.engine.evaluate import AbsentRule, ConditionErrorHandler, build_rule
-from sereno.engine.lifecycle import Episode, Lifecycle, State, WindowResult, episodes_in_order
+from sereno.engine.lifecycle import (
+    Episode,
+    FlapHistory,
+    Lifecycle,
+    State,
+    WindowResult,
+    episodes_in_order,
+)
 from sereno.engine.windows import Window, Windows, in_batches
 from sereno.events.reader import EventBatch
 from sereno.events.schema import Event, Number
@@ -65,6 +72,7 @@ class EngineState(msgspec.Struct):
 
     episodes: list[Episode] = msgspec.field(default_factory=list)
     last_seen: dict[str, list[tuple[str, str, Number]]] = msgspec.field(default_factory=dict)
+    flapping: list[FlapHistory] = msgspec.field(default_factory=list)
 
 
 class Engine:
@@ -82,7 +90,7 @@ class Engine:
         self.rule_order = {spec.name: rank for rank, spec in enumerate(ruleset.rules)}
         self._on_condition_error = on_condition_error
         self.lifecycle = Lifecycle(
-            {spec.name: spec.levels[0].hold for spec in ruleset.rules},
+            ruleset.rules,
             keep_resolved=keep_episodes,
             on_change=on_change,
         )
@@ -92,7 +100,7 @@ class Engine:
             rule.spec.name: [(*key, seen) for key, seen in rule.last_seen.items()]
             for rule in self._silence_rules()
         }
-        return EngineState(self.lifecycle.still_open(), last_seen)
+        return EngineState(self.lifecycle.still_open(), last_seen, self.lifecycle.flap_histories())
 
     def restore(self, state: EngineState) -> list[Episode]:
         """Carry on from `state` (of an earlier run, or of the rules before a reload): what
@@ -101,7 +109,7 @@ class Engine:
         for rule in self._silence_rules():
             for service, server, seen in state.last_seen.get(rule.spec.name, ()):
                 rule.last_seen[(service, server)] = seen
-        return self.lifecycle.restore(state.episodes)
+        return self.lifecycle.restore(state.episodes, state.flapping)
 
     def excuse_silence_until(self, since: Number) -> None:
         """Silence rules start counting every known server's silence again at `since`."""
@@ -124,14 +132,16 @@ class Engine:
 
     def evaluate_window(self, window: Window) -> WindowResult:
         """What the rules find in the window, before the lifecycle."""
-        alerts: list[Alert] = []
-        looked_at: dict[AlertKey, Number] = {}
+        found = WindowResult(window.start, [], {})
         for rule in self._rules:
             result = rule.evaluate(window, self._on_condition_error)
-            alerts += result.alerts
-            looked_at.update(result.looked_at)
-        alerts.sort(key=self._order)
-        return WindowResult(window.start, alerts, looked_at)
+            found.alerts.extend(result.alerts)
+            found.looked_at.update(result.looked_at)
+            if result.recovered is not None:
+                found.recovered.update(result.recovered)
+            found.unmatched.update(result.unmatched)
+        found.alerts.sort(key=self._order)
+        return found
 
     def _order(self, alert: Alert) -> tuple[float, int, str, str]:
         return (

@@ -8,21 +8,36 @@ is neither raised nor over.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import NamedTuple, Protocol
 
-from sereno.engine.alerts import AbsentAlert, Alert, AlertKey, MajorityAlert, ServerAlert
+from sereno.engine.alerts import (
+    AbsentAlert,
+    Alert,
+    AlertKey,
+    MajorityAlert,
+    ServerAlert,
+    alert_key,
+)
 from sereno.engine.windows import WINDOW_SECONDS, SampleKey, Window
 from sereno.events.schema import Event, Number
-from sereno.rules.conditions import ConditionError
+from sereno.rules.conditions import Condition, ConditionError
 from sereno.rules.rulefmt import RuleSpec
 
 ConditionErrorHandler = Callable[[RuleSpec, Event, ConditionError], None]
 
 
 class RuleResult(NamedTuple):
+    """A rule's findings in a window: its alerts; the alerts it looked at, with the value it
+    saw; of those, the ones its recovery condition holds for (None: every one it looked at,
+    for a rule without one); and, for a majority rule, the servers of each service that
+    reported and did not match."""
+
     alerts: list[Alert]
     looked_at: dict[AlertKey, Number]
+    recovered: set[AlertKey] | None = None
+    unmatched: Mapping[AlertKey, tuple[str, ...]] = MappingProxyType({})
 
 
 class Rule(Protocol):
@@ -36,12 +51,32 @@ class Rule(Protocol):
         ...
 
 
-def _matches(spec: RuleSpec, event: Event, on_error: ConditionErrorHandler) -> bool:
+def _holds(
+    spec: RuleSpec, condition: Condition, event: Event, on_error: ConditionErrorHandler
+) -> bool:
     try:
-        return spec.condition.matches(event)
+        return condition.matches(event)
     except ConditionError as error:
         on_error(spec, event, error)
         return False
+
+
+def _matches(spec: RuleSpec, event: Event, on_error: ConditionErrorHandler) -> bool:
+    return _holds(spec, spec.condition, event, on_error)
+
+
+def _level(spec: RuleSpec, event: Event, on_error: ConditionErrorHandler) -> int:
+    """The most severe of the rule's levels whose condition the event meets; -1 if none."""
+    levels = spec.levels
+    for index in range(len(levels) - 1, -1, -1):
+        if _holds(spec, levels[index].condition, event, on_error):
+            return index
+    return -1
+
+
+def _recovers(spec: RuleSpec, event: Event, on_error: ConditionErrorHandler) -> bool:
+    assert spec.recover_when is not None
+    return _holds(spec, spec.recover_when, event, on_error)
 
 
 def _quietly(spec: RuleSpec, event: Event, error: ConditionError) -> None:
@@ -49,41 +84,59 @@ def _quietly(spec: RuleSpec, event: Event, error: ConditionError) -> None:
 
 
 def _of_components(spec: RuleSpec, events: Iterable[Event]) -> Iterable[Event]:
-    components = spec.condition.components
+    components = spec.components
     if components is None:
         return events
     return (event for event in events if event.component in components)
 
 
 class ServerRule:
-    """`majority: false`: every latest sample that matches the condition is an alert."""
+    """`majority: false`: every latest sample that matches a level's condition is an alert,
+    at the most severe level it matches."""
 
     def __init__(self, spec: RuleSpec) -> None:
         self.spec = spec
 
     def evaluate(self, window: Window, on_error: ConditionErrorHandler) -> RuleResult:
         spec = self.spec
-        samples = window.latest_samples(spec.condition.components).values()
-        alerts: list[Alert] = [
-            self._alert(event) for event in samples if _matches(spec, event, on_error)
-        ]
+        samples = window.latest_samples(spec.components).values()
         looked_at = {
             AlertKey(spec.name, event.service, event.server): event.value for event in samples
         }
-        return RuleResult(alerts, looked_at)
+        if len(spec.levels) == 1 and spec.recover_when is None:
+            alerts: list[Alert] = [
+                self._alert(event, 0) for event in samples if _matches(spec, event, on_error)
+            ]
+            return RuleResult(alerts, looked_at)
+        alerts, recovered = [], set()
+        for event in samples:
+            level = _level(spec, event, on_error)
+            if level >= 0:
+                alerts.append(self._alert(event, level))
+            elif spec.recover_when is not None and _recovers(spec, event, on_error):
+                recovered.add(AlertKey(spec.name, event.service, event.server))
+        if spec.recover_when is None:
+            return RuleResult(alerts, looked_at)
+        # a server recovers when one of its samples meets the condition and none matches
+        recovered.difference_update(map(alert_key, alerts))
+        return RuleResult(alerts, looked_at, recovered)
 
     def early(self, start: int, events: Sequence[Event]) -> list[Alert]:
         """Each event that matches, as it comes (a later sample of the same minute may
         still undo it when the minute is evaluated)."""
         spec = self.spec
-        matching = _of_components(spec, events)
-        return [self._alert(event) for event in matching if _matches(spec, event, _quietly)]
+        alerts: list[Alert] = []
+        for event in _of_components(spec, events):
+            level = _level(spec, event, _quietly)
+            if level >= 0:
+                alerts.append(self._alert(event, level))
+        return alerts
 
-    def _alert(self, event: Event) -> ServerAlert:
+    def _alert(self, event: Event, level: int) -> ServerAlert:
         spec = self.spec
         return ServerAlert(
             rule=spec.name,
-            severity=spec.severity.name,
+            severity=spec.levels[level].severity.name,
             timestamp=event.timestamp,
             component=event.component,
             value=event.value,
@@ -106,7 +159,8 @@ class MajorityRule:
         self._early = _EarlyMinute(-1)
 
     def evaluate(self, window: Window, on_error: ConditionErrorHandler) -> RuleResult:
-        samples = window.latest_samples(self.spec.condition.components)
+        spec = self.spec
+        samples = window.latest_samples(spec.components)
         if not samples:
             return RuleResult([], {})
         activity = window.activity
@@ -114,22 +168,45 @@ class MajorityRule:
         active: dict[str, int] = {}
         for (service, _), is_active in activity.items():
             active[service] = active.get(service, 0) + is_active
-        best: dict[str, dict[str, Event]] = {}
+        reported: dict[str, set[str]] = {}
+        best: dict[str, dict[str, _Match]] = {}
+        recovering: dict[str, set[str]] = {}
         looked_at: dict[AlertKey, Number] = {}  # with the highest value of its active servers
         for event in samples.values():
             if not activity[(event.service, event.server)]:
                 continue
-            key = AlertKey(self.spec.name, event.service, "")
+            service = event.service
+            key = AlertKey(spec.name, service, "")
             looked_at[key] = max(looked_at.get(key, event.value), event.value)
-            if not _matches(self.spec, event, on_error):
-                continue
-            _keep_highest(best.setdefault(event.service, {}), event)
-        alerts: list[Alert] = [
-            self._alert(window.start, servers, active[service])
-            for service, servers in best.items()
-            if 2 * len(servers) > active[service]
-        ]
-        return RuleResult(alerts, looked_at)
+            reported.setdefault(service, set()).add(event.server)
+            level = _level(spec, event, on_error)
+            if level >= 0:
+                _keep_highest(best.setdefault(service, {}), event, level)
+            elif spec.recover_when is not None and _recovers(spec, event, on_error):
+                recovering.setdefault(service, set()).add(event.server)
+        alerts: list[Alert] = []
+        unmatched: dict[AlertKey, tuple[str, ...]] = {}
+        for service, servers in best.items():
+            alert = self._decide(window.start, servers, active[service])
+            if alert is not None:
+                alerts.append(alert)
+                others = reported[service].difference(alert.matched_servers)
+                unmatched[AlertKey(spec.name, service, "")] = tuple(sorted(others))
+        recovered = None
+        if spec.recover_when is not None:
+            recovered = {
+                AlertKey(spec.name, service, "")
+                for service in reported
+                if self._recovered(
+                    recovering.get(service, set()), best.get(service, {}), active[service]
+                )
+            }
+        return RuleResult(alerts, looked_at, recovered, unmatched)
+
+    def _recovered(self, recovering: set[str], matching: dict[str, _Match], active: int) -> bool:
+        """Whether the active servers that do not meet the recovery condition are no longer
+        a quorum."""
+        return not self.spec.quorum.met(active - len(recovering.difference(matching)), active)
 
     def _remember_active(self, activity: dict[tuple[str, str], bool]) -> None:
         active: dict[str, set[str]] = {}
@@ -163,19 +240,35 @@ class MajorityRule:
         in_time_order = sorted(samples, key=lambda event: event.timestamp)
         newest = {event.server: event for event in in_time_order}  # a server's activity
         active = {server for server, event in newest.items() if event.active}
-        best: dict[str, Event] = {}
+        best: dict[str, _Match] = {}
         for event in in_time_order:
-            if event.server in active and _matches(self.spec, event, _quietly):
-                _keep_highest(best, event)
-        return self._alert(start, best, len(active)) if 2 * len(best) > len(active) else None
+            if event.server in active:
+                level = _level(self.spec, event, _quietly)
+                if level >= 0:
+                    _keep_highest(best, event, level)
+        return self._decide(start, best, len(active))
 
-    def _alert(self, start: int, servers: dict[str, Event], active: int) -> MajorityAlert:
+    def _decide(self, start: int, servers: dict[str, _Match], active: int) -> MajorityAlert | None:
+        """The service's alert, at the most severe level that a quorum of its active servers
+        meet (at that level or above); None if there is none, or too few active servers."""
+        spec = self.spec
+        if active < spec.min_active:
+            return None
+        for level in range(len(spec.levels) - 1, -1, -1):
+            matched = {name: match.event for name, match in servers.items() if match.level >= level}
+            if spec.quorum.met(len(matched), active):
+                return self._alert(start, matched, active, level)
+        return None
+
+    def _alert(
+        self, start: int, servers: dict[str, Event], active: int, level: int
+    ) -> MajorityAlert:
         names = sorted(servers)
         highest = max((servers[name] for name in names), key=lambda event: event.value)
         spec = self.spec
         return MajorityAlert(
             rule=spec.name,
-            severity=spec.severity.name,
+            severity=spec.levels[level].severity.name,
             timestamp=start,
             component=highest.component,
             value=highest.value,
@@ -187,11 +280,21 @@ class MajorityRule:
         )
 
 
-def _keep_highest(servers: dict[str, Event], event: Event) -> None:
-    """Keep the event as its server's match if it is the server's highest so far."""
+class _Match(NamedTuple):
+    """A server's match in a minute: its most severe level, and its highest matching sample."""
+
+    level: int
+    event: Event
+
+
+def _keep_highest(servers: dict[str, _Match], event: Event, level: int) -> None:
+    """Count the event in its server's match: the most severe level, the highest value."""
     current = servers.get(event.server)
-    if current is None or event.value > current.value:
-        servers[event.server] = event
+    if current is None:
+        servers[event.server] = _Match(level, event)
+    elif level > current.level or event.value > current.event.value:
+        highest = event if event.value > current.event.value else current.event
+        servers[event.server] = _Match(max(level, current.level), highest)
 
 
 class _EarlyMinute:
@@ -243,7 +346,7 @@ class AbsentRule:
         spec, last_seen = self.spec, self.last_seen
         now = window.start + WINDOW_SECONDS
         looked_at: dict[AlertKey, Number] = {}  # with its silence at the end of the minute
-        for event in window.latest_samples(spec.condition.components).values():
+        for event in window.latest_samples(spec.components).values():
             if _matches(spec, event, on_error):
                 key = (event.service, event.server)
                 last_seen[key] = max(last_seen.get(key, event.timestamp), event.timestamp)

@@ -1,17 +1,24 @@
-"""Alert lifecycle: pending, firing, resolved; the same alert tracked from minute to minute.
+"""Alert lifecycle: pending, firing, no data, resolved; the same alert from minute to minute.
 
 Pure: it is given each evaluated minute's result, in order, and keeps an `Episode` per alert
 (identified by rule, service and server). An alert is *pending* from the first minute its rule
-matches; it *fires* once the rule has matched in every minute for the rule's `for:` duration
-(at once, without one); it is *resolved* by the first later minute in which its rule looked at
-it and it did not match. A pending alert that misses a minute, or is looked at and does not
-match, is forgotten: `for:` starts again.
+matches; it *fires* once one of its rule's levels has held in every minute for that level's
+`for:` (at once, without one), at the most severe level that has; its severity then follows
+the levels that hold. It is *resolved* by the first later minute in which its rule looked at
+it and it did not match, if its recovery condition holds then (`recover_when`) and its last
+match is `keep_firing_for` behind; a minute in which its rule has no data for it changes
+nothing, until `missing_after` has passed without data: then its rule's `on_missing` says
+what it becomes. A pending alert that misses a minute, or is looked at and does not match, is
+forgotten: `for:` starts again.
+
+Each change of an episode says what changed and which notice, if any, it calls for: an alert
+flapping (`flapping:`) or inhibited (`inhibited_by:`) is not told of one change at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
 
 import msgspec
@@ -19,25 +26,55 @@ import msgspec
 from sereno.engine.alerts import Alert, AlertKey, alert_key
 from sereno.engine.windows import WINDOW_SECONDS
 from sereno.events.schema import Number
+from sereno.rules.rulefmt import Flapping, OnMissing, RuleSpec
 
 
 class State(str, Enum):
     PENDING = "pending"
     FIRING = "firing"
+    NO_DATA = "no data"  # firing, and then no data for its rule's `missing_after`
     RESOLVED = "resolved"
     DROPPED = "dropped"  # its rule is gone (a reload, a restart with other rules): not watched
 
 
+OPEN_STATES = (State.PENDING, State.FIRING, State.NO_DATA)
+
+
+class Change(str, Enum):
+    """What happened to an episode."""
+
+    PENDING = "pending"
+    FIRED = "fired"
+    ESCALATED = "escalated"
+    DEESCALATED = "de-escalated"
+    NO_DATA = "no data"
+    DATA_BACK = "data back"
+    RESOLVED = "resolved"
+    DROPPED = "dropped"
+    FLAPPING = "flapping"
+    STABLE = "stopped flapping"
+    INHIBITED = "inhibited"
+    RELEASED = "no longer inhibited"
+
+
 class Episode(msgspec.Struct, frozen=True):
-    """One alert from the minute its rule first matched to the minute it stopped matching.
+    """One alert from the minute its rule first matched to the minute it ended.
 
     A value: each change of it is a new `Episode`, so that one handed on stays as it was.
 
     `started` is the start of the first matching minute, `fired` of the minute it fired,
-    `ended` of the minute that resolved it (None while firing); `peak` is the highest value
-    seen (for silence, the longest), `windows` the number of matching minutes and `last` the
+    `ended` of the minute that ended it (None while open); `peak` is the highest value seen
+    (for silence, the longest), `windows` the number of matching minutes and `last` the
     alert of the latest of them; `recovered` is the value seen in the minute that resolved it
     (for silence, the seconds since the server's event that ended it).
+
+    `seen` is the latest minute its rule had data for it, `no_data_since` when its data
+    stopped (once `missing_after` has passed), `ended_by` why it ended (recovered, no data,
+    rule removed). `runs` is, per level of its rule, the start of the unbroken run of matching
+    minutes at that level or above (None: not in one). `notified_at` is the minute people were
+    last told it fires (None: not told), from which reminders are counted; `change` is what
+    this value of it changed, at `changed_at`, and `tell` the notice that calls for, if any.
+    `unmatched` lists, for a majority rule, the active servers that reported and did not match.
     """
 
     key: AlertKey
@@ -51,16 +88,88 @@ class Episode(msgspec.Struct, frozen=True):
     fired: int | None = None
     ended: int | None = None
     recovered: Number | None = None
+    seen: int | None = None
+    no_data_since: int | None = None
+    ended_by: str | None = None
+    runs: tuple[int | None, ...] = ()
+    flapping: bool = False
+    inhibited: bool = False
+    notified_at: int | None = None
+    change: Change = Change.PENDING
+    changed_at: int | None = None
+    tell: str | None = None
+    unmatched: tuple[str, ...] = ()
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    @property
+    def muted(self) -> bool:
+        """Whether its changes are kept from people for now (flapping or inhibited)."""
+        return self.flapping or self.inhibited
+
+
+class FlapHistory(msgspec.Struct):
+    """An alert's last evaluations, for flap detection: bit i of `states` is whether it was
+    firing i evaluations ago (of `count`); `last` is its latest episode."""
+
+    key: AlertKey
+    states: int
+    count: int
+    flapping: bool
+    last: Episode
 
 
 @dataclass(frozen=True)
 class WindowResult:
-    """What the rules found in one minute: its alerts, and every alert they looked at, with
-    the value they saw."""
+    """What the rules found in one minute: its alerts; every alert they looked at, with the
+    value they saw; of those, the ones whose rule has a recovery condition that holds; and
+    the servers of each majority alert that reported and did not match."""
 
     start: int
     alerts: list[Alert]
     looked_at: dict[AlertKey, Number]
+    recovered: set[AlertKey] = field(default_factory=set)
+    unmatched: dict[AlertKey, tuple[str, ...]] = field(default_factory=dict)
+
+
+class _Controls:
+    """What the lifecycle needs of a rule."""
+
+    def __init__(self, spec: RuleSpec) -> None:
+        self.severities = tuple(level.severity.name for level in spec.levels)
+        self.holds = tuple(level.hold for level in spec.levels)
+        self.rank = {name: index for index, name in enumerate(self.severities)}
+        self.recovers = spec.recover_when is not None
+        self.keep_firing_for = spec.keep_firing_for
+        self.on_missing = spec.on_missing
+        self.missing_after = spec.missing_after
+        self.flapping: Flapping | None = spec.flapping
+        self.inhibited_by = spec.inhibited_by
+        self.equal = spec.equal
+
+    def level_of(self, severity: str) -> int:
+        return self.rank.get(severity, 0)
+
+    def runs(
+        self, before: tuple[int | None, ...], level: int, start: int, on: bool
+    ) -> tuple[int | None, ...]:
+        """Each level's run after a minute matching at `level`; `on`: the runs before go on."""
+        before = before if len(before) == len(self.holds) else (None,) * len(self.holds)
+        return tuple(
+            ((run if on and run is not None else start) if index <= level else None)
+            for index, run in enumerate(before)
+        )
+
+    def reached(self, runs: tuple[int | None, ...], start: int) -> int:
+        """The most severe level whose `for:` has held by the end of the minute; -1 if none."""
+        end = start + WINDOW_SECONDS
+        for index in range(len(runs) - 1, -1, -1):
+            run = runs[index]
+            if run is not None and end - run >= self.holds[index]:
+                return index
+        return -1
 
 
 class Lifecycle:
@@ -68,30 +177,57 @@ class Lifecycle:
 
     def __init__(
         self,
-        hold: Mapping[str, int],
+        rules: Sequence[RuleSpec],
         keep_resolved: bool = False,
         on_change: Callable[[Episode], None] | None = None,
     ) -> None:
-        self._hold = hold  # each rule's `for:`, in seconds
+        self._rules = {spec.name: _Controls(spec) for spec in rules}
+        self._flapping_rules = {name for name, rule in self._rules.items() if rule.flapping}
+        self._inhibited_rules = {name for name, rule in self._rules.items() if rule.inhibited_by}
         self._keep_resolved = keep_resolved
-        self._on_change = on_change or _ignore  # told of every episode that changes state
+        self._on_change = on_change or _ignore  # told of every episode that changes
         self._open: dict[AlertKey, Episode] = {}
+        self._flaps: dict[AlertKey, FlapHistory] = {}
         self._resolved: list[Episode] = []  # kept only if asked to, until taken
 
     def update(self, result: WindowResult) -> list[Alert]:
         """Take one minute's result; return its alerts that are firing."""
         start = result.start
-        firing: list[Alert] = []
-        matched: set[AlertKey] = set()
+        by_key: dict[AlertKey, list[Alert]] = {}
         for alert in result.alerts:
-            key = alert_key(alert)
-            matched.add(key)
-            episode = self._continue(key, alert, start)
-            if episode.state is State.FIRING:
-                firing.append(alert)
-        for key in [key for key in self._open if key not in matched]:
-            self._miss(key, start, result.looked_at.get(key))
-        return firing
+            by_key.setdefault(alert_key(alert), []).append(alert)
+        changed: dict[AlertKey, tuple[Episode, Change]] = {}
+        for key, alerts in by_key.items():
+            episode, change = self._matched(key, alerts, start, result.unmatched.get(key, ()))
+            self._keep(key, episode, change, changed)
+        for key, episode in list(self._open.items()):
+            if key not in by_key:
+                missed, change = self._missed(episode, start, result)
+                self._keep(key, missed, change, changed)
+        flapped = self._detect_flapping(start, changed, result.looked_at)
+        inhibited = self._detect_inhibition()
+        self._tell_changes(start, changed, flapped, inhibited)
+        firing = {key for key in by_key if self._state(key) is State.FIRING}
+        return [alert for alert in result.alerts if alert_key(alert) in firing]
+
+    def _state(self, key: AlertKey) -> State | None:
+        episode = self._open.get(key)
+        return episode.state if episode is not None else None
+
+    def _keep(
+        self,
+        key: AlertKey,
+        episode: Episode | None,
+        change: Change | None,
+        changed: dict[AlertKey, tuple[Episode, Change]],
+    ) -> None:
+        """Hold the episode as the minute leaves it (None: forgotten), noting its change."""
+        if episode is None or not episode.is_open:
+            self._open.pop(key, None)
+        else:
+            self._open[key] = episode
+        if episode is not None and change is not None:
+            changed[key] = (episode, change)
 
     def fire_early(self, alert: Alert, start: int) -> None:
         """An alert of the minute at `start`, found before that minute is evaluated: fire it
@@ -101,11 +237,17 @@ class Lifecycle:
         key = alert_key(alert)
         episode = self._open.get(key)
         if episode is not None and episode.state is not State.PENDING:
-            return  # firing already: the minute's evaluation will carry it on
-        continued = episode is not None and not self._starts_anew(episode, start)
-        started = episode.started if continued and episode is not None else start
-        if start + WINDOW_SECONDS - started >= self._hold.get(key.rule, 0):
-            self._continue(key, alert, start)
+            return  # open already: the minute's evaluation will carry it on
+        matched, change = self._matched(key, [alert], start, ())
+        if change is not Change.FIRED:
+            return  # pending only: the minute's evaluation will tell
+        flaps = self._flaps.get(key)
+        flagged = msgspec.structs.replace(
+            matched,
+            flapping=flaps is not None and flaps.flapping,
+            inhibited=key.rule in self._inhibited_rules and self._is_inhibited(key),
+        )
+        self._emit(self._told(flagged, Change.FIRED, start))
 
     @staticmethod
     def _starts_anew(episode: Episode | None, start: int) -> bool:
@@ -115,51 +257,262 @@ class Lifecycle:
             episode.state is State.PENDING and episode.last_window < start - WINDOW_SECONDS
         )
 
-    def _continue(self, key: AlertKey, alert: Alert, start: int) -> Episode:
+    def _matched(
+        self, key: AlertKey, alerts: list[Alert], start: int, unmatched: tuple[str, ...]
+    ) -> tuple[Episode, Change | None]:
+        """The alert's episode after a minute in which its rule matched it."""
+        rule = self._rules[key.rule]
         episode = self._open.get(key)
-        new = self._starts_anew(episode, start)
-        if new:
-            # new, or pending across a minute with no data at all: `for:` starts again
+        level = max(rule.level_of(alert.severity) for alert in alerts)
+        alert, peak = alerts[-1], max(alert.value for alert in alerts)
+        if episode is None or self._starts_anew(episode, start):
             matched = Episode(
-                key, alert.severity, State.PENDING, start, start, alert.value, 1, alert
+                key,
+                alert.severity,
+                State.PENDING,
+                start,
+                start,
+                peak,
+                1,
+                alert,
+                seen=start,
+                runs=rule.runs((), level, start, on=False),
+                unmatched=unmatched,
             )
+            change: Change | None = Change.PENDING
         else:
-            assert episode is not None
-            matched = _matched_again(episode, alert, start)
-        held = start + WINDOW_SECONDS - matched.started
-        fires = matched.state is State.PENDING and held >= self._hold.get(key.rule, 0)
-        if fires:
-            matched = msgspec.structs.replace(matched, state=State.FIRING, fired=start)
-        self._open[key] = matched
-        if new or fires:
-            self._on_change(matched)  # once: pending, or firing at once
-        return matched
-
-    def _miss(self, key: AlertKey, start: int, seen: Number | None) -> None:
-        """The alert did not match in this minute: looked at (at the value `seen`) and
-        false, or no data (None)."""
-        episode = self._open[key]
-        if episode.state is State.PENDING:
-            del self._open[key]  # `for:` must hold in every minute: start again
-        elif seen is not None:
-            del self._open[key]
-            resolved = msgspec.structs.replace(
-                episode, state=State.RESOLVED, ended=start, recovered=seen
+            # a rule may match a server twice in a minute: the minute counts once
+            same_minute = episode.last_window == start
+            matched = msgspec.structs.replace(
+                episode,
+                last_window=start,
+                windows=episode.windows if same_minute else episode.windows + 1,
+                last=alert,
+                peak=max(episode.peak, peak),
+                seen=start,
+                no_data_since=None,
+                runs=rule.runs(
+                    episode.runs, level, start, on=episode.last_window >= start - WINDOW_SECONDS
+                ),
+                unmatched=unmatched,
             )
-            self._on_change(resolved)
-            if self._keep_resolved:
-                self._resolved.append(resolved)
+            change = None
+        return self._leveled(matched, rule, start, change)
 
-    def restore(self, episodes: Iterable[Episode]) -> list[Episode]:
+    @staticmethod
+    def _leveled(
+        episode: Episode, rule: _Controls, start: int, change: Change | None
+    ) -> tuple[Episode, Change | None]:
+        """The episode at the level its runs have reached: fired, or moved up or down."""
+        reached = rule.reached(episode.runs, start)
+        if episode.state is State.PENDING:
+            if reached < 0:
+                return episode, change
+            fired = msgspec.structs.replace(
+                episode, state=State.FIRING, fired=start, severity=rule.severities[reached]
+            )
+            return fired, Change.FIRED
+        level, before = max(reached, 0), rule.level_of(episode.severity)
+        moved = msgspec.structs.replace(
+            episode, state=State.FIRING, severity=rule.severities[level]
+        )
+        if level != before:
+            return moved, Change.ESCALATED if level > before else Change.DEESCALATED
+        return moved, Change.DATA_BACK if episode.state is State.NO_DATA else change
+
+    def _missed(
+        self, episode: Episode, start: int, result: WindowResult
+    ) -> tuple[Episode | None, Change | None]:
+        """The alert's episode after a minute in which its rule did not match it: looked at
+        (and false), or no data."""
+        if episode.state is State.PENDING:
+            return None, None  # `for:` must hold in every minute: start again
+        rule, key = self._rules[episode.key.rule], episode.key
+        value = result.looked_at.get(key)
+        if value is None:
+            return self._without_data(episode, rule, start)
+        recovered = not rule.recovers or key in result.recovered
+        behind = start - (episode.last_window + WINDOW_SECONDS)
+        undone = episode.last_window == start  # fired early; the minute does not match after all
+        if recovered and (undone or behind >= rule.keep_firing_for):
+            return _ended(episode, start, "recovered", recovered=value), Change.RESOLVED
+        kept = msgspec.structs.replace(episode, state=State.FIRING, seen=start, no_data_since=None)
+        return kept, Change.DATA_BACK if episode.state is State.NO_DATA else None
+
+    @staticmethod
+    def _without_data(
+        episode: Episode, rule: _Controls, start: int
+    ) -> tuple[Episode, Change | None]:
+        """A minute without data for an open alert: once `missing_after` has passed since
+        its last data, its rule's `on_missing` says what it becomes."""
+        seen = episode.seen if episode.seen is not None else episode.last_window
+        if start - seen < rule.missing_after or episode.no_data_since is not None:
+            return episode, None
+        since = seen + WINDOW_SECONDS
+        if rule.on_missing is OnMissing.RESOLVE:
+            ended = _ended(episode, start, "no data")
+            return msgspec.structs.replace(ended, no_data_since=since), Change.RESOLVED
+        state = State.NO_DATA if rule.on_missing is OnMissing.ALERT else State.FIRING
+        return msgspec.structs.replace(episode, state=state, no_data_since=since), Change.NO_DATA
+
+    # --- flapping and inhibition ---------------------------------------------------------
+
+    def _detect_flapping(
+        self,
+        start: int,
+        changed: dict[AlertKey, tuple[Episode, Change]],
+        looked_at: Mapping[AlertKey, Number],
+    ) -> dict[AlertKey, bool]:
+        """Record this minute's evaluation of each alert of a flapping rule that was looked
+        at or open; the alerts that started (True) or stopped (False) flapping."""
+        if not self._flapping_rules:
+            return {}
+        evaluated = {
+            key
+            for key in [*self._open, *changed, *self._flaps]
+            if key.rule in self._flapping_rules
+            and (key in self._open or key in changed or key in looked_at)
+        }
+        toggled: dict[AlertKey, bool] = {}
+        for key in evaluated:
+            episode = self._open.get(key)
+            if episode is None and key in changed:
+                episode = changed[key][0]
+            history = self._flaps.get(key)
+            firing = episode is not None and episode.state in (State.FIRING, State.NO_DATA)
+            if history is None:
+                if episode is None or not firing:
+                    continue
+                history = self._flaps[key] = FlapHistory(key, 0, 0, False, episode)
+            if episode is not None:
+                history.last = episode
+            flapping = self._rules[key.rule].flapping
+            assert flapping is not None
+            history.states = (history.states << 1 | firing) & ((1 << flapping.window) - 1)
+            history.count = min(history.count + 1, flapping.window)
+            share = flap_share(history.states, history.count, flapping.window)
+            if share >= flapping.high and not history.flapping:
+                history.flapping = toggled[key] = True
+            elif share < flapping.low and history.flapping:
+                history.flapping, toggled[key] = False, False
+            if history.states == 0 and not history.flapping and key not in toggled:
+                del self._flaps[key]  # no change left in its window
+        return toggled
+
+    def _detect_inhibition(self) -> dict[AlertKey, bool]:
+        """Whether each open alert of an inhibited rule is inhibited now."""
+        if not self._inhibited_rules:
+            return {}
+        return {
+            key: self._is_inhibited(key) for key in self._open if key.rule in self._inhibited_rules
+        }
+
+    def _is_inhibited(self, key: AlertKey) -> bool:
+        rule = self._rules[key.rule]
+        wanted = _labels(key, rule.equal)
+        return any(
+            episode.state is State.FIRING
+            and episode.key.rule in rule.inhibited_by
+            and _labels(episode.key, rule.equal) == wanted
+            for episode in self._open.values()
+        )
+
+    # --- telling -------------------------------------------------------------------------
+
+    def _tell_changes(
+        self,
+        start: int,
+        changed: dict[AlertKey, tuple[Episode, Change]],
+        flapped: dict[AlertKey, bool],
+        inhibited: dict[AlertKey, bool],
+    ) -> None:
+        """Flag the minute's changes as flapping or inhibited, decide their notices and hand
+        them on; then the alerts that started or stopped flapping, or being inhibited."""
+        for key, (episode, change) in changed.items():
+            self._emit(self._told(self._flagged(key, episode, inhibited), change, start))
+        for key, flapping in flapped.items():
+            latest = self._open.get(key) or self._flaps[key].last  # kept while it toggles
+            flagged = msgspec.structs.replace(latest, flapping=flapping)
+            self._emit(self._told(flagged, Change.FLAPPING if flapping else Change.STABLE, start))
+        for key, now in inhibited.items():
+            current = self._open.get(key)
+            if key in changed or current is None or current.inhibited == now:
+                continue
+            flagged = msgspec.structs.replace(current, inhibited=now)
+            self._emit(self._told(flagged, Change.INHIBITED if now else Change.RELEASED, start))
+
+    def _flagged(
+        self, key: AlertKey, episode: Episode, inhibited: Mapping[AlertKey, bool]
+    ) -> Episode:
+        flaps = self._flaps.get(key)
+        return msgspec.structs.replace(
+            episode,
+            flapping=flaps is not None and flaps.flapping,
+            inhibited=inhibited.get(key, episode.inhibited)
+            if episode.is_open
+            else episode.inhibited,
+        )
+
+    @staticmethod
+    def _told(episode: Episode, change: Change, start: int) -> Episode:
+        """The episode as of `change`, with the notice that calls for (if any); a notice
+        that says it fires (or fires at a higher level) starts its reminders again."""
+        tell = _notice_for(episode, change)
+        restarts = tell in _RESTARTING or (
+            tell is not None and episode.state is State.FIRING and change is Change.STABLE
+        )
+        return msgspec.structs.replace(
+            episode,
+            change=change,
+            changed_at=start,
+            tell=tell,
+            notified_at=start if restarts else episode.notified_at,
+        )
+
+    def _emit(self, episode: Episode) -> None:
+        key = episode.key
+        if episode.is_open:
+            self._open[key] = episode
+        flaps = self._flaps.get(key)
+        if flaps is not None:
+            flaps.last = episode
+        self._on_change(episode)
+        ends_now = episode.change is Change.RESOLVED or episode.ended == episode.changed_at
+        if self._keep_resolved and episode.state is State.RESOLVED and ends_now:
+            self._keep_final(episode)
+
+    def _keep_final(self, episode: Episode) -> None:
+        """Keep a resolved episode for `take_resolved`: its latest value, once."""
+        latest = self._resolved[-1] if self._resolved else None
+        if latest is not None and (latest.key, latest.started) == (episode.key, episode.started):
+            self._resolved[-1] = episode
+        else:
+            self._resolved.append(episode)
+
+    # --- state ---------------------------------------------------------------------------
+
+    def restore(
+        self, episodes: Iterable[Episode], flaps: Iterable[FlapHistory] = ()
+    ) -> list[Episode]:
         """Take up the open alerts of an earlier run, or of the rules before a reload: those
         of rules this lifecycle has. The others are returned."""
         left: list[Episode] = []
         for episode in episodes:
-            if episode.key.rule in self._hold:
-                self._open[episode.key] = episode
-            else:
+            rule = self._rules.get(episode.key.rule)
+            if rule is None:
                 left.append(episode)
+            elif episode.severity in rule.rank:
+                self._open[episode.key] = episode
+            else:  # its level is gone from the rule: it fires at the least severe one left
+                leveled = msgspec.structs.replace(episode, severity=rule.severities[0])
+                self._open[episode.key] = leveled
+        for history in flaps:
+            if history.key.rule in self._flapping_rules:
+                self._flaps[history.key] = history
         return left
+
+    def flap_histories(self) -> list[FlapHistory]:
+        return list(self._flaps.values())
 
     def take_resolved(self) -> list[Episode]:
         """The episodes resolved since the last call, in the order they were resolved."""
@@ -167,21 +520,54 @@ class Lifecycle:
         return resolved
 
     def still_open(self) -> list[Episode]:
-        """The alerts firing (and pending) now, in the order they started."""
+        """The alerts open now (pending, firing, no data), in the order they started."""
         return sorted(self._open.values(), key=lambda episode: episode.started)
+
+
+_RESTARTING = (Change.FIRED.value, Change.ESCALATED.value)
+_TOLD_ONCE_FIRING = (Change.ESCALATED, Change.DEESCALATED, Change.DATA_BACK, Change.NO_DATA)
+
+
+def _notice_for(episode: Episode, change: Change) -> str | None:
+    """Which notice a change calls for. People hear of an alert once it fires, unless it is
+    muted (flapping or inhibited); then of its changes; of its end if they heard it fire and
+    it is not flapping; of its flapping (unless inhibited) when that starts and stops."""
+    told = episode.notified_at is not None
+    if change in (Change.FLAPPING, Change.STABLE):
+        return None if episode.inhibited else change.value
+    if change in (Change.RESOLVED, Change.DROPPED):
+        return change.value if told and not episode.flapping else None
+    if episode.muted:
+        return None
+    if episode.state is State.FIRING and not told:
+        return Change.FIRED.value
+    kept_firing = change is Change.NO_DATA and episode.state is State.FIRING  # shown, not told
+    return change.value if told and change in _TOLD_ONCE_FIRING and not kept_firing else None
+
+
+def flap_share(states: int, count: int, window: int) -> float:
+    """Nagios' weighted share of state changes over the last `window` evaluations (`count`
+    of them known, newest in bit 0): a change weighs 1.25 when newest, down to 0.75 oldest."""
+    changes = states ^ (states >> 1)
+    total = 0.0
+    for age in range(max(0, min(count, window) - 1)):
+        if changes >> age & 1:
+            total += 0.75 + 0.5 * (window - 2 - age) / (window - 2)
+    return total / (window - 1)
+
+
+def _labels(key: AlertKey, names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(key.service if name == "service" else key.server for name in names)
+
+
+def _ended(episode: Episode, start: int, why: str, recovered: Number | None = None) -> Episode:
+    return msgspec.structs.replace(
+        episode, state=State.RESOLVED, ended=start, recovered=recovered, ended_by=why
+    )
 
 
 def _ignore(episode: Episode) -> None:
     pass
-
-
-def _matched_again(episode: Episode, alert: Alert, start: int) -> Episode:
-    """`episode` with its rule matching again in the minute at `start`."""
-    # a rule may match a server twice in a minute: the minute counts once
-    windows = episode.windows if episode.last_window == start else episode.windows + 1
-    return msgspec.structs.replace(
-        episode, last_window=start, windows=windows, last=alert, peak=max(episode.peak, alert.value)
-    )
 
 
 def episodes_in_order(episodes: Iterable[Episode], rule_order: Mapping[str, int]) -> list[Episode]:

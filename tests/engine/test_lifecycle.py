@@ -11,7 +11,7 @@ from sereno.engine.engine import Engine
 from sereno.engine.lifecycle import Episode, Lifecycle, State, WindowResult
 from sereno.engine.windows import Windows
 from sereno.events.schema import Event
-from sereno.rules.rulefmt import RulesError, RuleSet, parse_duration, parse_rules
+from sereno.rules.rulefmt import RulesError, RuleSet, RuleSpec, parse_duration, parse_rules
 
 from conftest import event
 
@@ -29,9 +29,22 @@ def minute(number: int, matched: bool, looked_at: bool = True, value: float = 0.
     return WindowResult(T0 + number * M, alerts, {KEY: value} if looked_at or matched else {})
 
 
+def disk_rule(hold: int) -> tuple[RuleSpec, ...]:
+    """The rule these alerts are of: `disk`, at LOW, with a `for:` of `hold` seconds."""
+    text = f"""
+severities: {{LOW: {{}}}}
+rules:
+  - name: disk
+    severity: LOW
+    condition: value > 0.9
+    for: {hold}s
+"""
+    return parse_rules(text, "disk.yaml").rules
+
+
 def run_lifecycle(minutes: list[WindowResult], hold: int = 0) -> tuple[list[int], Lifecycle]:
     """The minutes (numbers) in which the alert fired, and the lifecycle after them."""
-    lifecycle = Lifecycle({"disk": hold}, keep_resolved=True)
+    lifecycle = Lifecycle(disk_rule(hold), keep_resolved=True)
     fired = [(r.start - T0) // M for r in minutes if lifecycle.update(r)]
     return fired, lifecycle
 
@@ -258,7 +271,9 @@ def test_two_matches_of_one_alert_in_a_minute_are_one_minute_of_its_episode() ->
 
 def test_each_change_of_state_is_told_once() -> None:
     changes: list[tuple[State, int]] = []
-    lifecycle = Lifecycle({"disk": 2 * M}, on_change=lambda e: changes.append((e.state, e.windows)))
+    lifecycle = Lifecycle(
+        disk_rule(2 * M), on_change=lambda e: changes.append((e.state, e.windows))
+    )
     for result in [minute(0, True), minute(1, True), minute(2, True), minute(3, False)]:
         lifecycle.update(result)
     assert changes == [(State.PENDING, 1), (State.FIRING, 2), (State.RESOLVED, 3)]
@@ -266,7 +281,7 @@ def test_each_change_of_state_is_told_once() -> None:
 
 def test_an_alert_fired_early_is_carried_on_by_its_minute_not_told_twice() -> None:
     told: list[tuple[str, int]] = []
-    lifecycle = Lifecycle({"disk": 0}, on_change=lambda e: told.append((e.state.value, e.windows)))
+    lifecycle = Lifecycle(disk_rule(0), on_change=lambda e: told.append((e.state.value, e.windows)))
     lifecycle.fire_early(disk_alert(0), T0)
     assert told == [("firing", 1)]
     assert lifecycle.update(minute(0, matched=True)) == [disk_alert(0)]
@@ -277,7 +292,7 @@ def test_an_alert_fired_early_is_carried_on_by_its_minute_not_told_twice() -> No
 def test_an_alert_fired_early_is_resolved_if_its_minute_does_not_match() -> None:
     told: list[tuple[str, int, int | None]] = []
     lifecycle = Lifecycle(
-        {"disk": 0}, on_change=lambda e: told.append((e.state.value, e.started, e.ended))
+        disk_rule(0), on_change=lambda e: told.append((e.state.value, e.started, e.ended))
     )
     lifecycle.fire_early(disk_alert(0), T0)
     lifecycle.update(minute(0, matched=False))
@@ -285,7 +300,7 @@ def test_an_alert_fired_early_is_resolved_if_its_minute_does_not_match() -> None
 
 
 def test_early_only_fires_what_for_lets_fire() -> None:
-    lifecycle = Lifecycle({"disk": 2 * M})
+    lifecycle = Lifecycle(disk_rule(2 * M))
     lifecycle.fire_early(disk_alert(0), T0)
     assert lifecycle.still_open() == []  # pending is left to the minute's evaluation
     lifecycle.update(minute(0, matched=True))
