@@ -184,8 +184,8 @@ class Engine:
         return episodes_in_order(self.lifecycle.take_resolved(), self.rule_order)
 
     def firing(self) -> list[Episode]:
-        """The episodes still firing, in the order alerts are listed."""
-        firing = [e for e in self.lifecycle.still_open() if e.state is State.FIRING]
+        """The episodes still firing (with data or without), in the order alerts are listed."""
+        firing = [e for e in self.lifecycle.still_open() if e.state is not State.PENDING]
         return episodes_in_order(firing, self.rule_order)
 
     def episodes(self) -> list[Episode]:

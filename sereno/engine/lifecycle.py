@@ -99,6 +99,7 @@ class Episode(msgspec.Struct, frozen=True):
     changed_at: int | None = None
     tell: str | None = None
     unmatched: tuple[str, ...] = ()
+    previous_severity: str | None = None  # the severity before its latest level change
 
     @property
     def is_open(self) -> bool:
@@ -314,7 +315,10 @@ class Lifecycle:
             return fired, Change.FIRED
         level, before = max(reached, 0), rule.level_of(episode.severity)
         moved = msgspec.structs.replace(
-            episode, state=State.FIRING, severity=rule.severities[level]
+            episode,
+            state=State.FIRING,
+            severity=rule.severities[level],
+            previous_severity=episode.severity if level != before else episode.previous_severity,
         )
         if level != before:
             return moved, Change.ESCALATED if level > before else Change.DEESCALATED
@@ -558,6 +562,15 @@ def flap_share(states: int, count: int, window: int) -> float:
 
 def _labels(key: AlertKey, names: Iterable[str]) -> tuple[str, ...]:
     return tuple(key.service if name == "service" else key.server for name in names)
+
+
+def dropped(episode: Episode, ended: int) -> Episode:
+    """The episode of a rule no longer there, ended as dropped at `ended`; people are told if
+    they were told it fired."""
+    gone = msgspec.structs.replace(
+        _ended(episode, ended, "rule removed"), state=State.DROPPED, recovered=episode.recovered
+    )
+    return Lifecycle._told(gone, Change.DROPPED, ended)
 
 
 def _ended(episode: Episode, start: int, why: str, recovered: Number | None = None) -> Episode:

@@ -10,8 +10,11 @@ from sereno.engine.lifecycle import Episode
 from sereno.events.schema import Number
 
 
-class EpisodeRecord(msgspec.Struct, frozen=True, tag="episode", tag_field="kind"):
-    """An episode as `--format json` writes it."""
+class EpisodeRecord(
+    msgspec.Struct, frozen=True, tag="episode", tag_field="kind", omit_defaults=True
+):
+    """An episode as `--format json` writes it; the controls' marks (no data, flapping,
+    inhibited, why it ended...) only when they are set."""
 
     rule: str
     severity: str
@@ -24,6 +27,12 @@ class EpisodeRecord(msgspec.Struct, frozen=True, tag="episode", tag_field="kind"
     peak: Number
     windows: int
     last: Alert
+    ended_by: str | None = None
+    no_data_since: int | None = None
+    flapping: bool = False
+    inhibited: bool = False
+    notified: bool = False
+    unmatched_servers: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, episode: Episode) -> EpisodeRecord:
@@ -40,4 +49,10 @@ class EpisodeRecord(msgspec.Struct, frozen=True, tag="episode", tag_field="kind"
             peak=episode.peak,
             windows=episode.windows,
             last=episode.last,
+            ended_by=episode.ended_by,
+            no_data_since=episode.no_data_since,
+            flapping=episode.flapping,
+            inhibited=episode.inhibited,
+            notified=episode.notified_at is not None,
+            unmatched_servers=episode.unmatched,
         )

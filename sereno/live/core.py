@@ -25,10 +25,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import msgspec
-
 from sereno.engine.engine import Engine
-from sereno.engine.lifecycle import Episode, State, episodes_in_order
+from sereno.engine.lifecycle import Episode, dropped, episodes_in_order
 from sereno.engine.windows import WINDOW_SECONDS, Misfits, Window, Windows
 from sereno.errors import SerenoError
 from sereno.events.schema import Event
@@ -316,4 +314,4 @@ class LiveCore:
         for episode in episodes:
             # an alert fired early in the very first minute has no minute evaluated before it
             ended = max(next_minute, episode.last_window + WINDOW_SECONDS)
-            self._changed(msgspec.structs.replace(episode, state=State.DROPPED, ended=int(ended)))
+            self._changed(dropped(episode, int(ended)))

@@ -9,12 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import msgspec
+
 from sereno.notify.config import ReceiverSpec
-from sereno.notify.notice import Notice, iso_time
+from sereno.notify.notice import RESOLVED, Notice, iso_time
 from sereno.notify.redact import shown_url
 from sereno.notify.transport import JsonPoster
 
 BATCH = 64
+
+
+def alertmanager_alerts(notice: Notice) -> list[dict[str, object]]:
+    """The notice as Alertmanager's alerts. Severity is one of its labels, so an alert that
+    moved to another level ends under the labels it had, and goes on under the new ones."""
+    alerts = [alertmanager_alert(notice)]
+    if notice.previous_severity is not None and notice.reason in ("escalated", "de-escalated"):
+        before = msgspec.structs.replace(
+            notice, severity=notice.previous_severity, status=RESOLVED, ended=notice.at
+        )
+        alerts.insert(0, alertmanager_alert(before))
+    return alerts
 
 
 def alertmanager_alert(notice: Notice) -> dict[str, object]:
@@ -40,7 +54,8 @@ class AlertmanagerSender:
     def send(self, notices: Sequence[Notice]) -> None:
         # all of them, in order: Alertmanager takes them one after the other, and an alert
         # that fired again must not look like the episode before it (it would merge them)
-        self._poster.post([alertmanager_alert(n) for n in notices], notices[-1].key)
+        alerts = [alert for notice in notices for alert in alertmanager_alerts(notice)]
+        self._poster.post(alerts, notices[-1].key)
 
     def close(self) -> None:
         self._poster.close()

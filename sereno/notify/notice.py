@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from sereno.engine.lifecycle import Episode, State
+from sereno.engine.lifecycle import Episode
 from sereno.events.schema import Number
 from sereno.notify.config import NotifyConfig, ReceiverSpec
 from sereno.notify.summary import summarize
@@ -24,8 +24,10 @@ FIRING, RESOLVED = "firing", "resolved"
 
 
 class Notice(msgspec.Struct, frozen=True):
-    """One alert change to tell. `reason` is why: fired, repeat, resolved, dropped or test;
-    `at` the minute (event time) it is about, part of its idempotency key."""
+    """One alert change to tell. `reason` is why: fired, repeat, escalated, de-escalated,
+    no data, data back, flapping, stopped flapping, resolved, dropped or test; `at` the
+    minute (event time) it is about, part of its idempotency key. `state` is the alert's
+    state then (firing, no data, resolved...)."""
 
     status: str  # firing or resolved, as Alertmanager says it
     reason: str
@@ -44,6 +46,13 @@ class Notice(msgspec.Struct, frozen=True):
     threshold: str | None = None
     color: str | None = None  # the severity's, from the rules file
     external_url: str = ""
+    state: str = ""
+    previous_severity: str | None = None  # the one it moved from (escalated, de-escalated)
+    no_data_since: int | None = None
+    ended_by: str | None = None
+    flapping: bool = False
+    matched_servers: tuple[str, ...] = ()  # of a majority alert
+    unmatched_servers: tuple[str, ...] = ()  # of a majority alert: reported, did not match
 
     @property
     def labels(self) -> dict[str, str]:
@@ -64,6 +73,16 @@ class Notice(msgspec.Struct, frozen=True):
             annotations["threshold"] = self.threshold
         if self.ended is not None:
             annotations["resolution"] = self.resolution
+        if self.state:
+            annotations["state"] = self.state + (", flapping" if self.flapping else "")
+        if self.no_data_since is not None:
+            annotations["no_data_since"] = iso_time(self.no_data_since)
+        if self.previous_severity is not None:
+            annotations["previous_severity"] = self.previous_severity
+        if self.matched_servers:
+            annotations["matched_servers"] = ", ".join(self.matched_servers)
+        if self.unmatched_servers:
+            annotations["unmatched_servers"] = ", ".join(self.unmatched_servers)
         return annotations
 
     @property
@@ -86,7 +105,8 @@ class Notice(msgspec.Struct, frozen=True):
 
     @property
     def title(self) -> str:
-        return f"[{self.status.upper()}] {self.severity}: {self.rule}"
+        label = _TITLES.get(self.reason, self.status.upper())
+        return f"[{label}] {self.severity}: {self.rule}"
 
     @property
     def resolution(self) -> str:
@@ -94,6 +114,8 @@ class Notice(msgspec.Struct, frozen=True):
         lasted = format_duration(max(0, (self.ended or self.at) - self.started))
         if self.reason == "dropped":
             return f"no longer watched (its rule was removed) after {lasted}"
+        if self.ended_by == "no data":
+            return f"no data since {_clock(self.no_data_since)}, resolved after {lasted}"
         if self.recovered is None:
             return f"resolved after {lasted}"
         if not self.component:
@@ -103,9 +125,32 @@ class Notice(msgspec.Struct, frozen=True):
     @property
     def text(self) -> str:
         """The notice in one line, as people read it."""
+        if self.reason == "flapping":
+            return f"{self.summary} - flapping ({self.state} now): not told change by change"
+        if self.reason == "stopped flapping":
+            return f"{self.summary} - stopped flapping, {self.state} now"
         if self.status == RESOLVED:
             return f"{self.summary} - {self.resolution}"
+        if self.reason in ("escalated", "de-escalated"):
+            return f"{self.summary} - {self.reason} from {self.previous_severity}"
+        if self.state == "no data":
+            return f"{self.summary} - no data since {_clock(self.no_data_since)}"
         return self.summary
+
+
+_TITLES = {
+    "escalated": "ESCALATED",
+    "de-escalated": "DE-ESCALATED",
+    "no data": "NO DATA",
+    "flapping": "FLAPPING",
+    "stopped flapping": "STABLE",
+}
+
+
+def _clock(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "?"
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def iso_time(timestamp: float) -> str:
@@ -133,15 +178,13 @@ class Planner:
         self._colors = {severity.name: severity.color for severity in ruleset.severities}
 
     def for_changes(self, changes: Iterable[Episode]) -> list[tuple[str, Notice]]:
-        """The notices of alerts that fired, resolved or were dropped (after firing)."""
+        """The notices the alerts' changes call for (each change says which, if any)."""
         planned = []
         for episode in changes:
-            reason = _REASONS.get(episode.state)
-            if reason is None or episode.fired is None:
-                continue  # pending, or resolved without ever firing: nobody was told
-            at = episode.fired if reason == "fired" else episode.ended
-            assert at is not None
-            notice = self.notice(episode, reason, at)
+            if episode.tell is None:
+                continue  # pending, muted, or never told to have fired
+            at = episode.changed_at if episode.changed_at is not None else episode.started
+            notice = self.notice(episode, episode.tell, at)
             planned += [
                 (spec.name, notice) for spec in self.config.receivers if self._wants(spec, notice)
             ]
@@ -151,17 +194,18 @@ class Planner:
         self, firing: Iterable[Episode], start: int, previous: int
     ) -> list[tuple[str, Notice]]:
         """The reminders due in the minute at `start` (the one evaluated before it was at
-        `previous`): one every `repeat_interval` after an alert fired, while it fires."""
+        `previous`): one every `repeat_interval` after people were told an alert fires (or
+        fires at a higher level), while it fires, and is not muted."""
         planned = []
         for episode in firing:
-            fired = episode.fired
-            if fired is None or episode.state is not State.FIRING or start <= fired:
+            told = episode.notified_at
+            if told is None or not episode.is_open or episode.muted or start <= told:
                 continue
-            before = max(previous, fired) - fired  # how long it had fired a minute ago
+            before = max(previous, told) - told  # how long it had been told a minute ago
             due = [
                 spec
                 for spec in self._reminded
-                if (start - fired) // spec.timing.repeat_interval
+                if (start - told) // spec.timing.repeat_interval
                 > before // spec.timing.repeat_interval
             ]
             if due:
@@ -171,7 +215,11 @@ class Planner:
 
     def firing_for(self, spec: ReceiverSpec, episodes: Sequence[Episode]) -> list[Notice]:
         """The notices of the alerts firing now that `spec` wants (Alertmanager's refresh)."""
-        notices = (self.notice(e, "fired", e.fired) for e in episodes if e.fired is not None)
+        notices = (
+            self.notice(e, "fired", e.fired)
+            for e in episodes
+            if e.fired is not None and e.notified_at is not None and not e.muted
+        )
         return [notice for notice in notices if self._wants(spec, notice)]
 
     def notice(self, episode: Episode, reason: str, at: int) -> Notice:
@@ -179,8 +227,9 @@ class Planner:
         spec = self._specs.get(key.rule)
         threshold = spec.threshold if spec is not None else None
         template = spec.summary if spec is not None else None
+        matched = getattr(alert, "matched_servers", ())
         return Notice(
-            status=FIRING if reason in ("fired", "repeat") else RESOLVED,
+            status=RESOLVED if not episode.is_open else FIRING,
             reason=reason,
             rule=key.rule,
             severity=episode.severity,
@@ -197,6 +246,13 @@ class Planner:
             threshold=threshold,
             color=self._colors.get(episode.severity),
             external_url=self.config.external_url,
+            state=episode.state.value,
+            previous_severity=episode.previous_severity,
+            no_data_since=episode.no_data_since,
+            ended_by=episode.ended_by,
+            flapping=episode.flapping,
+            matched_servers=tuple(matched),
+            unmatched_servers=episode.unmatched,
         )
 
     def _wants(self, spec: ReceiverSpec, notice: Notice) -> bool:
@@ -209,9 +265,6 @@ class Planner:
         # a severity no longer in the rules is told rather than kept quiet
         rank = self._rank.get(notice.severity, len(self._rank))
         return rank >= self._rank.get(spec.min_severity, 0)
-
-
-_REASONS = {State.FIRING: "fired", State.RESOLVED: "resolved", State.DROPPED: "dropped"}
 
 
 def drill_notice(config: NotifyConfig, ruleset: RuleSet, now: float) -> Notice:

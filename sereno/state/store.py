@@ -43,8 +43,8 @@ from sereno.engine.windows import Watermark
 from sereno.errors import SerenoError
 from sereno.events.schema import Event
 
-SCHEMA_VERSION = "3"
-UPGRADABLE = ("1", "2")  # older schemas that the script below brings up to date
+SCHEMA_VERSION = "4"
+UPGRADABLE = ("1", "2", "3")  # older schemas that the script below brings up to date
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshot (
@@ -169,6 +169,8 @@ def create(path: str | Path) -> None:
         try:
             connection.executescript(SCHEMA)
             row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is not None and row[0] in UPGRADABLE:
+                _upgrade_snapshot(connection)
             if row is None or row[0] in UPGRADABLE:
                 connection.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
@@ -180,6 +182,24 @@ def create(path: str | Path) -> None:
                 )
         except sqlite3.DatabaseError as error:
             raise StoreError(f"cannot use {path} as a state file: {error}") from None
+
+
+def _upgrade_snapshot(connection: sqlite3.Connection) -> None:
+    """Bring a snapshot of an older schema up to date: its firing alerts were told when they
+    fired (older versions told every alert that fired), from which reminders count."""
+    row = connection.execute("SELECT body FROM snapshot").fetchone()
+    if row is None:
+        return
+    snapshot = msgspec.msgpack.decode(row[0], type=Snapshot)
+    snapshot.engine.episodes = [
+        msgspec.structs.replace(e, notified_at=e.fired)
+        if e.fired is not None and e.notified_at is None
+        else e
+        for e in snapshot.engine.episodes
+    ]
+    connection.execute(
+        "UPDATE snapshot SET body = ? WHERE id = 1", (msgspec.msgpack.encode(snapshot),)
+    )
 
 
 class Journal:

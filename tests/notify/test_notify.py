@@ -93,6 +93,8 @@ def episode(
 ) -> Episode:
     alert = ServerAlert(rule, severity, started, "DiskUsedPercentage", value, server, service)
     fired = started if state is not State.PENDING else None
+    # as the lifecycle hands them on: the change each is, and the notice it calls for
+    tell = {State.FIRING: "fired", State.RESOLVED: "resolved"}.get(state)
     return Episode(
         AlertKey(rule, service, server),
         severity,
@@ -105,6 +107,9 @@ def episode(
         fired=fired,
         ended=ended,
         recovered=0.5 if ended is not None else None,
+        notified_at=fired,
+        changed_at=ended if ended is not None else started,
+        tell=tell,
     )
 
 

@@ -20,6 +20,7 @@ import msgspec
 import pytest
 
 from sereno.engine.engine import Engine
+from sereno.engine.windows import Window, Windows, window_start
 from sereno.events.schema import Event
 from sereno.live.evaluator import LiveEngine
 from sereno.rules.rulefmt import load_default_rules
@@ -233,8 +234,42 @@ def test_a_state_file_of_an_older_schema_is_brought_up_to_date(
         connection.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (schema,))
     create(db)
     with closing(sqlite3.connect(db)) as connection:
-        assert connection.execute("SELECT value FROM meta").fetchall() == [("3",)]
+        assert connection.execute("SELECT value FROM meta").fetchall() == [(store.SCHEMA_VERSION,)]
         assert connection.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+
+
+def test_firing_alerts_of_an_older_snapshot_count_as_told_when_they_fired(
+    tmp_path: Path,
+) -> None:
+    """Older versions told every alert that fired: after the upgrade their reminders and
+    resolve notices go on as before."""
+    db = tmp_path / "sereno.db"
+    create(db)
+    engine = Engine(load_default_rules(), lambda *_: None)
+    for minute in range(2):
+        engine.lifecycle.update(engine.evaluate_window(window_of(disks(1, T0 + 60 * minute))))
+    [firing] = engine.firing()
+    older = msgspec.structs.replace(firing, notified_at=None, tell=None)
+    state = msgspec.structs.replace(engine.state(), episodes=[older])
+    saved = store.Snapshot(7, Windows(30.0).watermark, state)
+    with closing(sqlite3.connect(db)) as connection, connection:
+        connection.execute(
+            "INSERT INTO snapshot VALUES (1, 0, ?)", (msgspec.msgpack.encode(saved),)
+        )
+        connection.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+    create(db)
+    loaded = StateStore(db, Event).load()
+    assert loaded is not None
+    [upgraded] = loaded.engine.episodes
+    assert (upgraded.fired, upgraded.notified_at) == (firing.fired, firing.fired)
+
+
+def window_of(raw: list[dict[str, Any]]) -> Window:
+    """The minute of the events, all of one minute."""
+    window = Window(window_start(raw[0]["timestamp"]))
+    for record in raw:
+        window.add(msgspec.convert(record, Event))
+    return window
 
 
 def test_a_journal_that_cannot_be_read_at_all_is_a_store_error(tmp_path: Path) -> None:
