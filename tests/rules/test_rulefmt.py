@@ -76,7 +76,9 @@ def test_threshold_is_kept_as_written() -> None:
         (
             "  - {name: a, severity: HIGH, condition: value > 1, colour: red}\n",
             "r.yaml:5:53: rule 'a': unknown key 'colour' (known keys: name, description, "
-            "severity, condition, threshold, majority, for, absent, summary)",
+            "severity, condition, threshold, majority, for, absent, summary, levels, recover_when, "
+            "keep_firing_for, on_missing, missing_after, flapping, quorum, min_active, "
+            "inhibited_by, equal)",
         ),
         (
             "  - {name: a, severity: HIGH, condition: value > 1, majority: 1}\n",
