@@ -444,7 +444,7 @@ class _RulesReader(NodeReader):
         if len(self._found) > before:
             return None
         assert name is not None and levels is not None
-        rule = RuleSpec(
+        return RuleSpec(
             name,
             description,
             levels,
@@ -462,7 +462,6 @@ class _RulesReader(NodeReader):
             inhibited_by=inhibited_by or (),
             equal=equal or ("service",),
         )
-        return rule
 
     def _gather_inhibition(
         self,
@@ -635,8 +634,8 @@ class _RulesReader(NodeReader):
         fields = self._mapping(node, _FLAPPING_KEYS, subject=rule, what=what)
         default = Flapping()
         window = self._window(fields.get("window"), rule)
-        high = self._share(fields.get("high"), "high", rule)
-        low = self._share(fields.get("low"), "low", rule)
+        high = self._share(fields.get("high"), "flapping.high", rule)
+        low = self._share(fields.get("low"), "flapping.low", rule)
         if window is None and "window" in fields:
             return None
         if (high is None and "high" in fields) or (low is None and "low" in fields):
@@ -658,13 +657,14 @@ class _RulesReader(NodeReader):
         if node is None:
             return None
         window: int | None = self._typed(
-            node, (INT,), "a whole number", "window", rule, self._construct
+            node, (INT,), "a whole number", "flapping.window", rule, self._construct
         )
         least, most = _FLAPPING_WINDOW
         if window is not None and not least <= window <= most:
             self._problem(
                 node,
-                f"key 'window': the number of evaluations, from {least} to {most}, got {window}",
+                f"key 'flapping.window': the number of evaluations, from {least} to {most}, "
+                f"got {window}",
                 rule,
             )
             return None
