@@ -16,6 +16,7 @@ from sereno.rules.rulefmt import (
     Quorum,
     RulesError,
     RuleSpec,
+    default_rules_text,
     load_default_rules,
     load_rules,
     parse_quorum,
@@ -58,6 +59,37 @@ def test_the_packaged_rules_are_the_seed_rules() -> None:
     assert load.condition.text == 'component == "Load5mAvg" and value > 4.0 and active'
     assert disk.condition.compiled and load.condition.compiled
     assert ruleset.fields == {"component", "value", "active"}
+    assert (disk.on_missing, disk.missing_after) == (OnMissing.RESOLVE, 600)
+    assert (load.on_missing, load.missing_after) == (OnMissing.RESOLVE, 300)
+    for spec in (disk, load):
+        assert len(spec.levels) == 1 and spec.levels[0].hold == 0
+        assert (spec.recover_when, spec.keep_firing_for, spec.flapping) == (None, 0, None)
+        assert (spec.quorum, spec.min_active, spec.inhibited_by) == (DEFAULT_QUORUM, 1, ())
+
+
+def test_the_example_rules_of_the_packaged_header_load() -> None:
+    """The commented-out rules showing the optional keys are valid as written (with the
+    silence rule they name)."""
+    header = default_rules_text().split("\nseverities:")[0]
+    start = header.index("#   - name: Disk filling up")
+    end = header.index("#     missing_after: 3m") + len("#     missing_after: 3m")
+    examples = "\n".join(line.removeprefix("# ") for line in header[start:end].splitlines())
+    ruleset = parse_rules(
+        "severities: {MEDIUM: {}, HIGH: {}, CRITICAL: {}}\n"
+        "rules:\n"
+        "  - {name: Server silent, severity: HIGH, absent: 3m}\n" + examples + "\n",
+        "header",
+    )
+    _, disk, load = ruleset.rules
+    assert [level.severity.name for level in disk.levels] == ["MEDIUM", "CRITICAL"]
+    assert (disk.keep_firing_for, disk.on_missing, disk.flapping) == (
+        600,
+        OnMissing.KEEP,
+        Flapping(),
+    )
+    assert (disk.inhibited_by, disk.equal) == (("Server silent",), ("service", "server"))
+    assert (load.quorum, load.min_active) == (Quorum(">= 2/3", Fraction(2, 3), strict=False), 2)
+    assert (load.on_missing, load.missing_after) == (OnMissing.ALERT, 180)
 
 
 def test_a_seed_format_file_loads_unchanged() -> None:
