@@ -49,12 +49,11 @@ _RULE_KEYS = (
     "inhibited_by",
     "equal",
 )
+# A level's keys, which a rule with `levels:` cannot have of its own.
 _LEVEL_KEYS = ("severity", "condition", "for")
 _FLAPPING_KEYS = ("window", "high", "low")
-# Keys that a rule's `levels:` gives per level instead.
-_LEVEL_OWN_KEYS = ("severity", "condition", "for")
-# Keys about an alert that stays firing, which a silence rule's alert does not need: it
-# resolves when its server sends an event again.
+# Keys about how a condition fires and recovers, which a silence rule has no use for: its
+# alert has one cause (a server gone quiet) and resolves when the server sends again.
 _NOT_ON_ABSENT = ("levels", "recover_when", "keep_firing_for")
 # Keys about missing data, which a silence rule is about already.
 _MISSING_DATA_KEYS = ("on_missing", "missing_after")
@@ -486,7 +485,7 @@ class _RulesReader(NodeReader):
     ) -> None:
         """Keys that this kind of rule cannot have, or that clash with another of its keys."""
         if "levels" in fields:
-            for key in _LEVEL_OWN_KEYS:
+            for key in _LEVEL_KEYS:
                 if key in fields:
                     self._problem(
                         fields[key],
