@@ -7,7 +7,15 @@ from collections.abc import Sequence
 
 from sereno.cli.options import EXIT_OK, Parser, add_config_option, load_ruleset
 from sereno.notify.config import describe_receiver, load_config
-from sereno.rules.rulefmt import RuleSpec, format_duration
+from sereno.rules.conditions import Condition
+from sereno.rules.rulefmt import (
+    DEFAULT_MISSING_AFTER,
+    DEFAULT_ON_MISSING,
+    DEFAULT_QUORUM,
+    Level,
+    RuleSpec,
+    format_duration,
+)
 from sereno.text import counted
 
 
@@ -51,11 +59,52 @@ def _describe(spec: RuleSpec) -> str:
     if spec.absent is not None:
         kind += f" {format_duration(spec.absent)}"
     threshold = f", threshold {spec.threshold}" if spec.threshold is not None else ""
-    if spec.levels[0].hold:
-        threshold += f", for {format_duration(spec.levels[0].hold)}"
-    engine = "compiled" if spec.condition.compiled else "rule-engine"
-    return (
-        f"  {spec.name}\n"
-        f"    {spec.severity.name}, {kind}{threshold}\n"
-        f"    condition ({engine}): {spec.condition.text}"
-    )
+    lines = [f"  {spec.name}"]
+    if len(spec.levels) == 1:
+        (level,) = spec.levels
+        hold = f", for {format_duration(level.hold)}" if level.hold else ""
+        lines.append(f"    {level.severity.name}, {kind}{threshold}{hold}")
+        lines.append(f"    condition ({_engine(level.condition)}): {level.condition.text}")
+    else:
+        span = f"{spec.levels[0].severity.name} to {spec.levels[-1].severity.name}"
+        lines.append(f"    {span}, {kind}{threshold}")
+        lines.extend(f"    {_describe_level(level)}" for level in spec.levels)
+    lines.extend(f"    {setting}" for setting in _settings(spec))
+    return "\n".join(lines)
+
+
+def _describe_level(level: Level) -> str:
+    hold = f", for {format_duration(level.hold)}" if level.hold else ""
+    condition = level.condition
+    return f"level {level.severity.name}{hold}, condition ({_engine(condition)}): {condition.text}"
+
+
+def _engine(condition: Condition) -> str:
+    return "compiled" if condition.compiled else "rule-engine"
+
+
+def _settings(spec: RuleSpec) -> list[str]:
+    """The rule's alert controls that differ from their defaults, one line each."""
+    settings: list[str] = []
+    if spec.recover_when is not None:
+        recovery = spec.recover_when
+        settings.append(f"recover when ({_engine(recovery)}): {recovery.text}")
+    if spec.keep_firing_for:
+        settings.append(f"keep firing for {format_duration(spec.keep_firing_for)}")
+    if (spec.on_missing, spec.missing_after) != (DEFAULT_ON_MISSING, DEFAULT_MISSING_AFTER):
+        after = format_duration(spec.missing_after)
+        settings.append(f"no data for {after}: {spec.on_missing.value}")
+    if spec.flapping is not None:
+        flapping = spec.flapping
+        settings.append(
+            f"flapping: window {flapping.window}, high {flapping.high:g}, low {flapping.low:g}"
+        )
+    if spec.majority and (spec.quorum != DEFAULT_QUORUM or spec.min_active != 1):
+        settings.append(
+            f"quorum: {spec.quorum.text} of the active servers, "
+            f"with at least {counted(spec.min_active, 'active server')}"
+        )
+    if spec.inhibited_by:
+        sources = ", ".join(repr(name) for name in spec.inhibited_by)
+        settings.append(f"inhibited by: {sources} (equal: {', '.join(spec.equal)})")
+    return settings

@@ -226,9 +226,54 @@ def test_check_lists_the_default_rules() -> None:
         f"  {DISK}",
         "    MEDIUM, per-server, threshold 90%",
         '    condition (compiled): component == "DiskUsedPercentage" and value > 0.9 and active',
+        "    no data for 10m: resolve",
         f"  {LOAD}",
         "    HIGH, majority, threshold 4.0",
         '    condition (compiled): component == "Load5mAvg" and value > 4.0 and active',
+        "    no data for 5m: resolve",
+    ]
+
+
+def test_check_lists_each_rules_settings(write_file: Callable[[str, bytes], Path]) -> None:
+    rules = write_file(
+        "rules.yaml",
+        b"severities: {LOW: {}, HIGH: {}}\n"
+        b"rules:\n"
+        b"  - {name: down, severity: HIGH, absent: 3m}\n"
+        b"  - name: disk\n"
+        b"    levels:\n"
+        b"      - {severity: HIGH, condition: value > 0.97}\n"
+        b"      - {severity: LOW, condition: value > 0.9, for: 5m}\n"
+        b"    recover_when: value < 0.8\n"
+        b"    keep_firing_for: 10m\n"
+        b"    on_missing: keep\n"
+        b"    flapping: {window: 10}\n"
+        b"    inhibited_by: [down]\n"
+        b"    equal: [service, server]\n"
+        b"  - {name: load, severity: LOW, condition: value > 4, majority: true, threshold: 4,\n"
+        b'     quorum: ">= 2/3", min_active: 2, missing_after: 2m}\n',
+    )
+    result = run_sereno("check", rules)
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        f"{rules}: valid, 3 rules, 2 severities",
+        "  down",
+        "    HIGH, absent 3m",
+        "    condition (compiled): active",
+        "  disk",
+        "    LOW to HIGH, per-server",
+        "    level LOW, for 5m, condition (compiled): value > 0.9",
+        "    level HIGH, condition (compiled): value > 0.97",
+        "    recover when (compiled): value < 0.8",
+        "    keep firing for 10m",
+        "    no data for 5m: keep",
+        "    flapping: window 10, high 0.5, low 0.25",
+        "    inhibited by: 'down' (equal: service, server)",
+        "  load",
+        "    LOW, majority, threshold 4",
+        "    condition (compiled): value > 4",
+        "    no data for 2m: alert",
+        "    quorum: >= 2/3 of the active servers, with at least 2 active servers",
     ]
 
 
