@@ -24,6 +24,7 @@ from sereno.cli.options import (
     open_input,
 )
 from sereno.engine.engine import Engine
+from sereno.engine.lifecycle import Episode
 from sereno.engine.windows import Windows
 from sereno.events.reader import EventBatch, EventReader
 from sereno.events.schema import event_type
@@ -74,11 +75,19 @@ def _batch_parser() -> argparse.ArgumentParser:
         help="colour text alerts by severity: auto (default) only on a terminal and "
         "unless NO_COLOR is set",
     )
-    parser.add_argument(
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument(
         "--episodes",
         action="store_true",
         help="one line per alert episode (from the minute it fired to the minute it was "
         "resolved, or still firing) instead of one per minute",
+    )
+    shown.add_argument(
+        "--notices",
+        action="store_true",
+        help="one line per notice the alerts' changes call for (fired, escalated, no data, "
+        "flapping, resolved...: what `sereno serve` tells receivers, reminders aside) "
+        "instead of one per alert per minute",
     )
     add_lateness_option(parser)
     add_clock_skew_option(parser)
@@ -124,11 +133,20 @@ def batch_command(argv: Sequence[str]) -> int:
         size = progress_size(stream)
         if size is not None:
             batches = with_progress(batches, reader, size)
-        engine = Engine(ruleset, problems.condition, keep_episodes=args.episodes)
+        told: list[Episode] = []
+        engine = Engine(
+            ruleset,
+            problems.condition,
+            keep_episodes=args.episodes,
+            on_change=lambda change: told.append(change) if change.tell else None,
+        )
         windows = Windows(args.allowed_lateness, max_skew=args.max_clock_skew)
         for alerts in engine.run_batches(batches, windows, problems):
             if args.episodes:
                 sink.write_episodes(engine.take_resolved())
+            elif args.notices:
+                sink.write_notices(told)
+                told.clear()
             else:
                 sink.write(alerts)
         if args.episodes:
@@ -144,7 +162,7 @@ def batch_command(argv: Sequence[str]) -> int:
             problems.late,
             sink.per_rule,
             [spec.name for spec in ruleset.rules],
-            "episode" if args.episodes else "alert",
+            "episode" if args.episodes else "notice" if args.notices else "alert",
         )
         to_stderr(summary.line())
     return EXIT_REJECTED if problems.any else EXIT_OK

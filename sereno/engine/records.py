@@ -56,3 +56,40 @@ class EpisodeRecord(
             notified=episode.notified_at is not None,
             unmatched_servers=episode.unmatched,
         )
+
+
+class NoticeRecord(msgspec.Struct, frozen=True, tag="notice", tag_field="kind", omit_defaults=True):
+    """A notice an alert's change calls for, as `--notices --format json` writes it: `at` is
+    the minute of the change, `change` which it is (fired, escalated, resolved...), `state`
+    the alert's state then, `value` that of its latest match; once it has ended, `ended_by`
+    says why and `recovered` is the value it recovered to."""
+
+    at: int
+    change: str
+    rule: str
+    severity: str
+    service: str
+    server: str | None
+    state: str
+    value: Number
+    started: int
+    ended_by: str | None = None
+    recovered: Number | None = None
+
+    @classmethod
+    def of(cls, episode: Episode) -> NoticeRecord:
+        assert episode.tell is not None
+        key = episode.key
+        return cls(
+            at=episode.changed_at if episode.changed_at is not None else episode.started,
+            change=episode.tell,
+            rule=key.rule,
+            severity=episode.severity,
+            service=key.service,
+            server=key.server or None,
+            state=episode.state.value,
+            value=episode.last.value,
+            started=episode.started,
+            ended_by=episode.ended_by,
+            recovered=episode.recovered,
+        )

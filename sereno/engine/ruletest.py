@@ -46,9 +46,26 @@ class ExpectedAlert(_Strict):
 
 
 class ExpectedEpisode(_Strict):
+    """An episode; the fields after `service`, when given, must match too."""
+
     rule: str
     started: int
     ended: int | None = None
+    server: str | None = None
+    service: str | None = None
+    severity: str | None = None
+    state: str | None = None
+    ended_by: str | None = None
+    flapping: bool | None = None
+    inhibited: bool | None = None
+
+
+class ExpectedNotice(_Strict):
+    """A notice the alerts' changes call for: fired, escalated, resolved, flapping..."""
+
+    minute: int
+    rule: str
+    reason: str
     server: str | None = None
     service: str | None = None
 
@@ -62,6 +79,7 @@ class RuleTestCase(_Strict):
     events: list[dict[str, Any]] = []
     alerts: list[ExpectedAlert] | None = None
     episodes: list[ExpectedEpisode] | None = None
+    notices: list[ExpectedNotice] | None = None
 
 
 class RuleTestFile(_Strict):
@@ -103,17 +121,20 @@ def load_test_file(path: Path) -> tuple[RuleTestFile, RuleSet]:
     if not spec.tests:
         raise RuleTestError(f"{path}: no tests")
     for case in spec.tests:
-        expected: list[ExpectedAlert | ExpectedEpisode] = [
+        expected: list[ExpectedAlert | ExpectedEpisode | ExpectedNotice] = [
             *(case.alerts or ()),
             *(case.episodes or ()),
+            *(case.notices or ()),
         ]
         if any(item.server is None and item.service is None for item in expected):
             raise RuleTestError(
                 f"{path}: test {case.name!r}: each expected alert and episode "
-                "needs a 'server' (or, for a majority rule, a 'service')"
+                "and notice needs a 'server' (or, for a majority rule, a 'service')"
             )
-        if case.alerts is None and case.episodes is None:
-            raise RuleTestError(f"{path}: test {case.name!r}: expects neither alerts nor episodes")
+        if case.alerts is None and case.episodes is None and case.notices is None:
+            raise RuleTestError(
+                f"{path}: test {case.name!r}: expects no alerts, episodes or notices"
+            )
     if spec.rules is None:
         return spec, load_default_rules()
     return spec, load_rules(path.parent / spec.rules)
@@ -132,10 +153,12 @@ def run_test_file(path: Path) -> list[Outcome]:
 def _run_case(case: RuleTestCase, ruleset: RuleSet, path: Path) -> Outcome:
     events = sorted(_events(case, ruleset, path), key=lambda event: event.timestamp)
     problems: list[str] = []
+    told: list[Episode] = []
     engine = Engine(
         ruleset,
         lambda spec, event, error: problems.append(f"rule {spec.name!r}: {error}"),
         keep_episodes=True,
+        on_change=lambda episode: told.append(episode) if episode.tell else None,
     )
     late: list[Event] = []
     alerts = [alert for batch in engine.run(events, Windows(), late.append) for alert in batch]
@@ -144,8 +167,11 @@ def _run_case(case: RuleTestCase, ruleset: RuleSet, path: Path) -> Outcome:
         got = sorted(_alert_found(alert, case.start) for alert in alerts)
         problems += _compare("alerts", sorted(map(_alert_wanted, case.alerts)), got)
     if case.episodes is not None:
-        got = sorted(_episode_found(episode, case.start) for episode in engine.episodes())
-        problems += _compare("episodes", sorted(map(_episode_wanted, case.episodes)), got)
+        episodes = [_episode_found(episode, case.start) for episode in engine.episodes()]
+        problems += _compare_episodes(case.episodes, episodes)
+    if case.notices is not None:
+        got = sorted(_notice_found(episode, case.start) for episode in told)
+        problems += _compare("notices", sorted(map(_notice_wanted, case.notices)), got)
     return Outcome(case.name, problems)
 
 
@@ -192,14 +218,73 @@ def _alert_wanted(alert: ExpectedAlert) -> Found:
     return (alert.minute, alert.rule, alert.server or alert.service)
 
 
-def _episode_found(episode: Episode, start: int) -> Found:
+_EPISODE_MARKS = ("severity", "state", "ended_by", "flapping", "inhibited")
+
+
+def _episode_found(episode: Episode, start: int) -> dict[str, Any]:
     ended = None if episode.ended is None else _minute(episode.ended, start)
     key = episode.key
-    return (key.rule, key.server or key.service, _minute(episode.started, start), ended)
+    found = {
+        "rule": key.rule,
+        "who": key.server or key.service,
+        "started": _minute(episode.started, start),
+        "ended": ended,
+    }
+    return (
+        found
+        | {mark: getattr(episode, mark) for mark in _EPISODE_MARKS}
+        | {"state": episode.state.value}
+    )
 
 
-def _episode_wanted(episode: ExpectedEpisode) -> Found:
-    return (episode.rule, episode.server or episode.service, episode.started, episode.ended)
+def _episode_wanted(episode: ExpectedEpisode) -> dict[str, Any]:
+    wanted = {
+        "rule": episode.rule,
+        "who": episode.server or episode.service,
+        "started": episode.started,
+        "ended": episode.ended,
+    }
+    marks = {mark: getattr(episode, mark) for mark in _EPISODE_MARKS}
+    return wanted | {mark: value for mark, value in marks.items() if value is not None}
+
+
+def _compare_episodes(expected: list[ExpectedEpisode], found: list[dict[str, Any]]) -> list[str]:
+    """Each expected episode must be found, with the marks it gives, and nothing else."""
+    left = list(found)
+    missing = []
+    for wanted in map(_episode_wanted, expected):
+        match = next((got for got in left if got.items() >= wanted.items()), None)
+        if match is None:
+            missing.append(wanted)
+        else:
+            left.remove(match)
+    if not missing and not left:
+        return []
+    lines = ["episodes differ:"]
+    lines += [f"  expected, not raised: {_episode_text(item)}" for item in missing]
+    lines += [f"  raised, not expected: {_episode_text(item)}" for item in left]
+    return lines
+
+
+def _episode_text(item: dict[str, Any]) -> str:
+    ended = item["ended"]
+    until = "still open" if ended is None else f"ended minute {ended}"
+    marks = "".join(f", {mark}: {item[mark]}" for mark in _EPISODE_MARKS if mark in item)
+    return f"{item['rule']!r} for {item['who']}: started minute {item['started']}, {until}{marks}"
+
+
+def _notice_found(episode: Episode, start: int) -> Found:
+    key = episode.key
+    return (
+        _minute(episode.changed_at or 0, start),
+        key.rule,
+        key.server or key.service,
+        episode.tell,
+    )
+
+
+def _notice_wanted(notice: ExpectedNotice) -> Found:
+    return (notice.minute, notice.rule, notice.server or notice.service, notice.reason)
 
 
 def _compare(what: str, wanted: list[Found], got: list[Found]) -> list[str]:
@@ -217,6 +302,5 @@ def _describe(what: str, item: Found) -> str:
     if what == "alerts":
         minute, rule, who = item
         return f"minute {minute}: {rule!r} for {who}"
-    rule, who, started, ended = item
-    until = "still firing" if ended is None else f"ended minute {ended}"
-    return f"{rule!r} for {who}: started minute {started}, {until}"
+    minute, rule, who, reason = item
+    return f"minute {minute}: {reason} {rule!r} for {who}"

@@ -66,7 +66,11 @@ class Notice(msgspec.Struct, frozen=True):
 
     @property
     def annotations(self) -> dict[str, str]:
-        annotations = {"summary": self.summary, "value": format_number(self.value)}
+        annotations = {
+            "summary": self.summary,
+            "value": format_number(self.value),
+            "change": self.reason,
+        }
         if self.description:
             annotations["description"] = self.description
         if self.threshold is not None:

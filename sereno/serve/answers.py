@@ -29,7 +29,12 @@ class IngestAnswer(msgspec.Struct):
 
 
 class OpenAlert(msgspec.Struct):
-    """An alert firing or pending: `since` is when it fired (pending: when it started)."""
+    """An alert firing, pending or without data: `since` is when it fired (pending: when it
+    started). `notified` says whether people were told it fires; `flapping` and `inhibited`
+    why they are not told of its changes now; `no_data_since` when its data stopped (once
+    its rule's `missing_after` has passed); `previous_severity` the one before its latest
+    level change; for a majority alert, the servers that matched and those that reported and
+    did not."""
 
     rule: str
     severity: str
@@ -39,11 +44,19 @@ class OpenAlert(msgspec.Struct):
     state: str
     since: int
     value: float | int
+    notified: bool = False
+    flapping: bool = False
+    inhibited: bool = False
+    no_data_since: int | None = None
+    previous_severity: str | None = None
+    matched_servers: list[str] | None = None
+    unmatched_servers: list[str] | None = None
 
     @classmethod
     def of(cls, episode: Episode, thresholds: dict[str, str | None]) -> OpenAlert:
         key = episode.key
         since = episode.fired if episode.fired is not None else episode.started
+        matched = getattr(episode.last, "matched_servers", None)
         return cls(
             rule=key.rule,
             severity=episode.severity,
@@ -53,6 +66,13 @@ class OpenAlert(msgspec.Struct):
             state=episode.state.value,
             since=since,
             value=episode.last.value,
+            notified=episode.notified_at is not None,
+            flapping=episode.flapping,
+            inhibited=episode.inhibited,
+            no_data_since=episode.no_data_since,
+            previous_severity=episode.previous_severity,
+            matched_servers=matched,
+            unmatched_servers=list(episode.unmatched) if matched is not None else None,
         )
 
 

@@ -6,6 +6,7 @@ works on a host without internet access; it reloads itself every few seconds.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from html import escape
@@ -27,6 +28,7 @@ th, td { text-align: left; padding: 0.3em 0.8em; border-bottom: 1px solid #ddd; 
 th { background: #f4f4f4; }
 td.firing { color: #b00; font-weight: bold; }
 td.pending { color: #a60; }
+td.no-data { color: #555; font-weight: bold; }
 td.number { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
@@ -46,8 +48,10 @@ def render(
 ) -> str:
     """The page: what the service runs, its counts, the open alerts (firing first) and the
     receivers told of them."""
-    firing = sum(alert.state == "firing" for alert in alerts)
-    title = f"Sereno: {firing} firing, {len(alerts) - firing} pending"
+    states = Counter(alert.state for alert in alerts)
+    title = f"Sereno: {states['firing']} firing, {states['pending']} pending"
+    if states["no data"]:
+        title += f", {states['no data']} without data"
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -84,11 +88,14 @@ def _counts(counts: dict[str, int]) -> str:
 
 def _alerts(alerts: Sequence[OpenAlert]) -> str:
     if not alerts:
-        return "<p>No alert is firing or pending.</p>"
+        return "<p>No alert is open: none firing, pending or without data.</p>"
     heads = ("state", "rule", "severity", "service", "server or threshold", "since (UTC)", "value")
     head = "".join(f"<th>{name}</th>" for name in heads)
-    in_order = sorted(alerts, key=lambda alert: alert.state != "firing")  # stable: firing first
+    in_order = sorted(alerts, key=lambda alert: _STATE_ORDER.get(alert.state, 3))  # stable
     return f"<table><tr>{head}</tr>{''.join(map(_alert_row, in_order))}</table>"
+
+
+_STATE_ORDER = {"firing": 0, "no data": 1, "pending": 2}
 
 
 def _alert_row(alert: OpenAlert) -> str:
@@ -96,8 +103,14 @@ def _alert_row(alert: OpenAlert) -> str:
         where = alert.server
     else:
         where = f"most servers, over {alert.threshold}" if alert.threshold else "most servers"
+        if alert.matched_servers:
+            where += f": {', '.join(alert.matched_servers)}"
+    marks = [mark for mark in ("flapping", "inhibited") if getattr(alert, mark)]
+    if alert.no_data_since is not None:
+        marks.append(f"no data since {_utc(alert.no_data_since)}")
+    state = ", ".join([alert.state, *marks])
     cells = (
-        f'<td class="{escape(alert.state)}">{escape(alert.state)}</td>',
+        f'<td class="{escape(alert.state.replace(" ", "-"))}">{escape(state)}</td>',
         f"<td>{escape(alert.rule)}</td>",
         f"<td>{escape(alert.severity)}</td>",
         f"<td>{escape(alert.service)}</td>",

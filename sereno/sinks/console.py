@@ -13,8 +13,8 @@ from rich.color import ColorSystem
 from rich.style import Style
 
 from sereno.engine.alerts import AbsentAlert, Alert, MajorityAlert
-from sereno.engine.lifecycle import Episode
-from sereno.engine.records import EpisodeRecord
+from sereno.engine.lifecycle import Episode, State
+from sereno.engine.records import EpisodeRecord, NoticeRecord
 from sereno.rules.rulefmt import RuleSet
 from sereno.text import counted, format_number
 
@@ -23,6 +23,8 @@ class AlertSink(Protocol):
     def write(self, alerts: Sequence[Alert]) -> None: ...
 
     def write_episodes(self, episodes: Sequence[Episode]) -> None: ...
+
+    def write_notices(self, changes: Sequence[Episode]) -> None: ...
 
 
 def alert_line(alert: Alert) -> str:
@@ -47,13 +49,45 @@ def _identity(alert: Alert) -> str:
 
 
 def episode_line(episode: Episode) -> str:
-    """One alert episode: which alert, when it started, fired and ended, its peak."""
+    """One alert episode: which alert, when it started, fired and ended, its peak; and the
+    marks of its rule's controls when they are set (a level change, no data, flapping...)."""
     fired = f", fired: {episode.fired}" if episode.fired != episode.started else ""
-    ended = "still firing" if episode.ended is None else str(episode.ended)
     return (
         f"EPISODE rule: {episode.key.rule}, {_identity(episode.last)}, "
-        f"started: {episode.started}{fired}, ended: {ended}, "
-        f"peak: {format_number(episode.peak)}, windows: {episode.windows}"
+        f"started: {episode.started}{fired}, ended: {_ending(episode)}, "
+        f"peak: {format_number(episode.peak)}, windows: {episode.windows}{_marks(episode)}"
+    )
+
+
+def _ending(episode: Episode) -> str:
+    if episode.ended is None:
+        ongoing = "no data" if episode.state is State.NO_DATA else "still firing"
+        if episode.no_data_since is not None:
+            return f"{ongoing} (no data since {episode.no_data_since})"
+        return ongoing
+    if episode.ended_by == "no data":
+        return f"{episode.ended} (no data since {episode.no_data_since})"
+    return str(episode.ended)
+
+
+def _marks(episode: Episode) -> str:
+    marks = []
+    if episode.previous_severity is not None:
+        marks.append(f"severity: {episode.severity} (was {episode.previous_severity})")
+    marks += [name for name in ("flapping", "inhibited") if getattr(episode, name)]
+    return "".join(f", {mark}" for mark in marks)
+
+
+def notice_line(episode: Episode) -> str:
+    """One notice an alert's change calls for: when, which change, and which alert."""
+    record = NoticeRecord.of(episode)
+    ending = f", ended by: {record.ended_by}" if record.ended_by is not None else ""
+    if record.recovered is not None:
+        ending += f", recovered: {format_number(record.recovered)}"
+    return (
+        f"NOTICE at: {record.at}, change: {record.change}, rule: {record.rule}, "
+        f"{_identity(episode.last)}, state: {record.state}, "
+        f"value: {format_number(record.value)}{ending}"
     )
 
 
@@ -112,6 +146,10 @@ class TextSink:
         lines = [self._line(episode.severity, episode_line(episode)) for episode in episodes]
         self._stream.write("".join(lines).encode("utf-8"))
 
+    def write_notices(self, changes: Sequence[Episode]) -> None:
+        lines = [self._line(episode.severity, notice_line(episode)) for episode in changes]
+        self._stream.write("".join(lines).encode("utf-8"))
+
 
 class JsonSink:
     """One JSON object per alert per line (JSON Lines), for jq and other programs."""
@@ -120,7 +158,7 @@ class JsonSink:
         self._stream = stream
         self._encoder = msgspec.json.Encoder()
 
-    def write(self, alerts: Sequence[Alert | EpisodeRecord]) -> None:
+    def write(self, alerts: Sequence[Alert | EpisodeRecord | NoticeRecord]) -> None:
         buffer = bytearray()
         for alert in alerts:
             self._encoder.encode_into(alert, buffer, -1)
@@ -129,6 +167,9 @@ class JsonSink:
 
     def write_episodes(self, episodes: Sequence[Episode]) -> None:
         self.write([EpisodeRecord.of(episode) for episode in episodes])
+
+    def write_notices(self, changes: Sequence[Episode]) -> None:
+        self.write([NoticeRecord.of(episode) for episode in changes])
 
 
 @dataclass
@@ -145,6 +186,10 @@ class CountingSink:
     def write_episodes(self, episodes: Sequence[Episode]) -> None:
         self.per_rule.update(episode.key.rule for episode in episodes)
         self.inner.write_episodes(episodes)
+
+    def write_notices(self, changes: Sequence[Episode]) -> None:
+        self.per_rule.update(episode.key.rule for episode in changes)
+        self.inner.write_notices(changes)
 
 
 @dataclass

@@ -90,7 +90,7 @@ tests:
     [
         ("tests: []", "t.yaml: no tests"),
         ("tests:\n  - {name: x, alerts: [], colour: red}", "unknown field `colour`"),
-        ("tests:\n  - {name: x}", "test 'x': expects neither alerts nor episodes"),
+        ("tests:\n  - {name: x}", "test 'x': expects no alerts, episodes or notices"),
         (
             "tests:\n  - {name: x, series: {a Disk: 1 2}, alerts: []}",
             "series 'a Disk': write 'SERVER COMPONENT' and give the server's service",
