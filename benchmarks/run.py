@@ -47,8 +47,8 @@ def sereno_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "sereno"]
 
 
-def commands(path: Path) -> dict[str, list[str]]:
-    sereno = sereno_command()
+def commands(path: Path, rules: Path | None = None) -> dict[str, list[str]]:
+    sereno = sereno_command() + (["-r", str(rules)] if rules is not None else [])
     return {
         "floor": [sys.executable, str(HERE / "floor.py"), str(path)],
         "json": [*sereno, str(path), "--format", "json", "--quiet"],
@@ -75,11 +75,13 @@ def run_once(command: list[str]) -> tuple[float, int, bytes]:
     return elapsed, usage.ru_maxrss, bytes(output)
 
 
-def measure(path: Path, repetitions: int) -> tuple[int, dict[str, Measured]]:
+def measure(
+    path: Path, repetitions: int, rules: Path | None = None
+) -> tuple[int, dict[str, Measured]]:
     results = {name: Measured() for name in commands(path)}
     events = 0
     for _ in range(repetitions):
-        for name, command in commands(path).items():
+        for name, command in commands(path, rules).items():
             seconds, rss, output = run_once(command)
             results[name].seconds.append(seconds)
             results[name].peak_rss_kib = max(results[name].peak_rss_kib, rss)
@@ -120,11 +122,17 @@ def main() -> None:
     )
     parser.add_argument("files", metavar="FILE", nargs="+", type=Path, help="JSON Lines events")
     parser.add_argument("-n", "--repetitions", type=int, default=5)
+    parser.add_argument(
+        "-r", "--rules", type=Path, help="the rules file sereno runs (default: the packaged one)"
+    )
     args = parser.parse_args()
-    print(f"{' '.join(sereno_command())}, {os.cpu_count()} CPUs, {args.repetitions} runs each")
+    rules = f", rules {args.rules}" if args.rules is not None else ""
+    print(
+        f"{' '.join(sereno_command())}{rules}, {os.cpu_count()} CPUs, {args.repetitions} runs each"
+    )
     runs = []
     for path in args.files:
-        events, results = measure(path, args.repetitions)
+        events, results = measure(path, args.repetitions, args.rules)
         report(path, events, results)
         runs.append((path, events, results))
     if len(runs) > 1:

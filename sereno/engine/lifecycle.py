@@ -407,19 +407,24 @@ class Lifecycle:
         """Whether each open alert of an inhibited rule is inhibited now."""
         if not self._inhibited_rules:
             return {}
+        inhibiting = {name: self._inhibiting(name) for name in self._inhibited_rules}
         return {
-            key: self._is_inhibited(key) for key in self._open if key.rule in self._inhibited_rules
+            key: _labels(key, self._rules[key.rule].equal) in inhibiting[key.rule]
+            for key in self._open
+            if key.rule in inhibiting
         }
 
     def _is_inhibited(self, key: AlertKey) -> bool:
-        rule = self._rules[key.rule]
-        wanted = _labels(key, rule.equal)
-        return any(
-            episode.state is State.FIRING
-            and episode.key.rule in rule.inhibited_by
-            and _labels(episode.key, rule.equal) == wanted
+        return _labels(key, self._rules[key.rule].equal) in self._inhibiting(key.rule)
+
+    def _inhibiting(self, rule_name: str) -> set[tuple[str, ...]]:
+        """The `equal` labels of the firing alerts that inhibit the rule's alerts."""
+        rule = self._rules[rule_name]
+        return {
+            _labels(episode.key, rule.equal)
             for episode in self._open.values()
-        )
+            if episode.state is State.FIRING and episode.key.rule in rule.inhibited_by
+        }
 
     # --- telling -------------------------------------------------------------------------
 

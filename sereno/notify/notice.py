@@ -137,7 +137,7 @@ class Notice(msgspec.Struct, frozen=True):
             return f"{self.summary} - {self.resolution}"
         if self.reason in ("escalated", "de-escalated"):
             return f"{self.summary} - {self.reason} from {self.previous_severity}"
-        if self.state == "no data":
+        if self.no_data_since is not None:
             return f"{self.summary} - no data since {_clock(self.no_data_since)}"
         return self.summary
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import SAMPLE, event, json_lines, run_sereno
+from conftest import REPO, SAMPLE, event, json_lines, run_sereno
 
 T0 = 1476057600
 
@@ -98,3 +98,48 @@ def test_a_bad_allowed_lateness_is_a_usage_error() -> None:
     result = run_sereno(SAMPLE, "--allowed-lateness", "-5")
     assert result.returncode == 2
     assert "argument --allowed-lateness: expected a number of seconds, got '-5'" in result.stderr
+
+
+def test_notices_of_the_controls_example_worked_out_by_hand() -> None:
+    """examples/controls_events.jsonl with examples/controls.yaml, minute by minute (see the
+    README's section on the controls and examples/controls_test.yaml for the reasoning)."""
+    examples = REPO / "examples"
+    result = run_sereno(
+        examples / "controls_events.jsonl",
+        "-r",
+        examples / "controls.yaml",
+        "--notices",
+        "--format",
+        "json",
+    )
+    assert result.returncode == 0, result.stderr
+    told = [json.loads(line) for line in result.stdout.splitlines()]
+    got = [
+        ((n["at"] - 1476057600) // 60, n["change"], n["rule"], n["server"] or n["service"])
+        for n in told
+    ]
+    disk, load, slow, errors = (
+        "Disk filling up",
+        "Service overloaded",
+        "Slow responses",
+        "Error rate high",
+    )
+    assert got == [
+        (0, "fired", load, "Checkout"),  # app01 of 2 is half: quorum ">= 50%"
+        (0, "fired", errors, "api01"),
+        (1, "fired", disk, "web01"),  # WARNING's for: 2m is up at the end of minute 1
+        (1, "fired", disk, "web02"),
+        (1, "resolved", errors, "api01"),
+        (2, "escalated", disk, "web01"),  # 0.97: CRITICAL, which has no for:
+        (2, "fired", errors, "api01"),
+        (3, "de-escalated", disk, "web01"),
+        (3, "resolved", errors, "api01"),
+        (4, "flapping", errors, "api01"),  # four changes: 4.625 / 9 >= 0.5
+        (5, "resolved", load, "Checkout"),  # last match in minute 1, keep_firing_for: 3m
+        (5, "resolved", disk, "web01"),  # 0.79 < 0.8 (minute 4's 0.83 kept it firing)
+        (5, "fired", slow, "app02"),  # slow since minute 0, inhibited until now
+        (7, "resolved", slow, "app02"),
+        (11, "no data", disk, "web02"),  # nothing in minutes 2-11: missing_after 10m
+        (13, "stopped flapping", errors, "api01"),  # two changes left: 1.5625 / 9 < 0.25
+    ]
+    assert result.stderr.startswith("sereno: 16 notices (6 'Disk filling up'")
