@@ -148,8 +148,12 @@ def push_under_fire(server: Server, batches: list[list[dict[str, Any]]]) -> None
 
 
 def final_records(lines: list[str]) -> dict[tuple[str, str, str | None, int], dict[str, Any]]:
-    """Each episode's latest record, by (rule, service, server, started)."""
+    """Each episode's latest record, by (rule, service, server, started), without what only
+    the alerts log says of it (the change and its notice)."""
     records: list[dict[str, Any]] = [json.loads(line) for line in lines if line.strip()]
+    for record in records:
+        record.pop("change", None)
+        record.pop("notice", None)
     return {(r["rule"], r["service"], r["server"], r["started"]): r for r in records}
 
 

@@ -33,9 +33,12 @@ class EpisodeRecord(
     inhibited: bool = False
     notified: bool = False
     unmatched_servers: tuple[str, ...] = ()
+    change: str | None = None  # in the alerts log: what changed, and the notice it called for
+    notice: str | None = None
 
     @classmethod
-    def of(cls, episode: Episode) -> EpisodeRecord:
+    def of(cls, episode: Episode, as_change: bool = False) -> EpisodeRecord:
+        """The episode's record; `as_change`: with what its latest change was."""
         key = episode.key
         return cls(
             rule=key.rule,
@@ -55,6 +58,8 @@ class EpisodeRecord(
             inhibited=episode.inhibited,
             notified=episode.notified_at is not None,
             unmatched_servers=episode.unmatched,
+            change=episode.change.value if as_change else None,
+            notice=episode.tell if as_change else None,
         )
 
 

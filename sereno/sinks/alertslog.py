@@ -11,12 +11,13 @@ from sereno.engine.records import EpisodeRecord
 
 
 class ChangeLog:
-    """Every change of an alert's state as a JSON line (an episode record), written at once."""
+    """Every change of an alert as a JSON line (an episode record with its `change` and the
+    `notice` it called for), written at once."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
         self._encoder = msgspec.json.Encoder()
 
     def write(self, episode: Episode) -> None:
-        self._stream.write(self._encoder.encode(EpisodeRecord.of(episode)) + b"\n")
+        self._stream.write(self._encoder.encode(EpisodeRecord.of(episode, as_change=True)) + b"\n")
         self._stream.flush()
