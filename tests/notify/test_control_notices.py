@@ -111,3 +111,24 @@ def test_open_alerts_in_the_api_carry_the_controls_marks() -> None:
     assert (shown["web02"].state, shown["web02"].no_data_since) == ("no data", T0 + 2 * M)
     assert (shown["web02"].notified, shown["web02"].flapping) == (True, False)
     assert msgspec.json.decode(msgspec.json.encode(shown["api01"]))["flapping"] is False
+
+
+def reminders(episode: Episode, start: int) -> list[Notice]:
+    spec = ReceiverSpec("hook", "webhook", "http://127.0.0.1:9")
+    planner = Planner(NotifyConfig("test", (spec,)), RULES)
+    interval = int(spec.timing.repeat_interval)
+    return [n for _, n in planner.repeats([episode], start + interval, start + interval - M)]
+
+
+def test_reminders_count_from_the_latest_notice_that_it_fires_and_skip_muted_alerts() -> None:
+    _, engine = changes_of_the_example()
+    [no_data] = [e for e in engine.firing() if e.key.server == "web02"]
+    assert no_data.notified_at == T0 + M  # told it fired in minute 1
+    [reminder] = reminders(no_data, T0 + M)
+    assert reminder.text.endswith("- no data since 2016-10-10 00:02 UTC")
+    escalated = msgspec.structs.replace(no_data, notified_at=T0 + 3 * M)  # as after a rise
+    assert reminders(escalated, T0 + M) == []
+    assert len(reminders(escalated, T0 + 3 * M)) == 1
+    assert reminders(msgspec.structs.replace(no_data, flapping=True), T0 + M) == []
+    assert reminders(msgspec.structs.replace(no_data, inhibited=True), T0 + M) == []
+    assert reminders(msgspec.structs.replace(no_data, notified_at=None), T0 + M) == []
