@@ -205,7 +205,7 @@ class Lifecycle:
             if key not in by_key:
                 missed, change = self._missed(episode, start, result)
                 self._keep(key, missed, change, changed)
-        flapped = self._detect_flapping(start, changed, result.looked_at)
+        flapped = self._detect_flapping(changed, result.looked_at)
         inhibited = self._detect_inhibition()
         self._tell_changes(start, changed, flapped, inhibited)
         firing = {key for key in by_key if self._state(key) is State.FIRING}
@@ -363,7 +363,6 @@ class Lifecycle:
 
     def _detect_flapping(
         self,
-        start: int,
         changed: dict[AlertKey, tuple[Episode, Change]],
         looked_at: Mapping[AlertKey, Number],
     ) -> dict[AlertKey, bool]:
