@@ -1,6 +1,8 @@
-"""How numbers and counts are written for people, the same everywhere."""
+"""How numbers, counts and times are written, the same everywhere."""
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 from sereno.events.schema import Number
 
@@ -13,3 +15,7 @@ def counted(count: int, noun: str) -> str:
 def format_number(number: Number) -> str:
     """A number as the agent sent it: 95 stays 95, 0.93 stays 0.93."""
     return repr(number)
+
+
+def iso_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat().replace("+00:00", "Z")

@@ -35,6 +35,7 @@ _SUBCOMMANDS: dict[str, Command] = {
     "push": _imported_when_run("sereno.cli.push"),
     "notify-test": _imported_when_run("sereno.cli.notify_test"),
     "dead-letters": _imported_when_run("sereno.cli.dead_letters"),
+    "silence": _imported_when_run("sereno.cli.silence"),
 }
 
 

@@ -32,6 +32,7 @@ COMMANDS = {
     "push": "replay a file of events to a running service",
     "notify-test": "send a test notification to each receiver",
     "dead-letters": "list the journal entries the service set aside at start",
+    "silence": "make, list and expire a running service's silences",
 }
 
 

@@ -36,12 +36,15 @@ from sereno.live.evaluator import LiveEngine
 from sereno.notify.config import receivers_config
 from sereno.notify.delivery import notice_outbox
 from sereno.notify.service import Notifications
+from sereno.notify.silences import Silence
+from sereno.notify.silencing import Silences
 from sereno.serve.app import create_app
 from sereno.serve.config import ServerConfig
 from sereno.serve.handlers import Served
 from sereno.serve.metrics import Metrics
 from sereno.serve.reload import RulesReload
 from sereno.sinks.alertslog import ChangeLog
+from sereno.state.records import KeyedRecords
 from sereno.state.store import (
     DeadLetter,
     Journal,
@@ -128,7 +131,9 @@ def command(argv: Sequence[str]) -> int:
         metrics = Metrics()
         state = StateStore(args.db, event_type(ruleset.fields))
         outbox = notice_outbox(args.db)
-        notifications = Notifications(outbox, args.config, webhook, receivers, ruleset)
+        stored_silences = KeyedRecords(args.db, Silence)
+        silences = Silences(stored_silences)
+        notifications = Notifications(outbox, args.config, webhook, receivers, ruleset, silences)
         live = LiveEngine(
             ruleset,
             args.allowed_lateness,
@@ -141,7 +146,7 @@ def command(argv: Sequence[str]) -> int:
             on_dead_letter=_report_dead_letter,
         )
         journal = Journal(args.db)
-        for store in (journal, state, outbox):
+        for store in (journal, state, outbox, stored_silences):
             stack.callback(store.close)
         metrics.watch(live)
         metrics.watch_delivery(notifications.delivery)

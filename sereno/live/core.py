@@ -281,11 +281,16 @@ class LiveCore:
         return evaluated
 
     def _remind(self, start: int) -> None:
-        """Plan the reminders of alerts still firing that are due in the minute at `start`."""
+        """Plan the reminders of alerts still firing that are due in the minute at `start`,
+        and the notices of those whose silence has ended."""
         previous = self._last_minute if self._last_minute is not None else start - WINDOW_SECONDS
         self._last_minute = start
-        if self._planner is not None and self._planner.reminds:
-            self._reminders += self._planner.repeats(self._engine.firing(), start, previous)
+        if self._planner is None:
+            return
+        firing = self._engine.firing()
+        if self._planner.reminds:
+            self._reminders += self._planner.repeats(firing, start, previous)
+        self._reminders += self._planner.unsilenced(firing, start)
 
     def _step(self, evaluated: list[int], now: float) -> Step:
         """The step's answer: checkpointed at once after an evaluated minute; alerts fired

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 import msgspec
 
 from sereno.notify.config import ReceiverSpec
-from sereno.notify.notice import RESOLVED, Notice, iso_time
+from sereno.notify.notice import RESOLVED, Notice
 from sereno.notify.redact import shown_url
 from sereno.notify.transport import JsonPoster
+from sereno.text import iso_time
 
 BATCH = 64
 

@@ -10,9 +10,9 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from sereno.notify.config import EmailSettings, ReceiverSpec
-from sereno.notify.notice import Notice, iso_time
+from sereno.notify.notice import Notice
 from sereno.notify.transport import DeliveryError, DeliveryRejected
-from sereno.text import format_number
+from sereno.text import format_number, iso_time
 
 KEY_HEADER = "X-Sereno-Idempotency-Key"
 

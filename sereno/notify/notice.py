@@ -16,9 +16,11 @@ import msgspec
 from sereno.engine.lifecycle import Episode
 from sereno.events.schema import Number
 from sereno.notify.config import NotifyConfig, ReceiverSpec
+from sereno.notify.matchers import matches
+from sereno.notify.silencing import Silences
 from sereno.notify.summary import summarize
 from sereno.rules.rulefmt import RuleSet, format_duration
-from sereno.text import format_number
+from sereno.text import format_number, iso_time
 
 FIRING, RESOLVED = "firing", "resolved"
 
@@ -157,15 +159,16 @@ def _clock(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def iso_time(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 class Planner:
-    """Which receivers hear of which alert changes, and what they are told."""
+    """Which receivers hear of which alert changes, and what they are told. An alert that an
+    active silence selects is told to nobody; when a silence ends, the alerts it covered that
+    still fire are told then (`unsilenced`)."""
 
-    def __init__(self, config: NotifyConfig, ruleset: RuleSet) -> None:
+    def __init__(
+        self, config: NotifyConfig, ruleset: RuleSet, silences: Silences | None = None
+    ) -> None:
         self.config = config
+        self.silences = silences
         # Alertmanager repeats for itself: it is refreshed with what fires instead
         self._reminded = [spec for spec in config.receivers if spec.type != "alertmanager"]
         self.use(ruleset)
@@ -188,11 +191,36 @@ class Planner:
             if episode.tell is None:
                 continue  # pending, muted, or never told to have fired
             at = episode.changed_at if episode.changed_at is not None else episode.started
-            notice = self.notice(episode, episode.tell, at)
-            planned += [
-                (spec.name, notice) for spec in self.config.receivers if self._wants(spec, notice)
-            ]
+            planned += self._to_receivers(self.notice(episode, episode.tell, at))
         return planned
+
+    def unsilenced(self, firing: Iterable[Episode], start: int) -> list[tuple[str, Notice]]:
+        """The alerts still firing (and told of) that silences covered until they ended,
+        since the last call: told again now, in the minute at `start`, unless another
+        silence still covers them."""
+        ended = self.silences.ended() if self.silences is not None else []
+        if not ended:
+            return []
+        planned = []
+        for episode in firing:
+            if episode.notified_at is None or episode.muted or not episode.is_open:
+                continue
+            notice = self.notice(episode, "unsilenced", start)
+            if any(matches(silence.matchers, notice.labels) for silence in ended):
+                planned += self._to_receivers(notice)
+        return planned
+
+    def silenced_by(self, episode: Episode) -> list[str]:
+        """The ids of the active silences that select this alert."""
+        if self.silences is None or not self.silences.any_active():
+            return []
+        return self.silences.silencing(self.notice(episode, "fired", episode.started).labels)
+
+    def _to_receivers(self, notice: Notice) -> list[tuple[str, Notice]]:
+        """The notice for each receiver that wants it; for none while it is silenced."""
+        if self._silenced(notice):
+            return []
+        return [(spec.name, notice) for spec in self.config.receivers if self._wants(spec, notice)]
 
     def repeats(
         self, firing: Iterable[Episode], start: int, previous: int
@@ -212,10 +240,13 @@ class Planner:
                 if (start - told) // spec.timing.repeat_interval
                 > before // spec.timing.repeat_interval
             ]
-            if due:
-                notice = self.notice(episode, "repeat", start)
+            notice = self.notice(episode, "repeat", start) if due else None
+            if notice is not None and not self._silenced(notice):
                 planned += [(spec.name, notice) for spec in due if self._wants(spec, notice)]
         return planned
+
+    def _silenced(self, notice: Notice) -> bool:
+        return self.silences is not None and bool(self.silences.silencing(notice.labels))
 
     def firing_for(self, spec: ReceiverSpec, episodes: Sequence[Episode]) -> list[Notice]:
         """The notices of the alerts firing now that `spec` wants (Alertmanager's refresh)."""

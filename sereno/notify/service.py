@@ -10,6 +10,7 @@ from sereno.notify.config import NotifyConfig, ReceiverSpec, WebhookOption, rece
 from sereno.notify.delivery import Delivery, NoticeOutbox
 from sereno.notify.notice import Notice, Planner
 from sereno.notify.senders import build_sender
+from sereno.notify.silencing import Silences
 from sereno.notify.transport import DeliveryError, Sender
 from sereno.rules.rulefmt import RuleSet
 
@@ -41,10 +42,12 @@ class Notifications:
         webhook: WebhookOption | None,
         config: NotifyConfig,
         ruleset: RuleSet,
+        silences: Silences | None = None,
     ) -> None:
         self._path, self._webhook = path, webhook  # `--config FILE`, `--webhook URL` or the like
         self.config = config  # as read from them
-        self.planner = Planner(self.config, ruleset)
+        self.silences = silences or Silences()  # kept across reloads
+        self.planner = self.planner_for(config, ruleset)
         self.delivery = Delivery(
             outbox, self.config.receivers, senders_of(self.config), self.planner
         )
@@ -52,6 +55,10 @@ class Notifications:
     def read(self, ruleset: RuleSet) -> NotifyConfig:
         """The config, read again for `ruleset` (raises `ConfigError` if it does not fit)."""
         return receivers_config(self._path, self._webhook, ruleset)
+
+    def planner_for(self, config: NotifyConfig, ruleset: RuleSet) -> Planner:
+        """A planner for `config` and `ruleset`, with the service's silences."""
+        return Planner(config, ruleset, self.silences)
 
     def use(self, config: NotifyConfig, planner: Planner) -> None:
         """Deliver to the receivers of `config` from now on (`planner` plans for it)."""

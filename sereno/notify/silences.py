@@ -20,8 +20,8 @@ import msgspec
 
 from sereno.errors import SerenoError
 from sereno.notify.matchers import Matcher, describe, matches
-from sereno.notify.notice import iso_time
 from sereno.rules.rulefmt import parse_duration
+from sereno.text import iso_time
 
 SilenceState = Literal["pending", "active", "expired"]
 

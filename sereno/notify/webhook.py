@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sereno.notify.config import ReceiverSpec
-from sereno.notify.notice import Notice, iso_time
+from sereno.notify.notice import Notice
 from sereno.notify.transport import JsonPoster
+from sereno.text import iso_time
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's "not ended"
 

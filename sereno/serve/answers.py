@@ -6,7 +6,7 @@ OpenAPI document (`GET /openapi.json`), so the description cannot drift from the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -14,6 +14,8 @@ from sereno.engine.lifecycle import Episode
 from sereno.engine.records import EpisodeRecord
 from sereno.events.body import Rejected
 from sereno.events.schema import Event
+from sereno.notify.matchers import describe
+from sereno.notify.silences import Silence
 from sereno.state.store import DeadLetter
 
 JSON = "application/json"
@@ -34,7 +36,7 @@ class OpenAlert(msgspec.Struct):
     why they are not told of its changes now; `no_data_since` when its data stopped (once
     its rule's `missing_after` has passed); `previous_severity` the one before its latest
     level change; for a majority alert, the servers that matched and those that reported and
-    did not."""
+    did not; `silenced_by` the ids of the active silences that keep it from people."""
 
     rule: str
     severity: str
@@ -51,9 +53,15 @@ class OpenAlert(msgspec.Struct):
     previous_severity: str | None = None
     matched_servers: list[str] | None = None
     unmatched_servers: list[str] | None = None
+    silenced_by: list[str] = msgspec.field(default_factory=list)
 
     @classmethod
-    def of(cls, episode: Episode, thresholds: dict[str, str | None]) -> OpenAlert:
+    def of(
+        cls,
+        episode: Episode,
+        thresholds: dict[str, str | None],
+        silenced_by: list[str] | None = None,
+    ) -> OpenAlert:
         key = episode.key
         since = episode.fired if episode.fired is not None else episode.started
         matched = getattr(episode.last, "matched_servers", None)
@@ -73,7 +81,66 @@ class OpenAlert(msgspec.Struct):
             previous_severity=episode.previous_severity,
             matched_servers=matched,
             unmatched_servers=list(episode.unmatched) if matched is not None else None,
+            silenced_by=silenced_by or [],
         )
+
+
+# what people write in a silence: not blank, and short enough to be shown in a listing
+TEXT = msgspec.Meta(min_length=1, max_length=1000, pattern=r"\S")
+# a time as seconds since the epoch, from 1970 to the end of the year 9999
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=253402300799)]
+
+
+class SilenceRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A silence to make: its matchers as `sereno silence add` takes them
+    (`service=InboxService`, `server=~"inbox_0[12]"`, `severity!=LOW`), who makes it and why,
+    and until when: `ends_at`, or `duration` (`1h`, `30m`) from its start. It starts at
+    `starts_at`, or now."""
+
+    matchers: Annotated[list[Annotated[str, TEXT]], msgspec.Meta(min_length=1, max_length=100)]
+    created_by: Annotated[str, TEXT]
+    comment: Annotated[str, TEXT]
+    starts_at: Seconds | None = None
+    ends_at: Seconds | None = None
+    duration: Annotated[str, msgspec.Meta(pattern=r"^(\d+h)?(\d+m)?(\d+s)?$")] | None = None
+
+
+class SilenceAnswer(msgspec.Struct):
+    """A silence: `state` is pending, active or expired; times are seconds since the epoch;
+    `expired_at` is when it was expired by hand, if it was."""
+
+    id: str
+    state: str
+    matchers: list[str]
+    starts_at: float
+    ends_at: float
+    created_by: str
+    comment: str
+    updated_at: float
+    expired_at: float | None
+
+    @classmethod
+    def of(cls, silence: Silence, state: str) -> SilenceAnswer:
+        return cls(
+            id=silence.id,
+            state=state,
+            matchers=[describe(matcher) for matcher in silence.matchers],
+            starts_at=silence.starts_at,
+            ends_at=silence.ends_at,
+            created_by=silence.created_by,
+            comment=silence.comment,
+            updated_at=silence.updated_at,
+            expired_at=silence.expired_at,
+        )
+
+
+class SilenceListAnswer(msgspec.Struct):
+    """The silences by state: active ones soonest to end first, pending ones soonest to start
+    first, expired ones (kept 5 days) latest to end first."""
+
+    active: list[SilenceAnswer]
+    pending: list[SilenceAnswer]
+    expired: list[SilenceAnswer]
 
 
 class Problem(msgspec.Struct):
@@ -175,6 +242,45 @@ ROUTES: dict[str, dict[str, Any]] = {
             **UNAUTHORIZED,
         },
     },
+    "/api/silences": {
+        "summary": "The silences, by state",
+        "responses": {
+            200: _json(_ref(SilenceListAnswer), "Active, pending and expired silences"),
+            **UNAUTHORIZED,
+        },
+    },
+    "POST /api/silences": {
+        "summary": "Make a silence: the alerts its matchers select are told to nobody",
+        "openapi_extra": {
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": _ref(SilenceRequest)}},
+            }
+        },
+        "responses": {
+            201: _json(_ref(SilenceAnswer), "Made; its id is not guessable"),
+            400: _problem("Not a silence: a bad matcher, no end, an end before the start..."),
+            413: _problem("Over 64 KiB"),
+            **UNAUTHORIZED,
+        },
+    },
+    "/api/silences/{silence_id}": {
+        "summary": "One silence",
+        "responses": {
+            200: _json(_ref(SilenceAnswer), "The silence"),
+            404: _problem("No silence has this id (or it was pruned)"),
+            **UNAUTHORIZED,
+        },
+    },
+    "DELETE /api/silences/{silence_id}": {
+        "summary": "Expire a silence now",
+        "responses": {
+            200: _json(_ref(SilenceAnswer), "Expired; it is kept 5 days"),
+            404: _problem("No silence has this id (or it was pruned)"),
+            409: _problem("It has expired already"),
+            **UNAUTHORIZED,
+        },
+    },
     "/healthz": {
         "summary": "Liveness",
         "responses": {200: _json(_ref(Status), "The process runs")},
@@ -213,6 +319,7 @@ ROUTES: dict[str, dict[str, Any]] = {
 def schema_components() -> dict[str, Any]:
     """The JSON schemas the routes refer to, for the OpenAPI document's components."""
     types = [Event, IngestAnswer, OpenAlert, EpisodeRecord, DeadLetter, Problem, RulesRefused]
+    types += [SilenceRequest, SilenceAnswer, SilenceListAnswer]
     _, components = msgspec.json.schema_components(
         [*types, RulesReloaded, Status], ref_template=SCHEMAS
     )

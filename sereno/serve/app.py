@@ -3,12 +3,15 @@ any, and the OpenAPI document (`GET /openapi.json`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from sereno import __version__
 from sereno.serve.answers import ROUTES, schema_components
@@ -16,6 +19,7 @@ from sereno.serve.auth import OPEN_PATHS, BearerTokens
 from sereno.serve.config import ServerConfig
 from sereno.serve.handlers import Api, Served
 from sereno.serve.params import invalid_request
+from sereno.serve.silenceapi import SilenceApi
 
 
 def create_app(served: Served, config: ServerConfig) -> FastAPI:
@@ -29,12 +33,20 @@ def create_app(served: Served, config: ServerConfig) -> FastAPI:
         refused = served.metrics.rejected.labels("unauthorized").inc
         app.add_middleware(BearerTokens, tokens=config.tokens, on_refused=refused)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _allowing_every_method(app))
     app.post("/events", status_code=202, **ROUTES["/events"])(api.ingest)
     app.post("/-/reload", **ROUTES["/-/reload"])(api.reload)
+    silences = SilenceApi(served.notifications.silences)
+    app.post("/api/silences", status_code=201, **ROUTES["POST /api/silences"])(silences.create)
+    app.delete("/api/silences/{silence_id}", **ROUTES["DELETE /api/silences/{silence_id}"])(
+        silences.expire
+    )
     readable: list[tuple[str, Callable[..., Response]]] = [
         ("/alerts", api.alerts),
         ("/alerts/history", api.history),
         ("/dead-letters", api.dead_letters),
+        ("/api/silences", silences.listing),
+        ("/api/silences/{silence_id}", silences.show),
         ("/", api.status_page),
         ("/healthz", api.healthz),
         ("/readyz", api.readyz),
@@ -47,6 +59,28 @@ def create_app(served: Served, config: ServerConfig) -> FastAPI:
         app.head(path, include_in_schema=False)(handler)
     _describe_with_schemas(app, secured=bool(config.tokens))
     return app
+
+
+def _allowing_every_method(
+    app: FastAPI,
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """HTTP errors as FastAPI answers them, but a 405's `Allow` lists the methods of every
+    route of the path: a path with a route per method (the silences) would otherwise name
+    only the first."""
+
+    async def answer(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        if error.status_code == 405:
+            allowed: set[str] = set()
+            for route in app.router.routes:
+                matched, _ = route.matches(request.scope)
+                if matched is not Match.NONE and isinstance(route, BaseRoute):
+                    allowed |= getattr(route, "methods", None) or set()
+            headers = {"Allow": ", ".join(sorted(allowed))}
+            error = StarletteHTTPException(405, error.detail, headers)
+        return await http_exception_handler(request, error)
+
+    return answer
 
 
 def _describe_with_schemas(app: FastAPI, secured: bool) -> None:

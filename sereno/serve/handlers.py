@@ -143,8 +143,10 @@ class Api:
         return None
 
     def alerts(self) -> Response:
-        published, page = self._alerts_page
         latest = self._live.alerts()
+        if self._notifications.silences.any_active():  # what is silenced changes with time
+            return Response(self._encoder.encode(self._open_alerts(latest)), media_type=JSON)
+        published, page = self._alerts_page
         if latest is not published:  # encoded once for each list the evaluator publishes
             page = self._encoder.encode(self._open_alerts(latest))
             self._alerts_page = latest, page
@@ -152,7 +154,10 @@ class Api:
 
     def _open_alerts(self, episodes: list[Episode]) -> list[OpenAlert]:
         thresholds = {spec.name: spec.threshold for spec in self._live.ruleset.rules}
-        return [OpenAlert.of(episode, thresholds) for episode in episodes]
+        planner = self._notifications.planner
+        return [
+            OpenAlert.of(episode, thresholds, planner.silenced_by(episode)) for episode in episodes
+        ]
 
     def history(
         self,

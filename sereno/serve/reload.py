@@ -7,7 +7,6 @@ import threading
 
 from sereno.errors import RefusedFile
 from sereno.live.evaluator import LiveEngine
-from sereno.notify.notice import Planner
 from sereno.notify.service import Notifications
 from sereno.rules.rulefmt import RuleSet, load_default_rules, load_rules
 from sereno.serve.metrics import Metrics
@@ -43,7 +42,7 @@ class RulesReload:
                     f"sereno: reload refused, the old rules and receivers keep running:\n{error}"
                 )
                 raise
-            planner = Planner(config, ruleset)
+            planner = self._notifications.planner_for(config, ruleset)
             try:
                 self._live.reload(ruleset, planner)
             except TimeoutError as error:

@@ -108,6 +108,8 @@ def _alert_row(alert: OpenAlert) -> str:
     marks = [mark for mark in ("flapping", "inhibited") if getattr(alert, mark)]
     if alert.no_data_since is not None:
         marks.append(f"no data since {_utc(alert.no_data_since)}")
+    if alert.silenced_by:
+        marks.append(f"silenced ({', '.join(alert.silenced_by)})")
     state = ", ".join([alert.state, *marks])
     cells = (
         f'<td class="{escape(alert.state.replace(" ", "-"))}">{escape(state)}</td>',

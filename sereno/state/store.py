@@ -13,6 +13,8 @@ These tables make a restart, even after `kill -9`, pick up where the service was
   would rewrite every open alert's row at every checkpoint.
 - `outbox`: the notifications still to deliver, per receiver in the order they were queued;
   one is deleted only once its receiver has acknowledged it.
+- `silences`: the silences made through the API, each written as it is made or expired
+  (`state.records`), so that they outlive a restart.
 - `dead_letter`: the journal's batches that could not be replayed at start (undecodable, or
   their evaluation failed), set aside with the reason so that the service can start.
 
@@ -75,6 +77,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     notice BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_by_receiver ON outbox (receiver, id);
+CREATE TABLE IF NOT EXISTS silences (
+    id TEXT PRIMARY KEY,
+    body BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dead_letter (
     seq INTEGER PRIMARY KEY,
     set_aside REAL NOT NULL,

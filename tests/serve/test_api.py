@@ -325,6 +325,8 @@ def test_the_openapi_document_describes_every_route_with_its_schemas(
         "/-/reload",
         "/alerts",
         "/alerts/history",
+        "/api/silences",
+        "/api/silences/{silence_id}",
         "/dead-letters",
         "/events",
         "/healthz",
@@ -345,6 +347,10 @@ def test_the_openapi_document_describes_every_route_with_its_schemas(
         "value",
     ]
     assert sorted(schemas["DeadLetter"]["properties"]) == ["events", "reason", "seq", "set_aside"]
+    assert sorted(paths["/api/silences"]) == ["get", "post"]
+    assert sorted(paths["/api/silences/{silence_id}"]) == ["delete", "get"]
+    assert sorted(paths["/api/silences"]["post"]["responses"]) == ["201", "400", "401", "413"]
+    assert schemas["SilenceRequest"]["required"] == ["matchers", "created_by", "comment"]
     refs = re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(document))
     assert refs and set(refs) <= set(schemas)  # every reference resolves
 
