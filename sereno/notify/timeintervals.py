@@ -268,7 +268,7 @@ class TimeIntervalReader(NodeReader):
         intervals: dict[str, TimeInterval] = {}
         for position, entry in enumerate(node.value, start=1):
             interval = self._interval(entry, position)
-            if interval is not None and interval.name not in intervals:
+            if interval is not None:  # a second of the same name is refused
                 intervals[interval.name] = interval
         return intervals
 

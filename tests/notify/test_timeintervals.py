@@ -323,10 +323,12 @@ def test_check_lists_quiet_hours_and_when_each_interval_holds_next() -> None:
     assert result.returncode == 0, result.stderr
     # the last sunday of march 2030 is the 31st, of october the 27th: the clocks change then
     assert result.stdout.endswith(
-        f"{good}: valid, 1 receiver, 1 time interval\n"
+        f"{good}: valid, 1 receiver, 2 time intervals\n"
         "  ops (webhook): https://hooks.example.com/sereno\n"
-        "    every severity; repeated every 4h; muted during clock-change-nights\n"
+        "    every severity; repeated every 4h; muted during clock-change-nights, years-gone-by\n"
         "  time interval clock-change-nights, next:\n"
         "    Sun 2030-03-31 01:00 +01:00, for 2h\n"
         "    Sun 2030-10-27 01:00 +02:00, for 4h\n"
+        "  time interval years-gone-by, next:\n"
+        "    none in the next 5 years\n"
     )
