@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Sequence
 
 from sereno.cli.options import EXIT_OK, Parser, add_config_option, load_ruleset
-from sereno.notify.config import describe_receiver, load_config
+from sereno.notify.config import NotifyConfig, describe_receiver, load_config
+from sereno.notify.timeintervals import (
+    HORIZON,
+    TimeInterval,
+    location_at,
+    next_occurrences,
+    wall_clock,
+)
 from sereno.rules.conditions import Condition
 from sereno.rules.rulefmt import (
     DEFAULT_MISSING_AFTER,
@@ -48,10 +56,34 @@ def check_command(argv: Sequence[str]) -> int:
     for spec in ruleset.rules:
         print(_describe(spec))
     if config is not None:
-        print(f"{config.source}: valid, {counted(len(config.receivers), 'receiver')}")
-        for receiver in config.receivers:
-            print(describe_receiver(receiver))
+        print(_describe_config(config, time.time()))
     return EXIT_OK
+
+
+def _describe_config(config: NotifyConfig, now: float) -> str:
+    """The receivers, then when each time interval next holds."""
+    held = [counted(len(config.receivers), "receiver")]
+    if config.time_intervals:
+        held.append(counted(len(config.time_intervals), "time interval"))
+    lines = [f"{config.source}: valid, {', '.join(held)}"]
+    lines.extend(describe_receiver(receiver) for receiver in config.receivers)
+    lines.extend(_describe_interval(interval, now) for interval in config.time_intervals)
+    return "\n".join(lines)
+
+
+def _describe_interval(interval: TimeInterval, now: float) -> str:
+    """Its next three periods, on the clocks of its location."""
+    periods = next_occurrences(interval, now, 3)
+    lines = [f"  time interval {interval.name}, next:"]
+    for start, end in periods:
+        shown = wall_clock(start, location_at(interval, start))
+        if start == now:
+            shown += " (now)"
+        length = "5 years or more" if end >= now + HORIZON else format_duration(int(end - start))
+        lines.append(f"    {shown}, for {length}")
+    if not periods:
+        lines.append("    none in the next 5 years")
+    return "\n".join(lines)
 
 
 def _describe(spec: RuleSpec) -> str:

@@ -17,6 +17,7 @@ import yaml
 
 from sereno.errors import RefusedFile
 from sereno.notify.redact import shown_url
+from sereno.notify.timeintervals import TimeInterval, TimeIntervalReader
 from sereno.rules.rulefmt import RuleSet, format_duration, parse_duration
 from sereno.rules.yamlnodes import BOOL, FLOAT, INT, STR, NodeReader, compose, kind_name
 
@@ -36,6 +37,7 @@ _TIMING_KEYS = (
     "give_up_after",
 )
 _FILTER_KEYS = ("min_severity", "rules", "services")
+_QUIET_KEYS = ("active_time_intervals", "mute_time_intervals")
 _TYPE_KEYS: Mapping[str, tuple[str, ...]] = {
     "webhook": ("url", "headers"),
     "alertmanager": ("url", "resend_interval"),
@@ -94,6 +96,8 @@ class ReceiverSpec:
     channel: str | None = None
     resend_interval: float = 60.0  # Alertmanager forgets alerts not re-sent in resolve_timeout
     email: EmailSettings | None = None
+    active_time_intervals: tuple[TimeInterval, ...] = ()  # if any: told only during these
+    mute_time_intervals: tuple[TimeInterval, ...] = ()  # never told during these
 
     @property
     def shown_url(self) -> str:
@@ -106,6 +110,7 @@ class NotifyConfig:
     source: str
     receivers: tuple[ReceiverSpec, ...] = ()
     external_url: str = ""  # where people reach this Sereno, linked from notifications
+    time_intervals: tuple[TimeInterval, ...] = ()
 
     def receiver(self, name: str) -> ReceiverSpec | None:
         return next((spec for spec in self.receivers if spec.name == name), None)
@@ -185,6 +190,10 @@ def describe_receiver(spec: ReceiverSpec) -> str:
         wants.append(f"firing alerts re-sent every {format_duration(int(spec.resend_interval))}")
     else:
         wants.append(f"repeated every {format_duration(int(spec.timing.repeat_interval))}")
+    if spec.active_time_intervals:
+        wants.append("only during " + ", ".join(i.name for i in spec.active_time_intervals))
+    if spec.mute_time_intervals:
+        wants.append("muted during " + ", ".join(i.name for i in spec.mute_time_intervals))
     return f"  {spec.name} ({spec.type}): {where}\n    {'; '.join(wants)}"
 
 
@@ -209,13 +218,21 @@ class _ConfigReader(NodeReader):
         super().__init__(source)
         self._severities = [severity.name for severity in ruleset.severities]
         self._rules = {spec.name for spec in ruleset.rules}
+        self._intervals: dict[str, TimeInterval] = {}
+        self._interval_names: set[str] = set()  # refused ones too: said once, where they are
 
     def read(self, root: yaml.Node | None) -> NotifyConfig:
         config = NotifyConfig(self._source)
         if not isinstance(root, yaml.MappingNode):
             self._problem(root, f"the config file must be a mapping, got {kind_name(root)}")
             return config
-        top = self._mapping(root, ("receivers", "defaults", "external_url"), ("receivers",))
+        allowed = ("receivers", "defaults", "external_url", "time_intervals")
+        top = self._mapping(root, allowed, ("receivers",))
+        intervals = TimeIntervalReader(self._source)
+        self._intervals = intervals.read(top.get("time_intervals"))
+        self._found += intervals.found
+        self._interval_names = intervals.names
+        config = replace(config, time_intervals=tuple(self._intervals.values()))
         defaults = self._defaults(top.get("defaults"))
         external_url = top.get("external_url")
         if external_url is not None:
@@ -229,7 +246,9 @@ class _ConfigReader(NodeReader):
         if not isinstance(node, yaml.MappingNode):
             self._problem(node, "'defaults' must be a mapping of receiver settings")
             return base
-        fields = self._mapping(node, (*_TIMING_KEYS, *_FILTER_KEYS), what=" in 'defaults'")
+        fields = self._mapping(
+            node, (*_TIMING_KEYS, *_FILTER_KEYS, *_QUIET_KEYS), what=" in 'defaults'"
+        )
         return self._settings(fields, base, None)
 
     def _receivers(
@@ -263,7 +282,7 @@ class _ConfigReader(NodeReader):
                 node, "missing required key 'type'", label
             ) if "type" not in entries else None
             return None
-        allowed = ("name", "type", *_FILTER_KEYS, *_TIMING_KEYS, *_TYPE_KEYS[kind])
+        allowed = ("name", "type", *_FILTER_KEYS, *_QUIET_KEYS, *_TIMING_KEYS, *_TYPE_KEYS[kind])
         before = len(self._found)
         fields = self._mapping(node, allowed, ("name", *_REQUIRED[kind]), subject=label)
         spec = self._settings(fields, replace(defaults, name=label, type=kind), label)
@@ -306,7 +325,30 @@ class _ConfigReader(NodeReader):
             spec = replace(spec, rules=rules)
         if "services" in fields:
             spec = replace(spec, services=self._names(fields["services"], "services", label))
+        if "active_time_intervals" in fields:
+            active = self._time_intervals(fields["active_time_intervals"], "active", label)
+            spec = replace(spec, active_time_intervals=active)
+        if "mute_time_intervals" in fields:
+            muted = self._time_intervals(fields["mute_time_intervals"], "mute", label)
+            spec = replace(spec, mute_time_intervals=muted)
         return spec
+
+    def _time_intervals(
+        self, node: yaml.Node, kind: str, label: str | None
+    ) -> tuple[TimeInterval, ...]:
+        """The time intervals of the file `node` names, as `{kind}_time_intervals`."""
+        key = f"{kind}_time_intervals"
+        named = sorted(self._interval_names)
+        known = f"known: {', '.join(named)}" if named else "the config has none"
+        intervals = []
+        for name in sorted(self._names(node, key, label)):
+            if name in self._intervals:
+                intervals.append(self._intervals[name])
+            elif name not in self._interval_names:
+                self._problem(
+                    node, f"key {key!r}: no time interval is named {name!r} ({known})", label
+                )
+        return tuple(intervals)
 
     def _type_settings(
         self, kind: str, fields: dict[str, yaml.Node], spec: ReceiverSpec, label: str

@@ -19,6 +19,7 @@ from sereno.notify.config import NotifyConfig, ReceiverSpec
 from sereno.notify.matchers import matches
 from sereno.notify.silencing import Silences
 from sereno.notify.summary import summarize
+from sereno.notify.timeintervals import contains
 from sereno.rules.rulefmt import RuleSet, format_duration
 from sereno.text import format_number, iso_time
 
@@ -295,11 +296,22 @@ class Planner:
             return False
         if spec.services is not None and notice.service not in spec.services:
             return False
+        if not _on_duty(spec, notice.at):
+            return False  # dropped, not held back: a muted notice is never queued later
         if spec.min_severity is None:
             return True
         # a severity no longer in the rules is told rather than kept quiet
         rank = self._rank.get(notice.severity, len(self._rank))
         return rank >= self._rank.get(spec.min_severity, 0)
+
+
+def _on_duty(spec: ReceiverSpec, at: int) -> bool:
+    """Whether `spec` is told at `at`: in none of its mute intervals and, if it has active
+    intervals, in one of them."""
+    if any(contains(interval, at) for interval in spec.mute_time_intervals):
+        return False
+    active = spec.active_time_intervals
+    return not active or any(contains(interval, at) for interval in active)
 
 
 def drill_notice(config: NotifyConfig, ruleset: RuleSet, now: float) -> Notice:
