@@ -183,10 +183,12 @@ class Server:
         assert self.process.stderr is not None
         return self.process.stderr.read().decode()
 
-    def alerts_until(self, done: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
+    def alerts_until(
+        self, done: Callable[[list[dict[str, Any]]], bool], **headers: str
+    ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + 10
         while True:
-            alerts: list[dict[str, Any]] = self.get("/alerts").json()
+            alerts: list[dict[str, Any]] = self.get("/alerts", **headers).json()
             if done(alerts) or time.monotonic() > deadline:
                 return alerts
             time.sleep(0.05)

@@ -36,6 +36,7 @@ _SUBCOMMANDS: dict[str, Command] = {
     "notify-test": _imported_when_run("sereno.cli.notify_test"),
     "dead-letters": _imported_when_run("sereno.cli.dead_letters"),
     "silence": _imported_when_run("sereno.cli.silence"),
+    "ack": _imported_when_run("sereno.cli.ack"),
 }
 
 

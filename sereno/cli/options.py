@@ -33,6 +33,7 @@ COMMANDS = {
     "notify-test": "send a test notification to each receiver",
     "dead-letters": "list the journal entries the service set aside at start",
     "silence": "make, list and expire a running service's silences",
+    "ack": "acknowledge a running service's alerts, or take it back",
 }
 
 

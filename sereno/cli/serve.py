@@ -29,10 +29,12 @@ from sereno.cli.options import (
     read_tokens,
 )
 from sereno.cli.receivers import add_receiver_options, webhook_option
+from sereno.engine.records import AckRecord
 from sereno.errors import RefusedFile
 from sereno.events.body import DEFAULT_MAX_BODY
 from sereno.events.schema import event_type
 from sereno.live.evaluator import LiveEngine
+from sereno.notify.acks import Acks
 from sereno.notify.config import receivers_config
 from sereno.notify.delivery import notice_outbox
 from sereno.notify.service import Notifications
@@ -131,9 +133,17 @@ def command(argv: Sequence[str]) -> int:
         metrics = Metrics()
         state = StateStore(args.db, event_type(ruleset.fields))
         outbox = notice_outbox(args.db)
-        stored_silences = KeyedRecords(args.db, Silence)
-        silences = Silences(stored_silences)
-        notifications = Notifications(outbox, args.config, webhook, receivers, ruleset, silences)
+        stored_silences = KeyedRecords(args.db, "silences", Silence)
+        stored_acks = KeyedRecords(args.db, "acks", AckRecord)
+        notifications = Notifications(
+            outbox,
+            args.config,
+            webhook,
+            receivers,
+            ruleset,
+            Silences(stored_silences),
+            Acks(stored_acks),
+        )
         live = LiveEngine(
             ruleset,
             args.allowed_lateness,
@@ -146,7 +156,7 @@ def command(argv: Sequence[str]) -> int:
             on_dead_letter=_report_dead_letter,
         )
         journal = Journal(args.db)
-        for store in (journal, state, outbox, stored_silences):
+        for store in (journal, state, outbox, stored_silences, stored_acks):
             stack.callback(store.close)
         metrics.watch(live)
         metrics.watch_delivery(notifications.delivery)

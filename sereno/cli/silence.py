@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import getpass
-import socket
 from collections.abc import Sequence
 from datetime import datetime
 
 import msgspec
 
-from sereno.cli.options import EXIT_OK, Parser, read_tokens
+from sereno.cli.options import EXIT_OK, Parser
+from sereno.cli.remote import add_service_options, default_author, service_client
+from sereno.notify.client import ServiceClient, ShownSilence
 from sereno.notify.matchers import parse_matcher
-from sereno.notify.silenceclient import ShownSilence, SilenceClient
 from sereno.notify.silences import parse_silence_duration
 from sereno.stderr import to_stderr
 from sereno.text import counted, iso_time
@@ -25,10 +24,7 @@ def _parser() -> argparse.ArgumentParser:
         "alerts a silence's matchers select are told to nobody until it ends.",
     )
     connection = Parser(add_help=False)
-    connection.add_argument(
-        "--url", default="http://127.0.0.1:8080", help="the service (default http://127.0.0.1:8080)"
-    )
-    connection.add_argument("--token-file", metavar="FILE", help="send the first token of FILE")
+    add_service_options(connection)
     commands = parser.add_subparsers(dest="action", required=True, metavar="add|list|expire")
     add = commands.add_parser(
         "add", parents=[connection], help="make a silence", description="Make a silence."
@@ -66,23 +62,22 @@ def _parser() -> argparse.ArgumentParser:
 def command(argv: Sequence[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    token = min(read_tokens(args.token_file)) if args.token_file else None
-    client = SilenceClient(args.url, token)
+    client = service_client(args)
     if args.action == "add":
         return _add(client, args, parser)
     if args.action == "list":
         return _list(client, args.all, args.format)
     for silence_id in args.ids:
-        expired = client.expire(silence_id)
+        expired = client.expire_silence(silence_id)
         to_stderr(f"sereno: silence {expired.id} expired")
     return EXIT_OK
 
 
-def _add(client: SilenceClient, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _add(client: ServiceClient, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     matchers = [parse_matcher(text) for text in args.matchers]  # said here, not after a request
     request: dict[str, object] = {
         "matchers": args.matchers,
-        "created_by": args.author or f"{getpass.getuser()}@{socket.gethostname()}",
+        "created_by": args.author or default_author(),
         "comment": args.comment,
     }
     if args.duration is not None:
@@ -90,7 +85,7 @@ def _add(client: SilenceClient, args: argparse.Namespace, parser: argparse.Argum
         request["duration"] = args.duration
     else:
         request["ends_at"] = _seconds(args.until, parser)
-    made = client.add(request)
+    made = client.add_silence(request)
     print(made.id)
     to_stderr(
         f"sereno: silence {made.id} made: {_described(made)} ({counted(len(matchers), 'matcher')})"
@@ -108,8 +103,8 @@ def _seconds(text: str, parser: argparse.ArgumentParser) -> float:
     return when.timestamp()
 
 
-def _list(client: SilenceClient, everything: bool, form: str) -> int:
-    listed = client.listing()
+def _list(client: ServiceClient, everything: bool, form: str) -> int:
+    listed = client.silences()
     shown = [*listed.active, *listed.pending, *(listed.expired if everything else [])]
     if form == "json":
         for silence in shown:

@@ -17,6 +17,7 @@ flapping (`flapping:`) or inhibited (`inhibited_by:`) is not told of one change 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -104,6 +105,12 @@ class Episode(msgspec.Struct, frozen=True):
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    @property
+    def id(self) -> str:
+        """A short id, the same for the whole episode (whatever its level) and everywhere it
+        is shown: the API, the status page, notifications, `sereno ack`."""
+        return episode_id(self.key, self.started)
 
     @property
     def muted(self) -> bool:
@@ -551,6 +558,12 @@ def _notice_for(episode: Episode, change: Change) -> str | None:
         return Change.FIRED.value
     kept_firing = change is Change.NO_DATA and episode.state is State.FIRING  # shown, not told
     return change.value if told and change in _TOLD_ONCE_FIRING and not kept_firing else None
+
+
+def episode_id(key: AlertKey, started: int) -> str:
+    """10 hex digits of the episode's identity: its alert, and the minute it started."""
+    identity = "\0".join((key.rule, key.service, key.server, str(started)))
+    return hashlib.sha256(identity.encode()).hexdigest()[:10]
 
 
 def flap_share(states: int, count: int, window: int) -> float:

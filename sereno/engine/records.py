@@ -10,6 +10,16 @@ from sereno.engine.lifecycle import Episode
 from sereno.events.schema import Number
 
 
+class AckRecord(msgspec.Struct, frozen=True):
+    """Someone has an alert: who, when (seconds since the epoch), why, and the severity it
+    had then (its reminders stop until it resolves or rises above it)."""
+
+    by: str
+    at: float
+    comment: str
+    severity: str
+
+
 class EpisodeRecord(
     msgspec.Struct, frozen=True, tag="episode", tag_field="kind", omit_defaults=True
 ):
@@ -35,6 +45,8 @@ class EpisodeRecord(
     unmatched_servers: tuple[str, ...] = ()
     change: str | None = None  # in the alerts log: what changed, and the notice it called for
     notice: str | None = None
+    id: str = ""  # the episode's short id
+    ack: AckRecord | None = None  # in the history: who has it
 
     @classmethod
     def of(cls, episode: Episode, as_change: bool = False) -> EpisodeRecord:
@@ -60,6 +72,7 @@ class EpisodeRecord(
             unmatched_servers=episode.unmatched,
             change=episode.change.value if as_change else None,
             notice=episode.tell if as_change else None,
+            id=episode.id,
         )
 
 

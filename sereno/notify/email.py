@@ -28,6 +28,10 @@ def _facts(notice: Notice) -> list[tuple[str, str]]:
     facts.append(("Started", iso_time(notice.started)))
     if notice.ended is not None:
         facts += [("Ended", iso_time(notice.ended)), ("Resolution", notice.resolution)]
+    if notice.alert_id:
+        facts.append(("Alert id", notice.alert_id))
+    if notice.acked_by is not None:
+        facts.append(("Acknowledged by", notice.acked_by))
     if notice.description:
         facts.append(("Rule description", notice.description))
     if notice.external_url:

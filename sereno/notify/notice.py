@@ -15,6 +15,7 @@ import msgspec
 
 from sereno.engine.lifecycle import Episode
 from sereno.events.schema import Number
+from sereno.notify.acks import Acks
 from sereno.notify.config import NotifyConfig, ReceiverSpec
 from sereno.notify.matchers import matches
 from sereno.notify.silencing import Silences
@@ -56,6 +57,8 @@ class Notice(msgspec.Struct, frozen=True):
     flapping: bool = False
     matched_servers: tuple[str, ...] = ()  # of a majority alert
     unmatched_servers: tuple[str, ...] = ()  # of a majority alert: reported, did not match
+    alert_id: str = ""  # the episode's short id, as the API and `sereno ack` name it
+    acked_by: str | None = None  # who has it
 
     @property
     def labels(self) -> dict[str, str]:
@@ -90,6 +93,10 @@ class Notice(msgspec.Struct, frozen=True):
             annotations["matched_servers"] = ", ".join(self.matched_servers)
         if self.unmatched_servers:
             annotations["unmatched_servers"] = ", ".join(self.unmatched_servers)
+        if self.alert_id:
+            annotations["alert_id"] = self.alert_id
+        if self.acked_by is not None:
+            annotations["acked_by"] = self.acked_by
         return annotations
 
     @property
@@ -166,10 +173,15 @@ class Planner:
     still fire are told then (`unsilenced`)."""
 
     def __init__(
-        self, config: NotifyConfig, ruleset: RuleSet, silences: Silences | None = None
+        self,
+        config: NotifyConfig,
+        ruleset: RuleSet,
+        silences: Silences | None = None,
+        acks: Acks | None = None,
     ) -> None:
         self.config = config
         self.silences = silences
+        self.acks = acks
         # Alertmanager repeats for itself: it is refreshed with what fires instead
         self._reminded = [spec for spec in config.receivers if spec.type != "alertmanager"]
         self.use(ruleset)
@@ -234,6 +246,8 @@ class Planner:
             told = episode.notified_at
             if told is None or not episode.is_open or episode.muted or start <= told:
                 continue
+            if self._acknowledged(episode):
+                continue  # someone has it
             before = max(previous, told) - told  # how long it had been told a minute ago
             due = [
                 spec
@@ -245,6 +259,14 @@ class Planner:
             if notice is not None and not self._silenced(notice):
                 planned += [(spec.name, notice) for spec in due if self._wants(spec, notice)]
         return planned
+
+    def _acknowledged(self, episode: Episode) -> bool:
+        """Whether someone has the alert at its severity (or a higher one than it has now)."""
+        ack = self.acks.get(episode.id) if self.acks is not None else None
+        if ack is None:
+            return False
+        rank = self._rank.get(episode.severity, len(self._rank))
+        return rank <= self._rank.get(ack.severity, len(self._rank))
 
     def _silenced(self, notice: Notice) -> bool:
         return self.silences is not None and bool(self.silences.silencing(notice.labels))
@@ -264,6 +286,7 @@ class Planner:
         threshold = spec.threshold if spec is not None else None
         template = spec.summary if spec is not None else None
         matched = getattr(alert, "matched_servers", ())
+        ack = self.acks.get(episode.id) if self.acks is not None else None
         return Notice(
             status=RESOLVED if not episode.is_open else FIRING,
             reason=reason,
@@ -289,6 +312,8 @@ class Planner:
             flapping=episode.flapping,
             matched_servers=tuple(matched),
             unmatched_servers=episode.unmatched,
+            alert_id=episode.id,
+            acked_by=ack.by if ack is not None else None,
         )
 
     def _wants(self, spec: ReceiverSpec, notice: Notice) -> bool:

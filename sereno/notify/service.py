@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from sereno.notify.acks import Acks
 from sereno.notify.config import NotifyConfig, ReceiverSpec, WebhookOption, receivers_config
 from sereno.notify.delivery import Delivery, NoticeOutbox
 from sereno.notify.notice import Notice, Planner
@@ -43,10 +44,12 @@ class Notifications:
         config: NotifyConfig,
         ruleset: RuleSet,
         silences: Silences | None = None,
+        acks: Acks | None = None,
     ) -> None:
         self._path, self._webhook = path, webhook  # `--config FILE`, `--webhook URL` or the like
         self.config = config  # as read from them
         self.silences = silences or Silences()  # kept across reloads
+        self.acks = acks or Acks()
         self.planner = self.planner_for(config, ruleset)
         self.delivery = Delivery(
             outbox, self.config.receivers, senders_of(self.config), self.planner
@@ -57,8 +60,8 @@ class Notifications:
         return receivers_config(self._path, self._webhook, ruleset)
 
     def planner_for(self, config: NotifyConfig, ruleset: RuleSet) -> Planner:
-        """A planner for `config` and `ruleset`, with the service's silences."""
-        return Planner(config, ruleset, self.silences)
+        """A planner for `config` and `ruleset`, with the service's silences and acks."""
+        return Planner(config, ruleset, self.silences, self.acks)
 
     def use(self, config: NotifyConfig, planner: Planner) -> None:
         """Deliver to the receivers of `config` from now on (`planner` plans for it)."""

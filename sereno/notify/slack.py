@@ -30,6 +30,7 @@ def slack_message(notice: Notice, channel: str | None) -> dict[str, object]:
     fields = [("Service", notice.service), ("Server", notice.server)]
     if notice.component:
         fields.append(("Value", format_number(notice.value)))
+    fields += [("Alert id", notice.alert_id), ("Acknowledged by", notice.acked_by or "")]
     attachment: dict[str, object] = {
         "fallback": f"{notice.title}: {notice.text}",
         "color": RESOLVED_COLOR if notice.status == RESOLVED else hex_color(notice.color),

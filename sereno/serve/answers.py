@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import msgspec
 
 from sereno.engine.lifecycle import Episode
-from sereno.engine.records import EpisodeRecord
+from sereno.engine.records import AckRecord, EpisodeRecord
 from sereno.events.body import Rejected
 from sereno.events.schema import Event
 from sereno.notify.matchers import describe
@@ -36,7 +36,8 @@ class OpenAlert(msgspec.Struct):
     why they are not told of its changes now; `no_data_since` when its data stopped (once
     its rule's `missing_after` has passed); `previous_severity` the one before its latest
     level change; for a majority alert, the servers that matched and those that reported and
-    did not; `silenced_by` the ids of the active silences that keep it from people."""
+    did not; `silenced_by` the ids of the active silences that keep it from people. `id` is
+    its short id (the same for the whole episode), `ack` who has it."""
 
     rule: str
     severity: str
@@ -54,6 +55,8 @@ class OpenAlert(msgspec.Struct):
     matched_servers: list[str] | None = None
     unmatched_servers: list[str] | None = None
     silenced_by: list[str] = msgspec.field(default_factory=list)
+    id: str = ""
+    ack: AckRecord | None = None
 
     @classmethod
     def of(
@@ -61,6 +64,7 @@ class OpenAlert(msgspec.Struct):
         episode: Episode,
         thresholds: dict[str, str | None],
         silenced_by: list[str] | None = None,
+        ack: AckRecord | None = None,
     ) -> OpenAlert:
         key = episode.key
         since = episode.fired if episode.fired is not None else episode.started
@@ -82,6 +86,8 @@ class OpenAlert(msgspec.Struct):
             matched_servers=matched,
             unmatched_servers=list(episode.unmatched) if matched is not None else None,
             silenced_by=silenced_by or [],
+            id=episode.id,
+            ack=ack,
         )
 
 
@@ -141,6 +147,28 @@ class SilenceListAnswer(msgspec.Struct):
     active: list[SilenceAnswer]
     pending: list[SilenceAnswer]
     expired: list[SilenceAnswer]
+
+
+class AckRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Who has the alert, and optionally why or what they are doing about it."""
+
+    by: Annotated[str, TEXT]
+    comment: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+
+
+class AckAnswer(msgspec.Struct):
+    """An alert's acknowledgement: `at` in seconds since the epoch; `severity` the alert's
+    then (it is reminded of again once it rises above it)."""
+
+    alert_id: str
+    by: str
+    at: float
+    comment: str
+    severity: str
+
+    @classmethod
+    def of(cls, alert_id: str, ack: AckRecord) -> AckAnswer:
+        return cls(alert_id, ack.by, ack.at, ack.comment, ack.severity)
 
 
 class Problem(msgspec.Struct):
@@ -281,6 +309,27 @@ ROUTES: dict[str, dict[str, Any]] = {
             **UNAUTHORIZED,
         },
     },
+    "POST /api/alerts/{alert_id}/ack": {
+        "summary": "Acknowledge an open alert: no reminders until it resolves or rises",
+        "openapi_extra": {
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref(AckRequest)}}}
+        },
+        "responses": {
+            200: _json(_ref(AckAnswer), "Acknowledged"),
+            400: _problem("Not an acknowledgement: no `by`, another key, too long"),
+            404: _problem("No open alert has this id"),
+            413: _problem("Over 16 KiB"),
+            **UNAUTHORIZED,
+        },
+    },
+    "DELETE /api/alerts/{alert_id}/ack": {
+        "summary": "Take an acknowledgement back: reminders go on",
+        "responses": {
+            200: _json(_ref(AckAnswer), "The acknowledgement taken back"),
+            404: _problem("The alert is not acknowledged"),
+            **UNAUTHORIZED,
+        },
+    },
     "/healthz": {
         "summary": "Liveness",
         "responses": {200: _json(_ref(Status), "The process runs")},
@@ -319,7 +368,7 @@ ROUTES: dict[str, dict[str, Any]] = {
 def schema_components() -> dict[str, Any]:
     """The JSON schemas the routes refer to, for the OpenAPI document's components."""
     types = [Event, IngestAnswer, OpenAlert, EpisodeRecord, DeadLetter, Problem, RulesRefused]
-    types += [SilenceRequest, SilenceAnswer, SilenceListAnswer]
+    types += [SilenceRequest, SilenceAnswer, SilenceListAnswer, AckRequest, AckAnswer]
     _, components = msgspec.json.schema_components(
         [*types, RulesReloaded, Status], ref_template=SCHEMAS
     )

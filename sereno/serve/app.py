@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
 from sereno import __version__
+from sereno.serve.ackapi import AckApi
 from sereno.serve.answers import ROUTES, schema_components
 from sereno.serve.auth import OPEN_PATHS, BearerTokens
 from sereno.serve.config import ServerConfig
@@ -41,6 +42,10 @@ def create_app(served: Served, config: ServerConfig) -> FastAPI:
     app.delete("/api/silences/{silence_id}", **ROUTES["DELETE /api/silences/{silence_id}"])(
         silences.expire
     )
+    acks = AckApi(served.notifications.acks, served.live.alerts)
+    ack_path = "/api/alerts/{alert_id}/ack"
+    app.post(ack_path, **ROUTES[f"POST {ack_path}"])(acks.ack)
+    app.delete(ack_path, **ROUTES[f"DELETE {ack_path}"])(acks.undo)
     readable: list[tuple[str, Callable[..., Response]]] = [
         ("/alerts", api.alerts),
         ("/alerts/history", api.history),

@@ -144,7 +144,8 @@ class Api:
 
     def alerts(self) -> Response:
         latest = self._live.alerts()
-        if self._notifications.silences.any_active():  # what is silenced changes with time
+        if self._notifications.silences.any_active() or self._notifications.acks.any():
+            # what is silenced changes with time, what is acknowledged with requests
             return Response(self._encoder.encode(self._open_alerts(latest)), media_type=JSON)
         published, page = self._alerts_page
         if latest is not published:  # encoded once for each list the evaluator publishes
@@ -154,9 +155,10 @@ class Api:
 
     def _open_alerts(self, episodes: list[Episode]) -> list[OpenAlert]:
         thresholds = {spec.name: spec.threshold for spec in self._live.ruleset.rules}
-        planner = self._notifications.planner
+        planner, acks = self._notifications.planner, self._notifications.acks
         return [
-            OpenAlert.of(episode, thresholds, planner.silenced_by(episode)) for episode in episodes
+            OpenAlert.of(episode, thresholds, planner.silenced_by(episode), acks.get(episode.id))
+            for episode in episodes
         ]
 
     def history(

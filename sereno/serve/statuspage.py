@@ -89,7 +89,7 @@ def _counts(counts: dict[str, int]) -> str:
 def _alerts(alerts: Sequence[OpenAlert]) -> str:
     if not alerts:
         return "<p>No alert is open: none firing, pending or without data.</p>"
-    heads = ("state", "rule", "severity", "service", "server or threshold", "since (UTC)", "value")
+    heads = ("id", "state", "rule", "severity", "service", "where", "since (UTC)", "value")
     head = "".join(f"<th>{name}</th>" for name in heads)
     in_order = sorted(alerts, key=lambda alert: _STATE_ORDER.get(alert.state, 3))  # stable
     return f"<table><tr>{head}</tr>{''.join(map(_alert_row, in_order))}</table>"
@@ -110,8 +110,11 @@ def _alert_row(alert: OpenAlert) -> str:
         marks.append(f"no data since {_utc(alert.no_data_since)}")
     if alert.silenced_by:
         marks.append(f"silenced ({', '.join(alert.silenced_by)})")
+    if alert.ack is not None:
+        marks.append(f"acknowledged by {alert.ack.by}")
     state = ", ".join([alert.state, *marks])
     cells = (
+        f"<td><code>{escape(alert.id)}</code></td>",
         f'<td class="{escape(alert.state.replace(" ", "-"))}">{escape(state)}</td>',
         f"<td>{escape(alert.rule)}</td>",
         f"<td>{escape(alert.severity)}</td>",

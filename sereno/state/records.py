@@ -1,5 +1,6 @@
 """Records kept by id in `sereno serve`'s state file, each written when it changes: the
-silences. What a record is belongs to the stage that makes it; the store keeps its bytes."""
+silences and the acknowledgements. What a record is belongs to the stage that makes it; the
+store keeps its bytes."""
 
 from __future__ import annotations
 
@@ -16,32 +17,41 @@ from sereno.state.store import StoreError, connect, write_failure
 R = TypeVar("R")
 
 
-class KeyedRecords(Generic[R]):
-    """The `silences` table: records of type `record`, by id."""
+TABLES = ("silences", "acks")
 
-    def __init__(self, path: str | Path, record: type[R]) -> None:
-        self._path = path
+
+class KeyedRecords(Generic[R]):
+    """One of the `TABLES`: records of type `record`, by id."""
+
+    def __init__(self, path: str | Path, table: str, record: type[R]) -> None:
+        if table not in TABLES:
+            raise ValueError(f"no table {table!r} of records by id")
+        self._path, self._table = path, table
         self._connection = connect(path)
         self._decoder = msgspec.msgpack.Decoder(record)
         self._lock = threading.Lock()  # one connection, shared by the API's threads
 
     def load(self) -> list[R]:
         """Every record kept; raises `StoreError` if one cannot be read."""
+        return list(self.load_by_id().values())
+
+    def load_by_id(self) -> dict[str, R]:
+        """Every record kept, by id; raises `StoreError` if one cannot be read."""
         try:
             with self._lock:
-                rows = self._connection.execute("SELECT id, body FROM silences").fetchall()
-            return [self._decoder.decode(body) for _, body in rows]
+                rows = self._connection.execute(f"SELECT id, body FROM {self._table}").fetchall()
+            return {record_id: self._decoder.decode(body) for record_id, body in rows}
         except (sqlite3.Error, msgspec.DecodeError, ValueError) as error:
-            raise StoreError(f"the saved silences cannot be read: {error}") from None
+            raise StoreError(f"the saved {self._table} cannot be read: {error}") from None
 
     def save(self, record_id: str, record: R) -> None:
         self._write(
-            "INSERT OR REPLACE INTO silences VALUES (?, ?)",
+            f"INSERT OR REPLACE INTO {self._table} VALUES (?, ?)",
             [(record_id, msgspec.msgpack.encode(record))],
         )
 
     def delete(self, record_ids: Iterable[str]) -> None:
-        self._write("DELETE FROM silences WHERE id = ?", [(i,) for i in record_ids])
+        self._write(f"DELETE FROM {self._table} WHERE id = ?", [(i,) for i in record_ids])
 
     def _write(self, sql: str, rows: list[tuple[object, ...]]) -> None:
         try:

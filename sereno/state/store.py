@@ -13,8 +13,8 @@ These tables make a restart, even after `kill -9`, pick up where the service was
   would rewrite every open alert's row at every checkpoint.
 - `outbox`: the notifications still to deliver, per receiver in the order they were queued;
   one is deleted only once its receiver has acknowledged it.
-- `silences`: the silences made through the API, each written as it is made or expired
-  (`state.records`), so that they outlive a restart.
+- `silences` and `acks`: the silences and acknowledgements made through the API, each
+  written as it is made or ended (`state.records`), so that they outlive a restart.
 - `dead_letter`: the journal's batches that could not be replayed at start (undecodable, or
   their evaluation failed), set aside with the reason so that the service can start.
 
@@ -35,12 +35,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
+from sereno.engine.alerts import AlertKey
 from sereno.engine.engine import EngineState
-from sereno.engine.lifecycle import Episode
-from sereno.engine.records import EpisodeRecord
+from sereno.engine.lifecycle import Episode, episode_id
+from sereno.engine.records import AckRecord, EpisodeRecord
 from sereno.engine.windows import Watermark
 from sereno.errors import SerenoError
 from sereno.events.schema import Event
@@ -78,6 +80,10 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_by_receiver ON outbox (receiver, id);
 CREATE TABLE IF NOT EXISTS silences (
+    id TEXT PRIMARY KEY,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS acks (
     id TEXT PRIMARY KEY,
     body BLOB NOT NULL
 );
@@ -386,7 +392,33 @@ def read_history(path: str | Path, query: HistoryQuery) -> bytes:
             connection.execute("COMMIT")
     current = _open_records(snapshot[0]) if snapshot is not None else {}
     records = [current.get((*row[:3], row[3]), row[5]) for row in rows]
-    return b"[" + b",".join(records) + b"]"
+    return b"[" + b",".join(_with_acks(path, rows, records)) + b"]"
+
+
+def _with_acks(
+    path: str | Path, rows: Sequence[tuple[Any, ...]], records: list[bytes]
+) -> list[bytes]:
+    """The records, each with its acknowledgement if someone had the alert."""
+    ids = [episode_id(AlertKey(*row[:3]), row[3]) for row in rows]
+    if not ids:
+        return records
+    marks = ",".join("?" * len(ids))
+    with closing(connect(path)) as connection:
+        acked = dict(connection.execute(f"SELECT id, body FROM acks WHERE id IN ({marks})", ids))
+    if not acked:
+        return records
+    encoder, ack_decoder = msgspec.json.Encoder(), msgspec.msgpack.Decoder(AckRecord)
+    return [
+        encoder.encode(
+            msgspec.structs.replace(
+                msgspec.json.decode(record, type=EpisodeRecord),
+                ack=ack_decoder.decode(acked[alert_id]),
+            )
+        )
+        if alert_id in acked
+        else record
+        for alert_id, record in zip(ids, records, strict=True)
+    ]
 
 
 def _open_records(snapshot: bytes) -> dict[tuple[object, ...], bytes]:

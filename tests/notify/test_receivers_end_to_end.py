@@ -3,6 +3,7 @@ alerts: a webhook and Slack (a local HTTP receiver), a real Alertmanager, a real
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -335,10 +336,12 @@ receivers:
     assert firing["text"] == f"[FIRING] HIGH: {LOAD}"
     attachment = firing["attachments"][0]
     assert attachment["color"] == "#800080"  # the packaged rules' HIGH is magenta
-    assert attachment["fields"] == [
+    service, value, alert_id = attachment["fields"]
+    assert [service, value] == [
         {"title": "Service", "value": "InboxService", "short": True},
         {"title": "Value", "value": "5.6", "short": True},
     ]
+    assert alert_id["title"] == "Alert id" and re.fullmatch("[0-9a-f]{10}", alert_id["value"])
     assert resolved["attachments"][0]["color"] == "#2eb886"
     assert resolved["attachments"][0]["text"].endswith("recovered to 4.0, resolved after 2m")
     server.stop()

@@ -305,8 +305,10 @@ def test_the_status_page_shows_the_open_alerts(
     page = server.get("/")
     assert page.headers["content-type"].startswith("text/html")
     assert "<title>Sereno: 1 firing, 0 pending</title>" in page.text
+    [alert] = server.get("/alerts").json()
     row = (
-        '<tr><td class="firing">firing</td><td>hot &lt;&amp;&gt; bothered</td><td>HIGH</td>'
+        f"<tr><td><code>{alert['id']}</code></td>"
+        '<td class="firing">firing</td><td>hot &lt;&amp;&gt; bothered</td><td>HIGH</td>'
         "<td>InboxService</td><td>inbox_production01</td><td>2016-10-10 00:00:00</td>"
         '<td class="number">95</td></tr>'
     )
@@ -325,6 +327,7 @@ def test_the_openapi_document_describes_every_route_with_its_schemas(
         "/-/reload",
         "/alerts",
         "/alerts/history",
+        "/api/alerts/{alert_id}/ack",
         "/api/silences",
         "/api/silences/{silence_id}",
         "/dead-letters",

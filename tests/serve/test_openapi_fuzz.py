@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import Server
+from conftest import Server, event, json_lines
 
 SEED = 20161010
 EXAMPLES = 100  # per operation: the two runs take about 20 s on two cores
@@ -20,7 +20,8 @@ EXAMPLES = 100  # per operation: the two runs take about 20 s on two cores
 # compiles; a matcher that does not select every alert): for that one operation a 400 for
 # schema-valid data is an accepted answer, and most random matchers are refused, which is
 # no sign of a schema that says too little. The silence routes by id are given the id of a
-# silence made beforehand, so that they are not only ever answered 404.
+# silence made beforehand, and the acknowledgement routes the id of an open alert, so that
+# they are not only ever answered 404.
 CONFIG = """
 warnings = ["missing_auth", "missing_test_data"]
 
@@ -31,19 +32,28 @@ checks.positive_data_acceptance.expected-statuses = [201, 400, 401]
 [[operations]]
 include-path-regex = "^/api/silences/"
 parameters = {{ silence_id = "{silence_id}" }}
+
+[[operations]]
+include-path-regex = "^/api/alerts/"
+parameters = {{ alert_id = "{alert_id}" }}
 """
 
 
 def schemathesis(server: Server, workdir: Path, *options: str) -> subprocess.CompletedProcess[str]:
     """`st run` in `workdir`, where it keeps its cache (of failures, to replay first) and
     finds its config."""
+    headers = dict([option.split(": ", 1) for option in options[1::2]])
     made = httpx.post(
         f"{server.url}/api/silences",
         json={"matchers": ["service=fuzz"], "duration": "1h", "created_by": "t", "comment": "t"},
-        headers=dict([option.split(": ", 1) for option in options[1::2]]),
+        headers=headers,
     )
     assert made.status_code == 201, made.text
-    (workdir / "schemathesis.toml").write_text(CONFIG.format(silence_id=made.json()["id"]))
+    full_disk = event(component="DiskUsedPercentage", value=0.95)
+    server.post(json_lines(full_disk), "application/x-ndjson", **headers)
+    [alert] = server.alerts_until(bool, **headers)
+    config = CONFIG.format(silence_id=made.json()["id"], alert_id=alert["id"])
+    (workdir / "schemathesis.toml").write_text(config)
     st = Path(sys.executable).parent / "st"
     command = [
         str(st),

@@ -1,6 +1,6 @@
-"""A client of a running service's silences API, for `sereno silence`: make, list and
-expire silences. Answers are checked as any input is; a failure is one `SilenceClientError`
-line."""
+"""A client of a running service's API, for `sereno silence` and `sereno ack`: make, list
+and expire silences; acknowledge alerts and take it back. Answers are checked as any input
+is; a failure is one `ClientError` line."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sereno.errors import SerenoError
 T = TypeVar("T")
 
 
-class SilenceClientError(SerenoError):
+class ClientError(SerenoError):
     """The service could not be reached, or refused the request: why, in one line."""
 
 
@@ -38,32 +38,51 @@ class ShownListing(msgspec.Struct):
     expired: list[ShownSilence]
 
 
-class SilenceClient:
+class ShownAck(msgspec.Struct):
+    """An acknowledgement as the API answers it."""
+
+    alert_id: str
+    by: str
+    at: float
+    comment: str
+    severity: str
+
+
+class ServiceClient:
     def __init__(self, base_url: str, token: str | None = None) -> None:
-        self._base = base_url.rstrip("/") + "/api/silences"
+        self._api = base_url.rstrip("/") + "/api"
         self._headers = {"authorization": f"Bearer {token}"} if token else {}
 
-    def add(self, request: dict[str, Any]) -> ShownSilence:
-        return self._call("POST", self._base, 201, ShownSilence, json=request)
+    def add_silence(self, request: dict[str, Any]) -> ShownSilence:
+        return self._call("POST", self._url("silences"), 201, ShownSilence, json=request)
 
-    def listing(self) -> ShownListing:
-        return self._call("GET", self._base, 200, ShownListing)
+    def silences(self) -> ShownListing:
+        return self._call("GET", self._url("silences"), 200, ShownListing)
 
-    def expire(self, silence_id: str) -> ShownSilence:
-        url = f"{self._base}/{quote(silence_id, safe='')}"
-        return self._call("DELETE", url, 200, ShownSilence)
+    def expire_silence(self, silence_id: str) -> ShownSilence:
+        return self._call("DELETE", self._url("silences", silence_id), 200, ShownSilence)
+
+    def ack(self, alert_id: str, by: str, comment: str) -> ShownAck:
+        body = {"by": by, "comment": comment}
+        return self._call("POST", self._url("alerts", alert_id, "ack"), 200, ShownAck, json=body)
+
+    def undo_ack(self, alert_id: str) -> ShownAck:
+        return self._call("DELETE", self._url("alerts", alert_id, "ack"), 200, ShownAck)
+
+    def _url(self, *parts: str) -> str:
+        return "/".join([self._api, *(quote(part, safe="") for part in parts)])
 
     def _call(self, method: str, url: str, expected: int, answer: type[T], **body: Any) -> T:
         try:
             response = httpx.request(method, url, headers=self._headers, timeout=30, **body)
         except httpx.HTTPError as error:
-            raise SilenceClientError(f"cannot reach {self._base}: {error}") from None
+            raise ClientError(f"cannot reach {url}: {error}") from None
         if response.status_code != expected:
-            raise SilenceClientError(_refusal(url, response))
+            raise ClientError(_refusal(url, response))
         try:
             return msgspec.json.decode(response.content, type=answer)
         except msgspec.DecodeError as error:
-            raise SilenceClientError(f"{url} answered what is not a silence: {error}") from None
+            raise ClientError(f"{url} answered what was not expected: {error}") from None
 
 
 def _refusal(url: str, response: httpx.Response) -> str:

@@ -1,0 +1,87 @@
+"""Acknowledgements against the real service, with `sereno ack`: an acknowledged alert's
+reminders stop (and go on once the ack is taken back), the ack outlives a kill -9, and the
+history shows who had an alert after it ended. Minute m's samples come at its second 35,
+which also closes minute m - 1 (allowed lateness 30 s)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from peers import HttpReceiver
+
+from conftest import Server, event, run_sereno
+
+T0 = 1476057600
+CONFIG = """
+receivers:
+  - {{name: ops, type: webhook, url: "{url}", repeat_interval: 1m}}
+"""
+
+
+def disk(server: str, value: float, minute: int) -> dict[str, Any]:
+    return event(server, "InboxService", "DiskUsedPercentage", value, T0 + 60 * minute + 35)
+
+
+def told(receiver: HttpReceiver) -> list[tuple[str, str]]:
+    """(server, change) of each notice the receiver took."""
+    return [
+        (body["commonLabels"]["server"], body["alerts"][0]["annotations"]["change"])
+        for body in receiver.accepted()
+    ]
+
+
+def test_an_acknowledged_alert_is_not_reminded_of_and_the_ack_is_kept(
+    start_server: Callable[..., Server],
+    write_file: Callable[[str, str], Path],
+    http_receiver: HttpReceiver,
+) -> None:
+    config = write_file("sereno.yaml", CONFIG.format(url=http_receiver.url))
+    server = start_server("--config", str(config))
+    server.post_lines(disk("inbox_01", 0.95, 0), disk("inbox_01", 0.95, 1))
+    http_receiver.wait_for(lambda r: len(r.accepted()) == 1)
+    [alert] = server.alerts_until(bool)
+    acked = run_sereno("ack", alert["id"], "--author", "ana", "--url", server.url)
+    assert acked.stderr == f"sereno: alert {alert['id']} acknowledged by ana at MEDIUM\n"
+    # minutes 1 to 3 are evaluated: inbox_01 would be reminded of in each; pdf_01 fires in 3
+    server.post_lines(
+        disk("inbox_01", 0.95, 2),
+        disk("inbox_01", 0.95, 3),
+        disk("pdf_01", 0.95, 3),
+        disk("inbox_01", 0.95, 4),
+    )
+    http_receiver.wait_for(lambda r: len(r.accepted()) == 2)
+    server.metric_until('sereno_notifications_queued{receiver="ops"} 0.0')
+    assert told(http_receiver) == [("inbox_01", "fired"), ("pdf_01", "fired")]
+
+    server.process.kill()
+    server.process.wait()
+    again = start_server("--config", str(config))
+    shown = {a["server"]: a["ack"] for a in again.get("/alerts").json()}
+    assert shown["inbox_01"]["by"] == "ana" and shown["pdf_01"] is None
+    assert "acknowledged by ana" in again.get("/").text
+    pdf_id = next(a["id"] for a in again.get("/alerts").json() if a["server"] == "pdf_01")
+    assert run_sereno("ack", pdf_id, "--author", "bob", "--url", again.url).returncode == 0
+    undone = run_sereno("ack", "--undo", alert["id"], "--url", again.url)
+    assert undone.stderr == f"sereno: alert {alert['id']} is no longer acknowledged by ana\n"
+    # minute 4 evaluated: inbox_01 is reminded of again; pdf_01 (acknowledged) is not, and
+    # resolves in minute 5, which the history shows with who had it
+    again.post_lines(disk("inbox_01", 0.95, 5), disk("pdf_01", 0.5, 5))
+    again.post_lines(disk("inbox_01", 0.95, 6))
+    http_receiver.wait_for(lambda r: len(r.accepted()) >= 4)
+    assert told(http_receiver)[2:] == [("inbox_01", "repeat"), ("pdf_01", "resolved")]
+    history = again.get("/alerts/history").json()
+    ack = next(r["ack"] for r in history if r["server"] == "pdf_01")
+    assert (ack["by"], ack["severity"]) == ("bob", "MEDIUM")
+
+
+def test_acks_are_refused_with_the_reason(start_server: Callable[..., Server]) -> None:
+    server = start_server()
+    url = f"{server.url}/api/alerts/nope/ack"
+    assert httpx.post(url, json={"by": "ana"}).status_code == 404
+    assert httpx.delete(url).json() == {"error": "alert nope is not acknowledged"}
+    unknown = run_sereno("ack", "nope", "--url", server.url)
+    assert unknown.returncode == 2
+    assert unknown.stderr == (f"sereno: {url} answered 404: no open alert has the id 'nope'\n")
