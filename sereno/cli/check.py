@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from sereno.cli.options import EXIT_OK, Parser, add_config_option, load_ruleset
 from sereno.notify.config import NotifyConfig, describe_receiver, load_config
+from sereno.notify.maintenance import MaintenanceWindow
+from sereno.notify.matchers import describe
 from sereno.notify.timeintervals import (
     HORIZON,
     TimeInterval,
@@ -61,20 +63,36 @@ def check_command(argv: Sequence[str]) -> int:
 
 
 def _describe_config(config: NotifyConfig, now: float) -> str:
-    """The receivers, then when each time interval next holds."""
+    """The receivers, then when each time interval and each maintenance window next hold."""
     held = [counted(len(config.receivers), "receiver")]
     if config.time_intervals:
         held.append(counted(len(config.time_intervals), "time interval"))
+    if config.maintenance_windows:
+        held.append(counted(len(config.maintenance_windows), "maintenance window"))
     lines = [f"{config.source}: valid, {', '.join(held)}"]
     lines.extend(describe_receiver(receiver) for receiver in config.receivers)
     lines.extend(_describe_interval(interval, now) for interval in config.time_intervals)
+    lines.extend(_describe_window(window, now) for window in config.maintenance_windows)
     return "\n".join(lines)
 
 
 def _describe_interval(interval: TimeInterval, now: float) -> str:
-    """Its next three periods, on the clocks of its location."""
+    return "\n".join([f"  time interval {interval.name}, next:", *_next_periods(interval, now)])
+
+
+def _describe_window(window: MaintenanceWindow, now: float) -> str:
+    """What it covers, during which intervals, and its next three periods: those of its
+    intervals together, one when they follow one another."""
+    matchers = ", ".join(describe(matcher) for matcher in window.matchers)
+    during = ", ".join(interval.name for interval in window.intervals)
+    header = f"  maintenance window {window.name}: {matchers}; during {during}, next:"
+    return "\n".join([header, *_next_periods(window.schedule, now)])
+
+
+def _next_periods(interval: TimeInterval, now: float) -> list[str]:
+    """The next three periods of `interval`, one a line, on the clocks of its location."""
     periods = next_occurrences(interval, now, 3)
-    lines = [f"  time interval {interval.name}, next:"]
+    lines = []
     for start, end in periods:
         shown = wall_clock(start, location_at(interval, start))
         if start == now:
@@ -83,7 +101,7 @@ def _describe_interval(interval: TimeInterval, now: float) -> str:
         lines.append(f"    {shown}, for {length}")
     if not periods:
         lines.append("    none in the next 5 years")
-    return "\n".join(lines)
+    return lines
 
 
 def _describe(spec: RuleSpec) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,7 +16,10 @@ from urllib.parse import urlsplit
 import yaml
 
 from sereno.errors import RefusedFile
+from sereno.notify.maintenance import MaintenanceWindow
+from sereno.notify.matchers import Matcher, MatcherError, parse_matcher
 from sereno.notify.redact import shown_url
+from sereno.notify.silences import _matchers_problem
 from sereno.notify.timeintervals import TimeInterval, TimeIntervalReader
 from sereno.rules.rulefmt import RuleSet, format_duration, parse_duration
 from sereno.rules.yamlnodes import BOOL, FLOAT, INT, STR, NodeReader, compose, kind_name
@@ -38,6 +41,8 @@ _TIMING_KEYS = (
 )
 _FILTER_KEYS = ("min_severity", "rules", "services")
 _QUIET_KEYS = ("active_time_intervals", "mute_time_intervals")
+_WINDOW_REQUIRED = ("name", "matchers", "time_intervals")
+_WINDOW_KEYS = (*_WINDOW_REQUIRED, "comment")
 _TYPE_KEYS: Mapping[str, tuple[str, ...]] = {
     "webhook": ("url", "headers"),
     "alertmanager": ("url", "resend_interval"),
@@ -111,6 +116,7 @@ class NotifyConfig:
     receivers: tuple[ReceiverSpec, ...] = ()
     external_url: str = ""  # where people reach this Sereno, linked from notifications
     time_intervals: tuple[TimeInterval, ...] = ()
+    maintenance_windows: tuple[MaintenanceWindow, ...] = ()
 
     def receiver(self, name: str) -> ReceiverSpec | None:
         return next((spec for spec in self.receivers if spec.name == name), None)
@@ -211,28 +217,148 @@ def parse_seconds(text: str) -> float | None:
     return float(seconds) if seconds is not None else None
 
 
-class _ConfigReader(NodeReader):
+class _NamesReader(NodeReader):
+    """What receivers and maintenance windows read alike: lists of names, and the config's
+    time intervals by name."""
+
+    def __init__(
+        self,
+        source: str,
+        intervals: Mapping[str, TimeInterval] | None = None,
+        interval_names: Set[str] = frozenset(),
+    ) -> None:
+        super().__init__(source)
+        self._intervals: Mapping[str, TimeInterval] = intervals or {}
+        self._interval_names = interval_names  # refused ones too: said once, where they are
+
+    @property
+    def found(self) -> list[tuple[int, int, str]]:
+        """The problems with their line and column, to be merged with the config's."""
+        return list(self._found)
+
+    def _names(self, node: yaml.Node, key: str, label: str | None) -> frozenset[str]:
+        items = node.value if isinstance(node, yaml.SequenceNode) else None
+        if not items:
+            self._problem(node, f"key {key!r}: expected a non-empty list of names", label)
+            return frozenset()
+        names = (self._string(item, key, label) for item in items)
+        return frozenset(name for name in names if name is not None)
+
+    def _time_intervals(
+        self, fields: Mapping[str, yaml.Node], key: str, label: str | None
+    ) -> tuple[TimeInterval, ...]:
+        """The time intervals of the file that `key` of `fields` names."""
+        node = fields[key]
+        named = sorted(self._interval_names)
+        known = f"known: {', '.join(named)}" if named else "the config has none"
+        intervals = []
+        for name in sorted(self._names(node, key, label)):
+            if name in self._intervals:
+                intervals.append(self._intervals[name])
+            elif name not in self._interval_names:
+                self._problem(
+                    node, f"key {key!r}: no time interval is named {name!r} ({known})", label
+                )
+        return tuple(intervals)
+
+
+class _MaintenanceReader(_NamesReader):
+    """Reads a config's `maintenance_windows`: a list of `{name, matchers, time_intervals,
+    comment}`."""
+
+    subject_kind = "maintenance window"
+
+    def read(self, node: yaml.Node | None) -> tuple[MaintenanceWindow, ...]:
+        if node is None:
+            return ()
+        if not isinstance(node, yaml.SequenceNode):
+            self._problem(node, "'maintenance_windows' must be a list of maintenance windows")
+            return ()
+        windows: list[MaintenanceWindow] = []
+        names: set[str] = set()  # of every window, refused ones too
+        for position, entry in enumerate(node.value, start=1):
+            window = self._window(entry, position, names)
+            if window is not None:
+                windows.append(window)
+        return tuple(windows)
+
+    def _window(self, node: yaml.Node, position: int, names: set[str]) -> MaintenanceWindow | None:
+        if not isinstance(node, yaml.MappingNode):
+            self._problem(node, f"maintenance window #{position} must be a mapping")
+            return None
+        before = len(self._found)
+        entries = {str(key.value): value for key, value in node.value}
+        name = self._string(entries["name"], "name") if "name" in entries else None
+        label = name or f"#{position}"
+        if name in names:
+            self._problem(node, "duplicate maintenance window name", name)
+        elif name is not None:
+            names.add(name)
+        fields = self._mapping(node, _WINDOW_KEYS, _WINDOW_REQUIRED, label)
+        matchers = self._matchers(fields.get("matchers"), label)
+        named = "time_intervals" in fields
+        intervals = self._time_intervals(fields, "time_intervals", label) if named else ()
+        comment = self._optional_string(fields.get("comment"), "comment", label)
+        if name is None or len(self._found) != before:
+            return None
+        return MaintenanceWindow(name, matchers, intervals, comment)
+
+    def _matchers(self, node: yaml.Node | None, label: str) -> tuple[Matcher, ...]:
+        """Matchers as `sereno silence add` takes them; as for a silence, one at least must
+        not match an alert without the label, or the window would cover every alert."""
+        if node is None:
+            return ()
+        items = node.value if isinstance(node, yaml.SequenceNode) else None
+        if not items:
+            self._problem(node, "key 'matchers': expected a non-empty list of matchers", label)
+            return ()
+        matchers = tuple(self._matcher(item, label) for item in items)
+        read = tuple(matcher for matcher in matchers if matcher is not None)
+        problem = _matchers_problem(read) if len(read) == len(items) else None
+        if problem is not None:
+            self._problem(node, f"key 'matchers': {problem}", label)
+        return read
+
+    def _matcher(self, node: yaml.Node, label: str) -> Matcher | None:
+        text = self._string(node, "matchers", label)
+        if text is None:
+            return None
+        try:
+            return parse_matcher(text)
+        except MatcherError as error:
+            self._problem(node, f"key 'matchers': {error}", label)
+            return None
+
+
+class _ConfigReader(_NamesReader):
     subject_kind = "receiver"
 
     def __init__(self, source: str, ruleset: RuleSet) -> None:
         super().__init__(source)
         self._severities = [severity.name for severity in ruleset.severities]
         self._rules = {spec.name for spec in ruleset.rules}
-        self._intervals: dict[str, TimeInterval] = {}
-        self._interval_names: set[str] = set()  # refused ones too: said once, where they are
 
     def read(self, root: yaml.Node | None) -> NotifyConfig:
         config = NotifyConfig(self._source)
         if not isinstance(root, yaml.MappingNode):
             self._problem(root, f"the config file must be a mapping, got {kind_name(root)}")
             return config
-        allowed = ("receivers", "defaults", "external_url", "time_intervals")
+        allowed = (
+            "receivers",
+            "defaults",
+            "external_url",
+            "time_intervals",
+            "maintenance_windows",
+        )
         top = self._mapping(root, allowed, ("receivers",))
         intervals = TimeIntervalReader(self._source)
         self._intervals = intervals.read(top.get("time_intervals"))
         self._found += intervals.found
         self._interval_names = intervals.names
         config = replace(config, time_intervals=tuple(self._intervals.values()))
+        windows = _MaintenanceReader(self._source, self._intervals, self._interval_names)
+        config = replace(config, maintenance_windows=windows.read(top.get("maintenance_windows")))
+        self._found += windows.found
         defaults = self._defaults(top.get("defaults"))
         external_url = top.get("external_url")
         if external_url is not None:
@@ -326,29 +452,12 @@ class _ConfigReader(NodeReader):
         if "services" in fields:
             spec = replace(spec, services=self._names(fields["services"], "services", label))
         if "active_time_intervals" in fields:
-            active = self._time_intervals(fields["active_time_intervals"], "active", label)
+            active = self._time_intervals(fields, "active_time_intervals", label)
             spec = replace(spec, active_time_intervals=active)
         if "mute_time_intervals" in fields:
-            muted = self._time_intervals(fields["mute_time_intervals"], "mute", label)
+            muted = self._time_intervals(fields, "mute_time_intervals", label)
             spec = replace(spec, mute_time_intervals=muted)
         return spec
-
-    def _time_intervals(
-        self, node: yaml.Node, kind: str, label: str | None
-    ) -> tuple[TimeInterval, ...]:
-        """The time intervals of the file `node` names, as `{kind}_time_intervals`."""
-        key = f"{kind}_time_intervals"
-        named = sorted(self._interval_names)
-        known = f"known: {', '.join(named)}" if named else "the config has none"
-        intervals = []
-        for name in sorted(self._names(node, key, label)):
-            if name in self._intervals:
-                intervals.append(self._intervals[name])
-            elif name not in self._interval_names:
-                self._problem(
-                    node, f"key {key!r}: no time interval is named {name!r} ({known})", label
-                )
-        return tuple(intervals)
 
     def _type_settings(
         self, kind: str, fields: dict[str, yaml.Node], spec: ReceiverSpec, label: str
@@ -440,14 +549,6 @@ class _ConfigReader(NodeReader):
             )
             return None
         return name
-
-    def _names(self, node: yaml.Node, key: str, label: str | None) -> frozenset[str]:
-        items = node.value if isinstance(node, yaml.SequenceNode) else None
-        if not items:
-            self._problem(node, f"key {key!r}: expected a non-empty list of names", label)
-            return frozenset()
-        names = (self._string(item, key, label) for item in items)
-        return frozenset(name for name in names if name is not None)
 
     def _url(
         self, node: yaml.Node, key: str, label: str | None = None, secret_path: bool = False

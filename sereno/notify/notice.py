@@ -17,6 +17,7 @@ from sereno.engine.lifecycle import Episode
 from sereno.events.schema import Number
 from sereno.notify.acks import Acks
 from sereno.notify.config import NotifyConfig, ReceiverSpec
+from sereno.notify.maintenance import in_maintenance
 from sereno.notify.matchers import matches
 from sereno.notify.silencing import Silences
 from sereno.notify.summary import summarize
@@ -269,6 +270,11 @@ class Planner:
         return rank <= self._rank.get(ack.severity, len(self._rank))
 
     def _silenced(self, notice: Notice) -> bool:
+        """Kept from every receiver: by an active silence, or by a maintenance window in force
+        at the notice's minute (dropped, as in quiet hours: not told when the window ends)."""
+        windows = self.config.maintenance_windows
+        if in_maintenance(windows, notice.labels, notice.at) is not None:
+            return True
         return self.silences is not None and bool(self.silences.silencing(notice.labels))
 
     def firing_for(self, spec: ReceiverSpec, episodes: Sequence[Episode]) -> list[Notice]:

@@ -163,6 +163,46 @@ def test_an_alert_still_firing_is_told_again_every_repeat_interval() -> None:
     assert len(planner.repeats(firing, T0 + 3600 + 300, T0 + 3600 - 300)) == 1
 
 
+# T0 is a monday at 00:00 UTC: web is deployed from then until 01:00
+MAINTENANCE = """
+time_intervals:
+  - name: monday-deploys
+    time_intervals: [{weekdays: [monday], times: [{start_time: '00:00', end_time: '01:00'}]}]
+maintenance_windows:
+  - {name: web-deploys, matchers: [service=web], time_intervals: [monday-deploys]}
+receivers:
+  - {name: all, type: webhook, url: "http://x/all", repeat_interval: 30m}
+  - {name: urgent, type: webhook, url: "http://x/urgent", min_severity: MEDIUM}
+"""
+
+
+def test_a_maintenance_window_keeps_what_it_covers_from_every_receiver_while_in_force() -> None:
+    planner = Planner(config(MAINTENANCE), RULES)
+    during, after = T0 + 600, T0 + 3600
+
+    def told(*changes: Episode) -> list[tuple[str, str, str]]:
+        return [(name, n.service, n.status) for name, n in planner.for_changes(changes)]
+
+    assert told(episode(started=during), episode(service="db", started=during)) == [
+        ("all", "db", "firing"),
+        ("urgent", "db", "firing"),
+    ]
+    assert told(episode(state=State.RESOLVED, started=T0 - 3600, ended=during)) == []
+    assert told(episode(started=after)) == [("all", "web", "firing"), ("urgent", "web", "firing")]
+
+
+def test_reminders_due_in_a_maintenance_window_are_dropped_not_sent_when_it_ends() -> None:
+    planner = Planner(config(MAINTENANCE), RULES)
+    # told at 23:35 on sunday, then due every 30 minutes: 00:05 and 00:35 fall in the window
+    firing = [episode(started=T0 - 1500), episode(service="db", started=T0 - 1500)]
+    reminded = [
+        (name, notice.service, (start - T0) // 60)
+        for start in range(T0 - 1200, T0 + 4200, 60)
+        for name, notice in planner.repeats(firing, start, start - 60)
+    ]
+    assert reminded == [("all", "db", 5), ("all", "db", 35), ("all", "web", 65), ("all", "db", 65)]
+
+
 def test_a_resolved_notice_says_what_it_recovered_to_and_how_long_it_lasted() -> None:
     rules = parse_rules(
         """
