@@ -19,7 +19,7 @@ from sereno.errors import RefusedFile
 from sereno.notify.maintenance import MaintenanceWindow
 from sereno.notify.matchers import Matcher, MatcherError, parse_matcher
 from sereno.notify.redact import shown_url
-from sereno.notify.silences import _matchers_problem
+from sereno.notify.silences import matchers_problem
 from sereno.notify.timeintervals import TimeInterval, TimeIntervalReader
 from sereno.rules.rulefmt import RuleSet, format_duration, parse_duration
 from sereno.rules.yamlnodes import BOOL, FLOAT, INT, STR, NodeReader, compose, kind_name
@@ -314,7 +314,7 @@ class _MaintenanceReader(_NamesReader):
             return ()
         matchers = tuple(self._matcher(item, label) for item in items)
         read = tuple(matcher for matcher in matchers if matcher is not None)
-        problem = _matchers_problem(read) if len(read) == len(items) else None
+        problem = matchers_problem(read, "maintenance window") if len(read) == len(items) else None
         if problem is not None:
             self._problem(node, f"key 'matchers': {problem}", label)
         return read

@@ -262,7 +262,7 @@ class _Worker(threading.Thread):
             return False
         firing = [
             notice
-            for notice in self._planner.firing_for(self.spec, episodes)
+            for notice in self._planner.firing_for(self.spec, episodes, time.time())
             if notice.alert not in held
         ]
         size = self._sender.batch_size

@@ -277,14 +277,23 @@ class Planner:
             return True
         return self.silences is not None and bool(self.silences.silencing(notice.labels))
 
-    def firing_for(self, spec: ReceiverSpec, episodes: Sequence[Episode]) -> list[Notice]:
-        """The notices of the alerts firing now that `spec` wants (Alertmanager's refresh)."""
+    def firing_for(
+        self, spec: ReceiverSpec, episodes: Sequence[Episode], now: float
+    ) -> list[Notice]:
+        """The notices of the alerts firing now that `spec` wants (Alertmanager's refresh),
+        but those silenced, or in a maintenance window or the receiver's quiet hours `now`
+        (seconds since the epoch)."""
         notices = (
             self.notice(e, "fired", e.fired)
             for e in episodes
             if e.fired is not None and e.notified_at is not None and not e.muted
         )
-        return [notice for notice in notices if self._wants(spec, notice)]
+        return [notice for notice in notices if self._would_tell(spec, notice, now)]
+
+    def _would_tell(self, spec: ReceiverSpec, notice: Notice, now: float) -> bool:
+        """Whether `spec` would be told the notice if it were about the minute `now`."""
+        as_of_now = msgspec.structs.replace(notice, at=int(now))
+        return not self._silenced(as_of_now) and self._wants(spec, as_of_now)
 
     def notice(self, episode: Episode, reason: str, at: int) -> Notice:
         alert, key = episode.last, episode.key

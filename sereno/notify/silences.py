@@ -218,7 +218,7 @@ def _problem_of(silence: Silence) -> str | None:
     """What makes the silence unusable, or None if it is fine."""
     for problem in (
         _id_problem(silence.id),
-        _matchers_problem(silence.matchers),
+        matchers_problem(silence.matchers),
         _times_problem(silence),
         _text_problem("created_by", silence.created_by),
         _text_problem("comment", silence.comment),
@@ -234,14 +234,15 @@ def _id_problem(silence_id: str) -> str | None:
     return None
 
 
-def _matchers_problem(matchers: tuple[Matcher, ...]) -> str | None:
+def matchers_problem(matchers: tuple[Matcher, ...], what: str = "silence") -> str | None:
+    """Why these matchers cannot make a `what` (a silence, a maintenance window), if so."""
     if not matchers:
-        return "a silence needs at least one matcher"
+        return f"a {what} needs at least one matcher"
     if all(matcher.matches({}) for matcher in matchers):
         # Alertmanager's rule: such a silence would silence every alert, by a slip of the hand.
         written = ", ".join(describe(matcher) for matcher in matchers)
         return (
-            f"every matcher also matches an empty label ({written}), so the silence would"
+            f"every matcher also matches an empty label ({written}), so the {what} would"
             " cover every alert; at least one must not"
         )
     return None
