@@ -230,6 +230,12 @@ class Planner:
             return []
         return self.silences.silencing(self.notice(episode, "fired", episode.started).labels)
 
+    def maintenance_of(self, episode: Episode, now: float) -> str | None:
+        """The maintenance window that keeps this alert from people at `now`, if any."""
+        labels = self.notice(episode, "fired", episode.started).labels
+        window = in_maintenance(self.config.maintenance_windows, labels, now)
+        return window.name if window is not None else None
+
     def _to_receivers(self, notice: Notice) -> list[tuple[str, Notice]]:
         """The notice for each receiver that wants it; for none while it is silenced."""
         if self._silenced(notice):

@@ -37,7 +37,8 @@ class OpenAlert(msgspec.Struct):
     its rule's `missing_after` has passed); `previous_severity` the one before its latest
     level change; for a majority alert, the servers that matched and those that reported and
     did not; `silenced_by` the ids of the active silences that keep it from people. `id` is
-    its short id (the same for the whole episode), `ack` who has it."""
+    its short id (the same for the whole episode), `ack` who has it, `in_maintenance` the
+    maintenance window that keeps it from people now."""
 
     rule: str
     severity: str
@@ -57,6 +58,7 @@ class OpenAlert(msgspec.Struct):
     silenced_by: list[str] = msgspec.field(default_factory=list)
     id: str = ""
     ack: AckRecord | None = None
+    in_maintenance: str | None = None
 
     @classmethod
     def of(
@@ -65,6 +67,7 @@ class OpenAlert(msgspec.Struct):
         thresholds: dict[str, str | None],
         silenced_by: list[str] | None = None,
         ack: AckRecord | None = None,
+        in_maintenance: str | None = None,
     ) -> OpenAlert:
         key = episode.key
         since = episode.fired if episode.fired is not None else episode.started
@@ -88,6 +91,7 @@ class OpenAlert(msgspec.Struct):
             silenced_by=silenced_by or [],
             id=episode.id,
             ack=ack,
+            in_maintenance=in_maintenance,
         )
 
 

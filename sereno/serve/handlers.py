@@ -144,8 +144,12 @@ class Api:
 
     def alerts(self) -> Response:
         latest = self._live.alerts()
-        if self._notifications.silences.any_active() or self._notifications.acks.any():
-            # what is silenced changes with time, what is acknowledged with requests
+        notifications = self._notifications
+        if (
+            notifications.silences.any_active()
+            or notifications.acks.any()
+            or notifications.config.maintenance_windows
+        ):  # what is silenced changes with time, what is acknowledged with requests
             return Response(self._encoder.encode(self._open_alerts(latest)), media_type=JSON)
         published, page = self._alerts_page
         if latest is not published:  # encoded once for each list the evaluator publishes
@@ -156,8 +160,15 @@ class Api:
     def _open_alerts(self, episodes: list[Episode]) -> list[OpenAlert]:
         thresholds = {spec.name: spec.threshold for spec in self._live.ruleset.rules}
         planner, acks = self._notifications.planner, self._notifications.acks
+        now = self._live.evaluated_before  # event time, as notices are judged on
         return [
-            OpenAlert.of(episode, thresholds, planner.silenced_by(episode), acks.get(episode.id))
+            OpenAlert.of(
+                episode,
+                thresholds,
+                planner.silenced_by(episode),
+                acks.get(episode.id),
+                planner.maintenance_of(episode, now),
+            )
             for episode in episodes
         ]
 

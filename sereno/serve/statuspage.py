@@ -112,6 +112,8 @@ def _alert_row(alert: OpenAlert) -> str:
         marks.append(f"silenced ({', '.join(alert.silenced_by)})")
     if alert.ack is not None:
         marks.append(f"acknowledged by {alert.ack.by}")
+    if alert.in_maintenance is not None:
+        marks.append(f"in maintenance ({alert.in_maintenance})")
     state = ", ".join([alert.state, *marks])
     cells = (
         f"<td><code>{escape(alert.id)}</code></td>",
