@@ -275,3 +275,37 @@ def test_silences_and_acks_outlive_a_kill_9_and_go_on_working(
         ("firing", "inbox_01", "fired"),
         ("firing", "pdf_01", "fired"),
     ]
+
+
+def test_an_outage_of_forty_servers_is_one_message_per_grouping_receiver_across_a_kill_9(
+    start_server: Callable[..., Server],
+    write_file: Callable[[str, str], Path],
+    http_receiver: HttpReceiver,
+) -> None:
+    with HttpReceiver() as slack:  # a Slack stand-in: it takes the webhook's JSON
+        config = f"""
+receivers:
+  - {{name: ops, type: webhook, url: "{http_receiver.url}", group_by: [service, rule],
+     group_wait: 30s, group_interval: 5m}}
+  - {{name: chat, type: slack, url: "{slack.url}", group_by: [service]}}
+"""
+        server = serve_with(start_server, write_file, config)
+        # forty disks fill in minute 0: each receiver's group waits for group_wait
+        server.post_lines(*(disk(f"inbox_{n:02}", INBOX, 0.95, 0) for n in range(40)))
+        server.alerts_until(lambda alerts: len(alerts) == 40)
+        # killed with the groups not yet told; the restart takes them up from the state
+        server.process.kill()
+        server.process.wait()
+        again = serve_with(start_server, write_file, config)
+        # minute 1 closes minute 0; minute 2 closes minute 1, when the groups are due
+        again.post_lines(*(disk(f"inbox_{n:02}", INBOX, 0.95, 1) for n in range(40)))
+        again.post_lines(disk("inbox_00", INBOX, 0.95, 2))
+        http_receiver.wait_for(lambda r: len(r.accepted()) >= 1)
+        slack.wait_for(lambda r: len(r.accepted()) >= 1)
+        nothing_queued(again, "ops", "chat")
+        [message] = http_receiver.accepted()
+        [chat] = slack.accepted()
+    assert len(message["alerts"]) == 40
+    assert message["groupLabels"] == {"alertname": "Disk consumption exceeds 90%", "service": INBOX}
+    assert chat["text"].startswith(f"[FIRING:40] service={INBOX} - 40 firing")
+    assert len(chat["attachments"]) == 20  # the first twenty shown

@@ -31,7 +31,8 @@ from sereno.engine.windows import WINDOW_SECONDS, Misfits, Window, Windows
 from sereno.errors import SerenoError
 from sereno.events.schema import Event
 from sereno.events.times import DEFAULT_MAX_CLOCK_SKEW, ahead_reason
-from sereno.notify.notice import Notice, Planner
+from sereno.notify.notice import Notice
+from sereno.notify.planner import Planner
 from sereno.rules.rulefmt import RuleSet, RuleSpec
 from sereno.state.store import Snapshot
 
@@ -164,6 +165,8 @@ class LiveCore:
         if snapshot.watermark.closed_before > float("-inf"):
             self._last_minute = int(snapshot.watermark.closed_before) - WINDOW_SECONDS
         self._drop(self._engine.restore(snapshot.engine))
+        if self._planner is not None:
+            self._planner.groups.restore(snapshot.groups)
         self._seq = snapshot.seq
         self._excuse_silence = True
 
@@ -291,6 +294,7 @@ class LiveCore:
         if self._planner.reminds:
             self._reminders += self._planner.repeats(firing, start, previous)
         self._reminders += self._planner.unsilenced(firing, start)
+        self._reminders += self._planner.due_groups(start)
 
     def _step(self, evaluated: list[int], now: float) -> Step:
         """The step's answer: checkpointed at once after an evaluated minute; alerts fired
@@ -308,7 +312,8 @@ class LiveCore:
         outgoing, self._reminders = self._reminders, []
         if self._planner is not None:
             outgoing = self._planner.for_changes(changes) + outgoing
-        snapshot = Snapshot(self._seq, self._windows.watermark, self._engine.state())
+        groups = self._planner.groups.saved() if self._planner is not None else b""
+        snapshot = Snapshot(self._seq, self._windows.watermark, self._engine.state(), groups)
         self._saved_at = now
         return Checkpoint(snapshot, changes, outgoing, self.open_alerts())
 

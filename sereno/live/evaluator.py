@@ -24,7 +24,7 @@ from sereno.engine.lifecycle import Episode
 from sereno.events.schema import Event, event_type
 from sereno.events.times import DEFAULT_MAX_CLOCK_SKEW
 from sereno.live.core import CHECKPOINT_SECONDS, TICK_SECONDS, LiveCore, LiveStats, Step
-from sereno.notify.notice import Planner
+from sereno.notify.planner import Planner
 from sereno.rules.rulefmt import RuleSet
 from sereno.state.store import DeadLetter, StateStore
 from sereno.stderr import to_stderr

@@ -41,6 +41,8 @@ _TIMING_KEYS = (
 )
 _FILTER_KEYS = ("min_severity", "rules", "services")
 _QUIET_KEYS = ("active_time_intervals", "mute_time_intervals")
+_GROUP_KEYS = ("group_by", "group_wait", "group_interval")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _WINDOW_REQUIRED = ("name", "matchers", "time_intervals")
 _WINDOW_KEYS = (*_WINDOW_REQUIRED, "comment")
 _TYPE_KEYS: Mapping[str, tuple[str, ...]] = {
@@ -67,6 +69,17 @@ class Timing:
     retry_backoff: float = 1.0  # the first wait after a failed attempt, doubled each time
     retry_backoff_max: float = 300.0
     give_up_after: float = 24 * 3600.0  # a notification this old is dropped, not sent
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """How a receiver groups alerts: by these labels (`...`: every alert alone), the first
+    message of a group `wait` seconds after its first alert, the next ones at most every
+    `interval` seconds."""
+
+    by: tuple[str, ...]
+    wait: float = 30.0
+    interval: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +116,7 @@ class ReceiverSpec:
     email: EmailSettings | None = None
     active_time_intervals: tuple[TimeInterval, ...] = ()  # if any: told only during these
     mute_time_intervals: tuple[TimeInterval, ...] = ()  # never told during these
+    grouping: Grouping | None = None  # None: one message per alert change
 
     @property
     def shown_url(self) -> str:
@@ -200,6 +214,12 @@ def describe_receiver(spec: ReceiverSpec) -> str:
         wants.append("only during " + ", ".join(i.name for i in spec.active_time_intervals))
     if spec.mute_time_intervals:
         wants.append("muted during " + ", ".join(i.name for i in spec.mute_time_intervals))
+    if spec.grouping is not None:
+        grouping = spec.grouping
+        wants.append(
+            f"grouped by {', '.join(grouping.by)}, after {format_duration(int(grouping.wait))}, "
+            f"then at most every {format_duration(int(grouping.interval))}"
+        )
     return f"  {spec.name} ({spec.type}): {where}\n    {'; '.join(wants)}"
 
 
@@ -373,7 +393,9 @@ class _ConfigReader(_NamesReader):
             self._problem(node, "'defaults' must be a mapping of receiver settings")
             return base
         fields = self._mapping(
-            node, (*_TIMING_KEYS, *_FILTER_KEYS, *_QUIET_KEYS), what=" in 'defaults'"
+            node,
+            (*_TIMING_KEYS, *_FILTER_KEYS, *_QUIET_KEYS, *_GROUP_KEYS),
+            what=" in 'defaults'",
         )
         return self._settings(fields, base, None)
 
@@ -408,7 +430,9 @@ class _ConfigReader(_NamesReader):
                 node, "missing required key 'type'", label
             ) if "type" not in entries else None
             return None
-        allowed = ("name", "type", *_FILTER_KEYS, *_QUIET_KEYS, *_TIMING_KEYS, *_TYPE_KEYS[kind])
+        grouped = () if kind == "alertmanager" else _GROUP_KEYS  # Alertmanager groups itself
+        allowed = ("name", "type", *_FILTER_KEYS, *_QUIET_KEYS, *_TIMING_KEYS, *grouped)
+        allowed += _TYPE_KEYS[kind]
         before = len(self._found)
         fields = self._mapping(node, allowed, ("name", *_REQUIRED[kind]), subject=label)
         spec = self._settings(fields, replace(defaults, name=label, type=kind), label)
@@ -457,7 +481,48 @@ class _ConfigReader(_NamesReader):
         if "mute_time_intervals" in fields:
             muted = self._time_intervals(fields, "mute_time_intervals", label)
             spec = replace(spec, mute_time_intervals=muted)
-        return spec
+        return replace(spec, grouping=self._grouping(fields, spec.grouping, label))
+
+    def _grouping(
+        self, fields: dict[str, yaml.Node], grouping: Grouping | None, label: str | None
+    ) -> Grouping | None:
+        """The grouping the fields set, over `grouping` (the defaults')."""
+        if "group_by" in fields:
+            by = self._group_by(fields["group_by"], label)
+            grouping = replace(grouping, by=by) if grouping is not None else Grouping(by)
+        wait = self._group_timing(fields, "group_wait", grouping, label)
+        interval = self._group_timing(fields, "group_interval", grouping, label)
+        if grouping is None:
+            return None
+        return replace(
+            grouping,
+            wait=grouping.wait if wait is None else wait,
+            interval=grouping.interval if interval is None else interval,
+        )
+
+    def _group_timing(
+        self, fields: dict[str, yaml.Node], key: str, grouping: Grouping | None, label: str | None
+    ) -> float | None:
+        if key not in fields:
+            return None
+        if grouping is None:
+            self._problem(fields[key], f"key {key!r}: only with group_by", label)
+            return None
+        return self._seconds(fields[key], key, label)
+
+    def _group_by(self, node: yaml.Node, label: str | None) -> tuple[str, ...]:
+        names = self._names(node, "group_by", label)
+        if names == {"..."}:
+            return ("...",)
+        for name in sorted(names):
+            if not _LABEL_NAME.match(name):
+                self._problem(
+                    node,
+                    f"key 'group_by': {name!r} is not a label name (or write [...] "
+                    "for every alert on its own)",
+                    label,
+                )
+        return tuple(sorted(names))
 
     def _type_settings(
         self, kind: str, fields: dict[str, yaml.Node], spec: ReceiverSpec, label: str

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sereno.notify.config import ReceiverSpec
-from sereno.notify.notice import Notice, Planner
+from sereno.notify.notice import Notice
+from sereno.notify.planner import Planner
 from sereno.notify.transport import DeliveryError, Sender
 from sereno.state.outbox import Outbox, Queued
 from sereno.stderr import to_stderr

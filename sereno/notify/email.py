@@ -47,19 +47,22 @@ def email_message(notice: Notice, settings: EmailSettings) -> EmailMessage:
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid("sereno")
     message[KEY_HEADER] = notice.key
-    facts = _facts(notice)
-    width = max(len(name) for name, _ in facts)
-    lines = [f"{name + ':':<{width + 1}} {value}" for name, value in facts]
-    message.set_content(f"{notice.title}\n\n{notice.text}\n\n" + "\n".join(lines) + "\n")
-    rows = "".join(
-        f"<tr><th align='left'>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>"
-        for name, value in facts
-    )
-    message.add_alternative(
-        f"<html><body><h2>{html.escape(notice.title)}</h2><p>{html.escape(notice.text)}</p>"
-        f"<table>{rows}</table></body></html>",
-        subtype="html",
-    )
+    members = notice.alerts or (notice,)
+    plain = [f"{notice.title}\n\n{notice.text}"] if not notice.alerts else [notice.title]
+    rich = [f"<h2>{html.escape(notice.title)}</h2>"]
+    for member in members:
+        facts = _facts(member)
+        width = max(len(name) for name, _ in facts)
+        lines = [f"{name + ':':<{width + 1}} {value}" for name, value in facts]
+        heading = f"{member.title}: {member.text}" if notice.alerts else ""
+        plain.append("\n".join([heading, *lines]).strip())
+        rows = "".join(
+            f"<tr><th align='left'>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>"
+            for name, value in facts
+        )
+        rich.append(f"<p>{html.escape(heading or member.text)}</p><table>{rows}</table>")
+    message.set_content("\n\n".join(plain) + "\n")
+    message.add_alternative(f"<html><body>{''.join(rich)}</body></html>", subtype="html")
     return message
 
 

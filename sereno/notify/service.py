@@ -9,7 +9,9 @@ from collections.abc import Iterator, Sequence
 from sereno.notify.acks import Acks
 from sereno.notify.config import NotifyConfig, ReceiverSpec, WebhookOption, receivers_config
 from sereno.notify.delivery import Delivery, NoticeOutbox
-from sereno.notify.notice import Notice, Planner
+from sereno.notify.grouping import Groups
+from sereno.notify.notice import Notice
+from sereno.notify.planner import Planner
 from sereno.notify.senders import build_sender
 from sereno.notify.silencing import Silences
 from sereno.notify.transport import DeliveryError, Sender
@@ -50,6 +52,7 @@ class Notifications:
         self.config = config  # as read from them
         self.silences = silences or Silences()  # kept across reloads
         self.acks = acks or Acks()
+        self.groups = Groups()  # the grouping receivers' groups, saved with the state
         self.planner = self.planner_for(config, ruleset)
         self.delivery = Delivery(
             outbox, self.config.receivers, senders_of(self.config), self.planner
@@ -61,7 +64,7 @@ class Notifications:
 
     def planner_for(self, config: NotifyConfig, ruleset: RuleSet) -> Planner:
         """A planner for `config` and `ruleset`, with the service's silences and acks."""
-        return Planner(config, ruleset, self.silences, self.acks)
+        return Planner(config, ruleset, self.silences, self.acks, self.groups)
 
     def use(self, config: NotifyConfig, planner: Planner) -> None:
         """Deliver to the receivers of `config` from now on (`planner` plans for it)."""

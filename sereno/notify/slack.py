@@ -26,7 +26,25 @@ def hex_color(name: str | None) -> str:
         return DEFAULT_COLOR
 
 
+MAX_ATTACHMENTS = 20  # of a group's message: Slack shows a long list badly
+
+
 def slack_message(notice: Notice, channel: str | None) -> dict[str, object]:
+    """A message with an attachment per alert: one, or those of a group (the first 20)."""
+    members = notice.alerts or (notice,)
+    attachments = [_attachment(member) for member in members[:MAX_ATTACHMENTS]]
+    text = notice.title
+    if notice.alerts:
+        text += f" - {notice.summary}"
+        if len(members) > MAX_ATTACHMENTS:
+            text += f" (the first {MAX_ATTACHMENTS} shown)"
+    message: dict[str, object] = {"text": text, "attachments": attachments}
+    if channel:
+        message["channel"] = channel
+    return message
+
+
+def _attachment(notice: Notice) -> dict[str, object]:
     fields = [("Service", notice.service), ("Server", notice.server)]
     if notice.component:
         fields.append(("Value", format_number(notice.value)))
@@ -44,10 +62,7 @@ def slack_message(notice: Notice, channel: str | None) -> dict[str, object]:
     }
     if notice.external_url:
         attachment["title_link"] = notice.external_url
-    message: dict[str, object] = {"text": notice.title, "attachments": [attachment]}
-    if channel:
-        message["channel"] = channel
-    return message
+    return attachment
 
 
 class SlackSender:

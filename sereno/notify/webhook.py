@@ -26,20 +26,28 @@ def alert_body(notice: Notice) -> dict[str, object]:
 
 
 def webhook_payload(receiver: str, notice: Notice) -> dict[str, object]:
-    labels = notice.labels
-    group = ", ".join(f'{name}="{value}"' for name, value in sorted(labels.items()))
+    """Alertmanager's payload: one alert, or a group's (a receiver with group_by)."""
+    members = notice.alerts or (notice,)
+    group_labels = notice.group_labels if notice.alerts else notice.labels
+    group = ", ".join(f'{name}="{value}"' for name, value in sorted(group_labels.items()))
     return {
         "version": "4",
         "groupKey": f"{{}}:{{{group}}}",
         "truncatedAlerts": 0,
         "status": notice.status,
         "receiver": receiver,
-        "groupLabels": labels,
-        "commonLabels": labels,
-        "commonAnnotations": notice.annotations,
+        "groupLabels": group_labels,
+        "commonLabels": _common([member.labels for member in members]),
+        "commonAnnotations": _common([member.annotations for member in members]),
         "externalURL": notice.external_url,
-        "alerts": [alert_body(notice)],
+        "alerts": [alert_body(member) for member in members],
     }
+
+
+def _common(mappings: list[dict[str, str]]) -> dict[str, str]:
+    """What every mapping has, with the same value."""
+    first, *others = mappings
+    return {k: v for k, v in first.items() if all(other.get(k) == v for other in others)}
 
 
 class WebhookSender:

@@ -110,6 +110,7 @@ class Snapshot(msgspec.Struct):
     seq: int
     watermark: Watermark
     engine: EngineState
+    groups: bytes = b""  # the grouping receivers' groups, as the notification stage saves them
 
 
 class DeadLetter(msgspec.Struct):

@@ -11,7 +11,7 @@ import pytest
 from sereno.events.schema import Event
 from sereno.live.core import Checkpoint, LiveCore, Step
 from sereno.notify.config import NotifyConfig, ReceiverSpec, Timing
-from sereno.notify.notice import Planner
+from sereno.notify.planner import Planner
 from sereno.rules.rulefmt import RuleSet, load_default_rules, parse_rules
 
 from conftest import event

@@ -9,7 +9,7 @@ from sereno.engine.alerts import AlertKey, ServerAlert
 from sereno.engine.lifecycle import Episode, State
 from sereno.notify.acks import Acks
 from sereno.notify.config import NotifyConfig, ReceiverSpec, Timing
-from sereno.notify.notice import Planner
+from sereno.notify.planner import Planner
 from sereno.rules.rulefmt import parse_rules
 
 T0 = 1476057600

@@ -13,7 +13,8 @@ from sereno.engine.windows import Windows
 from sereno.events.reader import EventReader
 from sereno.notify.alertmanager import alertmanager_alerts
 from sereno.notify.config import NotifyConfig, ReceiverSpec
-from sereno.notify.notice import Notice, Planner
+from sereno.notify.notice import Notice
+from sereno.notify.planner import Planner
 from sereno.rules.rulefmt import load_rules
 from sereno.serve.answers import OpenAlert
 

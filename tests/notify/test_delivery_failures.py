@@ -20,7 +20,8 @@ from sereno.events.schema import Event
 from sereno.notify.config import NotifyConfig, ReceiverSpec, Timing
 from sereno.notify.delivery import Delivery, NoticeOutbox, notice_outbox
 from sereno.notify.email import smtp_failure
-from sereno.notify.notice import Notice, Planner
+from sereno.notify.notice import Notice
+from sereno.notify.planner import Planner
 from sereno.notify.senders import build_sender
 from sereno.notify.transport import DeliveryError, JsonPoster, is_retryable_status
 from sereno.rules.rulefmt import load_default_rules

@@ -27,7 +27,8 @@ from sereno.notify.config import (
     parse_config,
 )
 from sereno.notify.delivery import Delivery, NoticeOutbox, notice_outbox
-from sereno.notify.notice import Notice, Planner
+from sereno.notify.notice import Notice
+from sereno.notify.planner import Planner
 from sereno.notify.senders import build_sender
 from sereno.notify.summary import summarize
 from sereno.notify.transport import retry_after

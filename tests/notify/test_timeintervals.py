@@ -11,7 +11,7 @@ import pytest
 from sereno.engine.alerts import AlertKey, ServerAlert
 from sereno.engine.lifecycle import Episode, State
 from sereno.notify.config import ConfigError, NotifyConfig, parse_config
-from sereno.notify.notice import Planner
+from sereno.notify.planner import Planner
 from sereno.notify.timeintervals import (
     HORIZON,
     UTC,
