@@ -6,11 +6,15 @@ from typing import NamedTuple
 
 import msgspec
 
-from sereno.events.schema import Number
+from sereno.events.schema import EVENT_FIELDS, Event, Number
 
 
-class ServerAlert(msgspec.Struct, frozen=True, tag="server", tag_field="kind"):
-    """A per-server rule matched one event (the latest of its server and component)."""
+class ServerAlert(msgspec.Struct, frozen=True, tag="server", tag_field="kind", omit_defaults=True):
+    """A per-server rule matched one event (the latest of its server and component).
+
+    `labels` holds the event's extra fields that the rules read (`datacenter`, `team`...),
+    as text, when it has any: silences, maintenance windows and grouping may match on them.
+    """
 
     rule: str
     severity: str
@@ -19,6 +23,7 @@ class ServerAlert(msgspec.Struct, frozen=True, tag="server", tag_field="kind"):
     value: Number
     server: str
     service: str
+    labels: dict[str, str] | None = None
 
 
 class MajorityAlert(msgspec.Struct, frozen=True, tag="majority", tag_field="kind"):
@@ -69,3 +74,21 @@ class AlertKey(NamedTuple):
 
 def alert_key(alert: Alert) -> AlertKey:
     return AlertKey(alert.rule, alert.service, getattr(alert, "server", ""))
+
+
+def extra_labels(event: Event) -> dict[str, str] | None:
+    """The event's extra fields with a plain value (text, number, true or false), as text."""
+    if type(event) is Event:
+        return None
+    found = {
+        name: _label_text(value)
+        for name in event.__struct_fields__[len(EVENT_FIELDS) :]
+        if isinstance(value := getattr(event, name), str | int | float)
+    }
+    return found or None
+
+
+def _label_text(value: str | int | float) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else repr(value)

@@ -19,6 +19,7 @@ from sereno.engine.alerts import (
     MajorityAlert,
     ServerAlert,
     alert_key,
+    extra_labels,
 )
 from sereno.engine.windows import WINDOW_SECONDS, SampleKey, Window
 from sereno.events.schema import Event, Number
@@ -142,6 +143,7 @@ class ServerRule:
             value=event.value,
             server=event.server,
             service=event.service,
+            labels=extra_labels(event),
         )
 
 

@@ -50,6 +50,7 @@ class Notice(msgspec.Struct, frozen=True):
     unmatched_servers: tuple[str, ...] = ()  # of a majority alert: reported, did not match
     alert_id: str = ""  # the episode's short id, as the API and `sereno ack` name it
     acked_by: str | None = None  # who has it
+    extra_labels: dict[str, str] = msgspec.field(default_factory=dict)  # the event's own
     # a group's message (a receiver with group_by): its id, its labels and its alerts' notices
     group: str = ""
     group_labels: dict[str, str] = msgspec.field(default_factory=dict)
@@ -57,8 +58,10 @@ class Notice(msgspec.Struct, frozen=True):
 
     @property
     def labels(self) -> dict[str, str]:
-        """Alertmanager's labels: what makes this alert this alert."""
-        labels = {"alertname": self.rule, "severity": self.severity, "service": self.service}
+        """Alertmanager's labels: what makes this alert this alert, and the event's extra
+        fields the rules read (which never stand for one of these)."""
+        labels = {**self.extra_labels, "alertname": self.rule, "severity": self.severity}
+        labels["service"] = self.service
         if self.server:
             labels["server"] = self.server
         if self.component:

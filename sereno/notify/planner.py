@@ -212,6 +212,7 @@ class Planner:
             unmatched_servers=episode.unmatched,
             alert_id=episode.id,
             acked_by=ack.by if ack is not None else None,
+            extra_labels=getattr(alert, "labels", None) or {},
         )
 
     def _wants(self, spec: ReceiverSpec, notice: Notice) -> bool:

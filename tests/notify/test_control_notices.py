@@ -9,16 +9,19 @@ import msgspec
 
 from sereno.engine.engine import Engine
 from sereno.engine.lifecycle import Episode
-from sereno.engine.windows import Windows
+from sereno.engine.windows import Window, Windows, window_start
 from sereno.events.reader import EventReader
+from sereno.events.schema import Event, event_type
 from sereno.notify.alertmanager import alertmanager_alerts
 from sereno.notify.config import NotifyConfig, ReceiverSpec
+from sereno.notify.matchers import parse_matcher
 from sereno.notify.notice import Notice
 from sereno.notify.planner import Planner
-from sereno.rules.rulefmt import load_rules
+from sereno.notify.silencing import Silences
+from sereno.rules.rulefmt import load_rules, parse_rules
 from sereno.serve.answers import OpenAlert
 
-from conftest import REPO
+from conftest import REPO, event
 
 RULES = load_rules(REPO / "examples" / "controls.yaml")
 EVENTS = REPO / "examples" / "controls_events.jsonl"
@@ -133,3 +136,34 @@ def test_reminders_count_from_the_latest_notice_that_it_fires_and_skip_muted_ale
     assert reminders(msgspec.structs.replace(no_data, flapping=True), T0 + M) == []
     assert reminders(msgspec.structs.replace(no_data, inhibited=True), T0 + M) == []
     assert reminders(msgspec.structs.replace(no_data, notified_at=None), T0 + M) == []
+
+
+def test_an_events_extra_fields_that_rules_read_are_labels_to_match_and_group_on() -> None:
+    rules = parse_rules(
+        """
+severities: {HIGH: {}}
+rules:
+  - name: disk
+    severity: HIGH
+    condition: component == "Disk" and value > 0.9 and team != "lab"
+""",
+        "rules.yaml",
+    )
+    engine = Engine(rules, lambda *_: None)
+    raw = event("web1", "web", "Disk", 0.95, T0, team="payments", dc="eu", shard=7)
+    decoded = msgspec.convert(raw, event_type(rules.fields))
+    [alert] = engine.lifecycle.update(engine.evaluate_window(window_of([decoded])))
+    assert alert.labels == {"team": "payments"}  # type: ignore[union-attr]  # what rules read
+    silences = Silences(clock=lambda: 1e9)
+    silences.add([parse_matcher("team=payments")], 2e9, "ana", "payments' maintenance")
+    [fired] = engine.firing()
+    notice = Planner(NotifyConfig("t"), rules).notice(fired, "fired", T0)
+    assert notice.labels["team"] == "payments"
+    assert Planner(NotifyConfig("t"), rules, silences).silenced_by(fired) != []
+
+
+def window_of(events: list[Event]) -> Window:
+    window = Window(window_start(events[0].timestamp))
+    for one in events:
+        window.add(one)
+    return window
