@@ -8,8 +8,11 @@ from collections.abc import Callable, Iterator
 
 import msgspec
 import pytest
+from test_grouping import change
 
+from sereno.notify.config import parse_config
 from sereno.notify.matchers import Matcher, parse_matcher
+from sereno.notify.planner import Planner
 from sereno.notify.silences import (
     DEFAULT_RETENTION,
     MAX_TEXT_LENGTH,
@@ -21,6 +24,8 @@ from sereno.notify.silences import (
     parse_silence_duration,
     state,
 )
+from sereno.notify.silencing import Silences
+from sereno.rules.rulefmt import load_default_rules
 
 T0 = 1476057600.0  # 2016-10-10T00:00:00Z
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
@@ -374,3 +379,19 @@ def test_a_time_too_far_off_for_a_date_is_shown_as_given() -> None:
     assert str(refused.value) == (
         "a silence must end in the future: it ends -1e+20, now is 2016-10-10T00:00:00Z"
     )
+
+
+def test_alertmanagers_refresh_leaves_out_a_silenced_alert() -> None:
+    silences = Silences(clock=lambda: 1e9)
+    rules = load_default_rules()
+    am = parse_config(
+        'receivers:\n  - {name: am, type: alertmanager, url: "http://127.0.0.1:9"}\n',
+        "sereno.yaml",
+        rules,
+    )
+    plan = Planner(am, rules, silences)
+    [spec] = am.receivers
+    firing = [change("web01", 0), change("pdf01", 0, service="pdf")]
+    assert len(plan.firing_for(spec, firing, 1e9)) == 2
+    silences.add([parse_matcher("service=web")], 2e9, "ana", "deploy")
+    assert [n.server for n in plan.firing_for(spec, firing, 1e9)] == ["pdf01"]
