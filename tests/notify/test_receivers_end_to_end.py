@@ -411,3 +411,30 @@ def test_an_alert_still_firing_is_told_again_every_repeat_interval(
         if "-repeat-" not in key
     ]
     assert changes == SAMPLE_NOTICES
+
+
+def test_a_silenced_alert_does_not_reach_alertmanager(
+    serve_with: Callable[[str], Server],
+    http_receiver: HttpReceiver,
+    tmp_path: Path,
+) -> None:
+    """Without the silence, InboxService's disk (inbox_production02) would be firing in
+    Alertmanager at the end of the sample, beside FacebookRealtime's load."""
+    alertmanager = Alertmanager(tmp_path / "alertmanager", notify=http_receiver.url)
+    try:
+        server = serve_with(
+            f'receivers:\n  - {{name: am, type: alertmanager, url: "{alertmanager.url}"}}\n'
+        )
+        silence = {
+            "matchers": ["service=InboxService"],
+            "duration": "1h",
+            "created_by": "ana",
+            "comment": "deploy",
+        }
+        assert httpx.post(f"{server.url}/api/silences", json=silence).status_code == 201
+        push_sample(server)  # its last event resolves reporting_pdf02's disk
+        _until(lambda: _am_alerts(alertmanager), lambda alerts: len(alerts) == 1)
+        server.metric_until('sereno_notifications_queued{receiver="am"} 0.0')
+        assert _am_alerts(alertmanager) == [(LOAD, "HIGH", "FacebookRealtime", None)]
+    finally:
+        alertmanager.stop()
