@@ -1,7 +1,8 @@
 """The floor: decode a JSON Lines file of events into Sereno's event structs, nothing else.
 
-It reads the file as `sereno` does, a chunk of whole lines at a time, and decodes each line
-with msgspec; the events are dropped at once. Prints how many were decoded.
+It reads the file in chunks of about 4 MB of whole lines and decodes each chunk at once with
+msgspec's `Decoder.decode_lines`, the fastest reading of JSON Lines msgspec offers; the events
+are dropped at once. Prints how many were decoded.
 """
 
 from __future__ import annotations
@@ -10,21 +11,19 @@ import sys
 
 import msgspec
 
-from sereno.events.reader import CHUNK_BYTES
 from sereno.events.schema import Event
+
+CHUNK_BYTES = 4 << 20
 
 
 def decode(path: str) -> int:
     decoder = msgspec.json.Decoder(Event)
     count = 0
     with open(path, "rb") as stream:
-        while chunk := stream.read1(CHUNK_BYTES):
+        while chunk := stream.read(CHUNK_BYTES):
             if not chunk.endswith(b"\n"):
                 chunk += stream.readline()
-            lines = chunk.split(b"\n")
-            if not lines[-1]:
-                lines.pop()
-            count += len(list(map(decoder.decode, lines)))
+            count += len(decoder.decode_lines(chunk))
     return count
 
 

@@ -161,12 +161,24 @@ def events(fleet: Fleet) -> Iterator[dict[str, object]]:
                 }
 
 
-def write(fleet: Fleet, stream: IO[bytes], form: str) -> None:
+def matches_a_rule(event: dict[str, object]) -> bool:
+    """Whether the event matches a default rule's condition (a full disk, or a load above
+    4.0, of an active server)."""
+    value, component = event["value"], event["component"]
+    assert isinstance(value, float)
+    limit = {DISK: 0.9, LOAD: 4.0}.get(str(component))
+    return limit is not None and value > limit and bool(event["active"])
+
+
+def write(fleet: Fleet, stream: IO[bytes], form: str) -> int:
+    """Write the events; how many match a default rule's condition."""
     encoder = msgspec.json.Encoder()
     separator, opening, closing = (b"\n", b"", b"\n") if form == "jsonl" else (b",\n", b"[", b"]\n")
     buffer = bytearray(opening)
     first = True
+    matching = 0
     for event in events(fleet):
+        matching += matches_a_rule(event)
         if not first:
             buffer += separator
         first = False
@@ -176,17 +188,19 @@ def write(fleet: Fleet, stream: IO[bytes], form: str) -> None:
             buffer.clear()
     buffer += closing
     stream.write(buffer)
+    return matching
 
 
 def main(argv: list[str] | None = None) -> None:
     fleet, output, form = parse(sys.argv[1:] if argv is None else argv)
     if output == "-":
-        write(fleet, sys.stdout.buffer, form)
+        matching = write(fleet, sys.stdout.buffer, form)
     else:
         with open(output, "wb") as stream:
-            write(fleet, stream, form)
+            matching = write(fleet, stream, form)
     print(
-        f"{output}: {fleet.events} events, {fleet.servers} servers, {fleet.minutes} minutes",
+        f"{output}: {fleet.events} events, {fleet.servers} servers, {fleet.minutes} minutes; "
+        f"{matching / fleet.events:.1%} of the events match a default rule's condition",
         file=sys.stderr,
     )
 

@@ -138,7 +138,9 @@ def batch_command(argv: Sequence[str]) -> int:
             ruleset,
             problems.condition,
             keep_episodes=args.episodes,
-            on_change=lambda change: told.append(change) if change.tell else None,
+            on_change=(lambda change: told.append(change) if change.tell else None)
+            if args.notices
+            else None,
         )
         windows = Windows(args.allowed_lateness, max_skew=args.max_clock_skew)
         for alerts in engine.run_batches(batches, windows, problems):

@@ -63,12 +63,20 @@ def _holds(
 
 
 def _matches(spec: RuleSpec, event: Event, on_error: ConditionErrorHandler) -> bool:
-    return _holds(spec, spec.condition, event, on_error)
+    """`_holds` of the rule's (first level's) condition, without the extra call: it runs for
+    most events."""
+    try:
+        return spec.condition.matches(event)
+    except ConditionError as error:
+        on_error(spec, event, error)
+        return False
 
 
 def _level(spec: RuleSpec, event: Event, on_error: ConditionErrorHandler) -> int:
     """The most severe of the rule's levels whose condition the event meets; -1 if none."""
     levels = spec.levels
+    if len(levels) == 1:  # most rules: one condition, no loop
+        return 0 if _matches(spec, event, on_error) else -1
     for index in range(len(levels) - 1, -1, -1):
         if _holds(spec, levels[index].condition, event, on_error):
             return index
@@ -174,6 +182,7 @@ class MajorityRule:
         best: dict[str, dict[str, _Match]] = {}
         recovering: dict[str, set[str]] = {}
         looked_at: dict[AlertKey, Number] = {}  # with the highest value of its active servers
+        single = len(spec.levels) == 1
         for event in samples.values():
             if not activity[(event.service, event.server)]:
                 continue
@@ -181,7 +190,10 @@ class MajorityRule:
             key = AlertKey(spec.name, service, "")
             looked_at[key] = max(looked_at.get(key, event.value), event.value)
             reported.setdefault(service, set()).add(event.server)
-            level = _level(spec, event, on_error)
+            if single:  # most rules: the condition, without a loop over levels
+                level = 0 if _matches(spec, event, on_error) else -1
+            else:
+                level = _level(spec, event, on_error)
             if level >= 0:
                 _keep_highest(best.setdefault(service, {}), event, level)
             elif spec.recover_when is not None and _recovers(spec, event, on_error):
@@ -257,7 +269,7 @@ class MajorityRule:
         if active < spec.min_active:
             return None
         for level in range(len(spec.levels) - 1, -1, -1):
-            matched = {name: match.event for name, match in servers.items() if match.level >= level}
+            matched = {name: match[1] for name, match in servers.items() if match[0] >= level}
             if spec.quorum.met(len(matched), active):
                 return self._alert(start, matched, active, level)
         return None
@@ -282,21 +294,19 @@ class MajorityRule:
         )
 
 
-class _Match(NamedTuple):
-    """A server's match in a minute: its most severe level, and its highest matching sample."""
-
-    level: int
-    event: Event
+# A server's match in a minute: its most severe level, and its highest matching sample (a
+# plain tuple: one is made for most events of a majority rule)
+_Match = tuple[int, Event]
 
 
 def _keep_highest(servers: dict[str, _Match], event: Event, level: int) -> None:
     """Count the event in its server's match: the most severe level, the highest value."""
     current = servers.get(event.server)
     if current is None:
-        servers[event.server] = _Match(level, event)
-    elif level > current.level or event.value > current.event.value:
-        highest = event if event.value > current.event.value else current.event
-        servers[event.server] = _Match(max(level, current.level), highest)
+        servers[event.server] = (level, event)
+    elif level > current[0] or event.value > current[1].value:
+        highest = event if event.value > current[1].value else current[1]
+        servers[event.server] = (max(level, current[0]), highest)
 
 
 class _EarlyMinute:

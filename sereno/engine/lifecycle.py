@@ -69,7 +69,8 @@ class Episode(msgspec.Struct, frozen=True):
     alert of the latest of them; `recovered` is the value seen in the minute that resolved it
     (for silence, the seconds since the server's event that ended it).
 
-    `seen` is the latest minute its rule had data for it, `no_data_since` when its data
+    `seen` is the latest minute its rule had data for it and it did not match (the latest
+    with data is the later of that and `last_window`), `no_data_since` when its data
     stopped (once `missing_after` has passed), `ended_by` why it ended (recovered, no data,
     rule removed). `runs` is, per level of its rule, the start of the unbroken run of matching
     minutes at that level or above (None: not in one). `notified_at` is the minute people were
@@ -156,6 +157,7 @@ class _Controls:
         self.flapping: Flapping | None = spec.flapping
         self.inhibited_by = spec.inhibited_by
         self.equal = spec.equal
+        self.single = len(self.holds) == 1  # most rules: no level runs to keep
 
     def level_of(self, severity: str) -> int:
         return self.rank.get(severity, 0)
@@ -163,7 +165,10 @@ class _Controls:
     def runs(
         self, before: tuple[int | None, ...], level: int, start: int, on: bool
     ) -> tuple[int | None, ...]:
-        """Each level's run after a minute matching at `level`; `on`: the runs before go on."""
+        """Each level's run after a minute matching at `level`; `on`: the runs before go on.
+        A rule of one level keeps none: its run is its pending episode's, from its start."""
+        if self.single:
+            return ()
         before = before if len(before) == len(self.holds) else (None,) * len(self.holds)
         return tuple(
             ((run if on and run is not None else start) if index <= level else None)
@@ -196,31 +201,41 @@ class Lifecycle:
         self._on_change = on_change or _ignore  # told of every episode that changes
         self._open: dict[AlertKey, Episode] = {}
         self._flaps: dict[AlertKey, FlapHistory] = {}
+        # a batch run that prints alerts only: changes need no notices, no marks, no record
+        self._unheard = (
+            on_change is None
+            and not keep_resolved
+            and not self._flapping_rules
+            and not self._inhibited_rules
+        )
         self._resolved: list[Episode] = []  # kept only if asked to, until taken
 
     def update(self, result: WindowResult) -> list[Alert]:
         """Take one minute's result; return its alerts that are firing."""
         start = result.start
+        keys = [alert_key(alert) for alert in result.alerts]
         by_key: dict[AlertKey, list[Alert]] = {}
-        for alert in result.alerts:
-            by_key.setdefault(alert_key(alert), []).append(alert)
+        for key, alert in zip(keys, result.alerts, strict=True):
+            by_key.setdefault(key, []).append(alert)
         changed: dict[AlertKey, tuple[Episode, Change]] = {}
+        firing: set[AlertKey] = set()
+        unmatched, opened = result.unmatched, self._open
         for key, alerts in by_key.items():
-            episode, change = self._matched(key, alerts, start, result.unmatched.get(key, ()))
-            self._keep(key, episode, change, changed)
+            episode, change = self._matched(key, alerts, start, unmatched.get(key, ()))
+            opened[key] = episode  # pending or firing: open
+            if change is not None:
+                changed[key] = (episode, change)
+            if episode.state is State.FIRING:
+                firing.add(key)
         for key, episode in list(self._open.items()):
             if key not in by_key:
                 missed, change = self._missed(episode, start, result)
-                self._keep(key, missed, change, changed)
+                if missed is not episode or change is not None:
+                    self._keep(key, missed, change, changed)
         flapped = self._detect_flapping(changed, result.looked_at)
         inhibited = self._detect_inhibition()
         self._tell_changes(start, changed, flapped, inhibited)
-        firing = {key for key in by_key if self._state(key) is State.FIRING}
-        return [alert for alert in result.alerts if alert_key(alert) in firing]
-
-    def _state(self, key: AlertKey) -> State | None:
-        episode = self._open.get(key)
-        return episode.state if episode is not None else None
+        return [alert for key, alert in zip(keys, result.alerts, strict=True) if key in firing]
 
     def _keep(
         self,
@@ -271,8 +286,13 @@ class Lifecycle:
         """The alert's episode after a minute in which its rule matched it."""
         rule = self._rules[key.rule]
         episode = self._open.get(key)
-        level = max(rule.level_of(alert.severity) for alert in alerts)
-        alert, peak = alerts[-1], max(alert.value for alert in alerts)
+        alert = alerts[-1]
+        if len(alerts) == 1:
+            peak = alert.value
+            level = 0 if rule.single else rule.level_of(alert.severity)
+        else:
+            level = max(rule.level_of(one.severity) for one in alerts)
+            peak = max(one.value for one in alerts)
         if episode is None or self._starts_anew(episode, start):
             matched = Episode(
                 key,
@@ -283,7 +303,6 @@ class Lifecycle:
                 peak,
                 1,
                 alert,
-                seen=start,
                 runs=rule.runs((), level, start, on=False),
                 unmatched=unmatched,
             )
@@ -297,14 +316,16 @@ class Lifecycle:
                 windows=episode.windows if same_minute else episode.windows + 1,
                 last=alert,
                 peak=max(episode.peak, peak),
-                seen=start,
-                no_data_since=None,
-                runs=rule.runs(
-                    episode.runs, level, start, on=episode.last_window >= start - WINDOW_SECONDS
-                ),
-                unmatched=unmatched,
             )
+            if not rule.single or unmatched or episode.unmatched or episode.no_data_since:
+                on = episode.last_window >= start - WINDOW_SECONDS
+                runs = rule.runs(episode.runs, level, start, on=on)
+                matched = msgspec.structs.replace(
+                    matched, runs=runs, unmatched=unmatched, no_data_since=None
+                )
             change = None
+        if rule.single:
+            return self._one_level(matched, rule, start, change)
         return self._leveled(matched, rule, start, change)
 
     @staticmethod
@@ -331,6 +352,23 @@ class Lifecycle:
             return moved, Change.ESCALATED if level > before else Change.DEESCALATED
         return moved, Change.DATA_BACK if episode.state is State.NO_DATA else change
 
+    @staticmethod
+    def _one_level(
+        episode: Episode, rule: _Controls, start: int, change: Change | None
+    ) -> tuple[Episode, Change | None]:
+        """`_leveled` for a rule of one level: it fires once its `for:` has held since the
+        pending episode started; a firing one stays as it is."""
+        if episode.state is State.PENDING:
+            if start + WINDOW_SECONDS - episode.started < rule.holds[0]:
+                return episode, change
+            fired = msgspec.structs.replace(
+                episode, state=State.FIRING, fired=start, severity=rule.severities[0]
+            )
+            return fired, Change.FIRED
+        if episode.state is State.NO_DATA:
+            return msgspec.structs.replace(episode, state=State.FIRING), Change.DATA_BACK
+        return episode, change
+
     def _missed(
         self, episode: Episode, start: int, result: WindowResult
     ) -> tuple[Episode | None, Change | None]:
@@ -356,7 +394,7 @@ class Lifecycle:
     ) -> tuple[Episode, Change | None]:
         """A minute without data for an open alert: once `missing_after` has passed since
         its last data, its rule's `on_missing` says what it becomes."""
-        seen = episode.seen if episode.seen is not None else episode.last_window
+        seen = max(episode.seen or episode.last_window, episode.last_window)
         if start - seen < rule.missing_after or episode.no_data_since is not None:
             return episode, None
         since = seen + WINDOW_SECONDS
@@ -443,6 +481,8 @@ class Lifecycle:
     ) -> None:
         """Flag the minute's changes as flapping or inhibited, decide their notices and hand
         them on; then the alerts that started or stopped flapping, or being inhibited."""
+        if self._unheard:
+            return  # nobody is told of changes, and none is kept: what is open is all
         for key, (episode, change) in changed.items():
             self._emit(self._told(self._flagged(key, episode, inhibited), change, start))
         for key, flapping in flapped.items():
@@ -459,6 +499,8 @@ class Lifecycle:
     def _flagged(
         self, key: AlertKey, episode: Episode, inhibited: Mapping[AlertKey, bool]
     ) -> Episode:
+        if key.rule not in self._flapping_rules and key.rule not in self._inhibited_rules:
+            return episode  # neither can be set
         flaps = self._flaps.get(key)
         return msgspec.structs.replace(
             episode,

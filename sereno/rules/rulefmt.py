@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
@@ -164,17 +165,17 @@ class RuleSpec:
     def kind(self) -> str:
         return rule_kind(self.majority, self.absent)
 
-    @property
+    @cached_property
     def severity(self) -> Severity:
         """The least severe of its levels: the severity it fires at, at the least."""
         return self.levels[0].severity
 
-    @property
+    @cached_property
     def condition(self) -> Condition:
         """The condition of its least severe level (of its only one, for most rules)."""
         return self.levels[0].condition
 
-    @property
+    @cached_property
     def components(self) -> frozenset[str] | None:
         """The only components its conditions can match; None when any can."""
         found: set[str] = set()
@@ -184,7 +185,7 @@ class RuleSpec:
             found |= condition.components
         return frozenset(found)
 
-    @property
+    @cached_property
     def conditions(self) -> tuple[Condition, ...]:
         """Every condition it evaluates: its levels', then its recovery condition."""
         recovery = (self.recover_when,) if self.recover_when is not None else ()
