@@ -9,7 +9,7 @@ import getpass
 import socket
 
 from sereno.cli.options import read_tokens
-from sereno.notify.client import ServiceClient
+from sereno.serve.client import ServiceClient
 
 
 def add_service_options(parser: argparse.ArgumentParser) -> None:

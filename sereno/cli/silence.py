@@ -10,9 +10,10 @@ import msgspec
 
 from sereno.cli.options import EXIT_OK, Parser
 from sereno.cli.remote import add_service_options, default_author, service_client
-from sereno.notify.client import ServiceClient, ShownSilence
 from sereno.notify.matchers import parse_matcher
 from sereno.notify.silences import parse_silence_duration
+from sereno.serve.answers import SilenceAnswer, SilenceRequest
+from sereno.serve.client import ServiceClient
 from sereno.stderr import to_stderr
 from sereno.text import counted, iso_time
 
@@ -75,16 +76,16 @@ def command(argv: Sequence[str]) -> int:
 
 def _add(client: ServiceClient, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     matchers = [parse_matcher(text) for text in args.matchers]  # said here, not after a request
-    request: dict[str, object] = {
-        "matchers": args.matchers,
-        "created_by": args.author or default_author(),
-        "comment": args.comment,
-    }
     if args.duration is not None:
         parse_silence_duration(args.duration)
-        request["duration"] = args.duration
-    else:
-        request["ends_at"] = _seconds(args.until, parser)
+    ends_at = _seconds(args.until, parser) if args.until is not None else None
+    request = SilenceRequest(
+        args.matchers,
+        args.author or default_author(),
+        args.comment,
+        ends_at=ends_at,
+        duration=args.duration,
+    )
     made = client.add_silence(request)
     print(made.id)
     to_stderr(
@@ -116,7 +117,7 @@ def _list(client: ServiceClient, everything: bool, form: str) -> int:
     return EXIT_OK
 
 
-def _described(silence: ShownSilence) -> str:
+def _described(silence: SilenceAnswer) -> str:
     ends = silence.expired_at if silence.expired_at is not None else silence.ends_at
     return (
         f"{', '.join(silence.matchers)} from {_second(silence.starts_at)} to {_second(ends)}, "
