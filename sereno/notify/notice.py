@@ -60,13 +60,9 @@ class Notice(msgspec.Struct, frozen=True):
     def labels(self) -> dict[str, str]:
         """Alertmanager's labels: what makes this alert this alert, and the event's extra
         fields the rules read (which never stand for one of these)."""
-        labels = {**self.extra_labels, "alertname": self.rule, "severity": self.severity}
-        labels["service"] = self.service
-        if self.server:
-            labels["server"] = self.server
-        if self.component:
-            labels["component"] = self.component
-        return labels
+        return alert_labels(
+            self.rule, self.severity, self.service, self.server, self.component, self.extra_labels
+        )
 
     @property
     def annotations(self) -> dict[str, str]:
@@ -154,6 +150,18 @@ class Notice(msgspec.Struct, frozen=True):
         if self.no_data_since is not None:
             return f"{self.summary} - no data since {_clock(self.no_data_since)}"
         return self.summary
+
+
+def alert_labels(
+    rule: str, severity: str, service: str, server: str, component: str, extra: dict[str, str]
+) -> dict[str, str]:
+    """An alert's labels, as notices carry them and silences and windows match them."""
+    labels = {**extra, "alertname": rule, "severity": severity, "service": service}
+    if server:
+        labels["server"] = server
+    if component:
+        labels["component"] = component
+    return labels
 
 
 _TITLES = {

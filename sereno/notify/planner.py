@@ -17,7 +17,7 @@ from sereno.notify.config import NotifyConfig, ReceiverSpec
 from sereno.notify.grouping import Groups
 from sereno.notify.maintenance import in_maintenance
 from sereno.notify.matchers import matches
-from sereno.notify.notice import FIRING, RESOLVED, Notice
+from sereno.notify.notice import FIRING, RESOLVED, Notice, alert_labels
 from sereno.notify.silencing import Silences
 from sereno.notify.summary import summarize
 from sereno.notify.timeintervals import contains
@@ -92,12 +92,14 @@ class Planner:
         """The ids of the active silences that select this alert."""
         if self.silences is None or not self.silences.any_active():
             return []
-        return self.silences.silencing(self.notice(episode, "fired", episode.started).labels)
+        return self.silences.silencing(_labels_of(episode))
 
     def maintenance_of(self, episode: Episode, now: float) -> str | None:
         """The maintenance window that keeps this alert from people at `now`, if any."""
-        labels = self.notice(episode, "fired", episode.started).labels
-        window = in_maintenance(self.config.maintenance_windows, labels, now)
+        windows = self.config.maintenance_windows
+        if not windows:
+            return None
+        window = in_maintenance(windows, _labels_of(episode), now)
         return window.name if window is not None else None
 
     def _to_receivers(self, notice: Notice) -> list[tuple[str, Notice]]:
@@ -227,6 +229,14 @@ class Planner:
         # a severity no longer in the rules is told rather than kept quiet
         rank = self._rank.get(notice.severity, len(self._rank))
         return rank >= self._rank.get(spec.min_severity, 0)
+
+
+def _labels_of(episode: Episode) -> dict[str, str]:
+    """The labels its notices would carry, without rendering a notice."""
+    key, alert = episode.key, episode.last
+    component = getattr(alert, "component", "")
+    extra = getattr(alert, "labels", None) or {}
+    return alert_labels(key.rule, episode.severity, key.service, key.server, component, extra)
 
 
 def _on_duty(spec: ReceiverSpec, at: int) -> bool:
