@@ -290,10 +290,9 @@ class LiveCore:
         self._last_minute = start
         if self._planner is None:
             return
-        firing = self._engine.firing()
         if self._planner.reminds:
-            self._reminders += self._planner.repeats(firing, start, previous)
-        self._reminders += self._planner.unsilenced(firing, start)
+            self._reminders += self._planner.repeats(self._engine.firing(), start, previous)
+        self._reminders += self._planner.unsilenced(self._engine.firing, start)
         self._reminders += self._planner.due_groups(start)
 
     def _step(self, evaluated: list[int], now: float) -> Step:

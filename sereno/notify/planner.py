@@ -7,7 +7,7 @@ notice in its group until the group is due (`notify.grouping`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 
@@ -72,20 +72,22 @@ class Planner:
             planned += self._to_receivers(self.notice(episode, episode.tell, at))
         return planned
 
-    def unsilenced(self, firing: Iterable[Episode], start: int) -> list[tuple[str, Notice]]:
+    def unsilenced(
+        self, firing: Callable[[], Iterable[Episode]], start: int
+    ) -> list[tuple[str, Notice]]:
         """The alerts still firing (and told of) that silences covered until they ended,
         since the last call: told again now, in the minute at `start`, unless another
-        silence still covers them."""
+        silence still covers them. `firing` is asked for only when a silence has ended."""
         ended = self.silences.ended() if self.silences is not None else []
         if not ended:
             return []
         planned = []
-        for episode in firing:
+        for episode in firing():
             if episode.notified_at is None or episode.muted or not episode.is_open:
                 continue
-            notice = self.notice(episode, "unsilenced", start)
-            if any(matches(silence.matchers, notice.labels) for silence in ended):
-                planned += self._to_receivers(notice)
+            labels = _labels_of(episode)
+            if any(matches(silence.matchers, labels) for silence in ended):
+                planned += self._to_receivers(self.notice(episode, "unsilenced", start))
         return planned
 
     def silenced_by(self, episode: Episode) -> list[str]:
