@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -389,23 +388,25 @@ def read_history(path: str | Path, query: HistoryQuery) -> bytes:
             snapshot = (
                 connection.execute("SELECT body FROM snapshot").fetchone() if firing else None
             )
+            ids = [episode_id(AlertKey(*row[:3]), row[3]) for row in rows]
+            acked = _acks_of(connection, ids)
         finally:
             connection.execute("COMMIT")
     current = _open_records(snapshot[0]) if snapshot is not None else {}
     records = [current.get((*row[:3], row[3]), row[5]) for row in rows]
-    return b"[" + b",".join(_with_acks(path, rows, records)) + b"]"
+    return b"[" + b",".join(_with_acks(ids, acked, records)) + b"]"
 
 
-def _with_acks(
-    path: str | Path, rows: Sequence[tuple[Any, ...]], records: list[bytes]
-) -> list[bytes]:
-    """The records, each with its acknowledgement if someone had the alert."""
-    ids = [episode_id(AlertKey(*row[:3]), row[3]) for row in rows]
+def _acks_of(connection: sqlite3.Connection, ids: list[str]) -> dict[str, bytes]:
+    """The saved acknowledgements of the alerts `ids`, by id."""
     if not ids:
-        return records
+        return {}
     marks = ",".join("?" * len(ids))
-    with closing(connect(path)) as connection:
-        acked = dict(connection.execute(f"SELECT id, body FROM acks WHERE id IN ({marks})", ids))
+    return dict(connection.execute(f"SELECT id, body FROM acks WHERE id IN ({marks})", ids))
+
+
+def _with_acks(ids: list[str], acked: dict[str, bytes], records: list[bytes]) -> list[bytes]:
+    """The records, each with its acknowledgement if someone had the alert."""
     if not acked:
         return records
     encoder, ack_decoder = msgspec.json.Encoder(), msgspec.msgpack.Decoder(AckRecord)
