@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 from sereno.engine.records import AckRecord
 from sereno.errors import SerenoError
+from sereno.notify.silences import length_problem
 from sereno.state.records import KeyedRecords
 
-MAX_TEXT_LENGTH = 1000  # of who and why, shown with the alert
 DEFAULT_RETENTION = 30 * 24 * 3600.0  # seconds an ack is kept, for the history
 
 
@@ -40,10 +40,9 @@ class Acks:
 
     def ack(self, alert_id: str, severity: str, by: str, comment: str) -> AckRecord:
         for field, text in (("by", by), ("comment", comment)):
-            if len(text) > MAX_TEXT_LENGTH:
-                raise AckError(
-                    f"{field} is {len(text)} characters long, more than {MAX_TEXT_LENGTH}"
-                )
+            problem = length_problem(field, text)
+            if problem is not None:
+                raise AckError(problem)
         if not by.strip():
             raise AckError("say who has the alert (by)")
         now = self._clock()

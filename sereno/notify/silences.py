@@ -265,6 +265,11 @@ def _times_problem(silence: Silence) -> str | None:
 def _text_problem(field: str, text: str) -> str | None:
     if not text.strip():
         return f"{field} is empty; say who silences and why"
+    return length_problem(field, text)
+
+
+def length_problem(field: str, text: str) -> str | None:
+    """Why a text people wrote is too long to show with what it is about, if it is."""
     if len(text) > MAX_TEXT_LENGTH:
         return f"{field} is {len(text)} characters long, more than {MAX_TEXT_LENGTH}"
     return None
