@@ -90,3 +90,27 @@ def test_acks_are_refused_with_the_reason(start_server: Callable[..., Server]) -
     unknown = run_sereno("ack", "nope", "--url", server.url)
     assert unknown.returncode == 2
     assert unknown.stderr == (f"sereno: {url} answered 404: no open alert has the id 'nope'\n")
+
+
+def test_a_bad_acknowledgement_of_an_open_alert_is_a_400_with_the_reason(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server()
+    server.post_lines(disk("inbox_01", 0.95, 0))
+    [alert] = server.alerts_until(bool)
+    url = f"{server.url}/api/alerts/{alert['id']}/ack"
+    cases: list[tuple[bytes, str]] = [
+        (b"\xff\xfe", "not an acknowledgement"),
+        (b'{"by": ""}', "$.by"),
+        (b'{"by": "   "}', "$.by"),
+        (b'{"by": "ana", "comment": "' + b"x" * 1001 + b'"}', "$.comment"),
+        (b'{"by": "ana", "team": "x"}', "team"),
+        (b"[1, 2]", "not an acknowledgement"),
+    ]
+    for body, reason in cases:
+        answer = httpx.post(url, content=body, headers={"content-type": "application/json"})
+        assert answer.status_code == 400, (body, answer.text)
+        assert reason in answer.json()["error"], (body, answer.text)
+    too_large = httpx.post(url, content=b'{"by": "' + b"a" * 20_000 + b'"}')
+    assert too_large.status_code == 413
+    assert server.get("/alerts").json()[0]["ack"] is None  # none of them was taken
