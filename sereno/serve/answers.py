@@ -38,7 +38,8 @@ class OpenAlert(msgspec.Struct):
     level change; for a majority alert, the servers that matched and those that reported and
     did not; `silenced_by` the ids of the active silences that keep it from people. `id` is
     its short id (the same for the whole episode), `ack` who has it, `in_maintenance` the
-    maintenance window that keeps it from people now."""
+    maintenance window that keeps it from people now; for a majority alert,
+    `active_servers` is how many of the service's servers were active."""
 
     rule: str
     severity: str
@@ -59,6 +60,7 @@ class OpenAlert(msgspec.Struct):
     id: str = ""
     ack: AckRecord | None = None
     in_maintenance: str | None = None
+    active_servers: int | None = None  # a majority alert's active servers
 
     @classmethod
     def of(
@@ -92,6 +94,7 @@ class OpenAlert(msgspec.Struct):
             id=episode.id,
             ack=ack,
             in_maintenance=in_maintenance,
+            active_servers=getattr(episode.last, "active", None),
         )
 
 
@@ -173,6 +176,147 @@ class AckAnswer(msgspec.Struct):
     @classmethod
     def of(cls, alert_id: str, ack: AckRecord) -> AckAnswer:
         return cls(alert_id, ack.by, ack.at, ack.comment, ack.severity)
+
+
+class StatusCounts(msgspec.Struct):
+    """What the evaluator has done since the service started."""
+
+    events_evaluated: int
+    late_events: int
+    ahead_events: int
+    evaluation_errors: int
+    windows_evaluated: int
+    condition_errors: int
+
+
+class ServiceStatus(msgspec.Struct):
+    """What the service runs: its version, its rules file and how far it has evaluated
+    (`evaluated_before`: every minute before it, in event time)."""
+
+    version: str
+    source: str
+    rules: int
+    evaluated_before: float | None
+    tokens_required: bool
+    counts: StatusCounts
+
+
+class SeverityAnswer(msgspec.Struct):
+    """A severity of the rules file, its colour as `#rrggbb` (None: not coloured)."""
+
+    name: str
+    description: str
+    color: str | None
+
+
+class RuleAnswer(msgspec.Struct):
+    """A rule: its kind (`per-server`, `majority`, `absent`), its severities (least severe
+    first), the components it reads (None: every one) and its condition as written."""
+
+    name: str
+    kind: str
+    severities: list[str]
+    components: list[str] | None
+    condition: str
+    description: str
+
+
+class RulesAnswer(msgspec.Struct):
+    source: str
+    severities: list[SeverityAnswer]
+    rules: list[RuleAnswer]
+
+
+class ComponentReading(msgspec.Struct):
+    """A component's latest value on a server, when it was sent, and the rules whose
+    condition it met in the latest minute evaluated."""
+
+    component: str
+    value: float | int
+    at: float
+    matched_by: list[str]
+
+
+class ServerReading(msgspec.Struct):
+    """A server as the latest minutes saw it: `quiet` once it has sent nothing for longer
+    than the fleet's `quiet_after`."""
+
+    server: str
+    last_report: float
+    active: bool
+    quiet: bool
+    components: list[ComponentReading]
+
+
+class ServiceReading(msgspec.Struct):
+    service: str
+    servers: list[ServerReading]
+
+
+class FleetAnswer(msgspec.Struct):
+    """The fleet, service by server, as of `evaluated_before` (event time)."""
+
+    evaluated_before: float | None
+    quiet_after: float
+    services: list[ServiceReading]
+
+
+class AlertMinute(msgspec.Struct):
+    """One evaluated minute of an alert: the value its rule saw (None: no sample), whether
+    the condition held, and the alert's severity and state after it."""
+
+    minute: int
+    value: float | int | None
+    matched: bool
+    severity: str
+    state: str
+
+
+class NotificationSent(msgspec.Struct):
+    """One attempt to tell a receiver of an alert: `outcome` is sent, failed or dropped."""
+
+    receiver: str
+    at: float
+    outcome: str
+    detail: str
+    title: str
+
+
+class AlertDetail(msgspec.Struct):
+    """One alert: as it is now (`alert`, None once it has ended), its episode as the history
+    keeps it, its minutes, the notifications sent of it, who has it and the silences that
+    select it."""
+
+    alert: OpenAlert | None
+    episode: EpisodeRecord | None
+    minutes: list[AlertMinute]
+    notifications: list[NotificationSent]
+    ack: AckAnswer | None
+    silences: list[SilenceAnswer]
+
+
+class ReceiverAnswer(msgspec.Struct):
+    """A receiver and what its delivery has done since the service started (`queued` is what
+    waits now); the last error with secrets left out."""
+
+    name: str
+    type: str
+    queued: int
+    sent: int
+    failed: int
+    retried: int
+    dropped: int
+    last_sent_at: float | None
+    last_error: str | None
+    last_error_at: float | None
+
+
+class DrillAnswer(msgspec.Struct):
+    """A test notification sent to a receiver now: whether it took it, and if not, why."""
+
+    receiver: str
+    ok: bool
+    error: str | None
 
 
 class Problem(msgspec.Struct):
@@ -373,6 +517,7 @@ def schema_components() -> dict[str, Any]:
     """The JSON schemas the routes refer to, for the OpenAPI document's components."""
     types = [Event, IngestAnswer, OpenAlert, EpisodeRecord, DeadLetter, Problem, RulesRefused]
     types += [SilenceRequest, SilenceAnswer, SilenceListAnswer, AckRequest, AckAnswer]
+    types += [ServiceStatus, RulesAnswer, FleetAnswer, AlertDetail, ReceiverAnswer, DrillAnswer]
     _, components = msgspec.json.schema_components(
         [*types, RulesReloaded, Status], ref_template=SCHEMAS
     )
