@@ -148,7 +148,9 @@ def open_page(browser: Browser, browser_log: BrowserLog) -> Iterator[OpenPage]:
     contexts: list[BrowserContext] = []
 
     def open_one(**options: Any) -> Page:
-        context = browser.new_context(viewport=WIDE, **options)  # type: ignore[arg-type]
+        # times are shown in UTC, as the tests work them out, whatever this machine's zone
+        settings: dict[str, Any] = {"viewport": WIDE, "timezone_id": "UTC", **options}
+        context = browser.new_context(**settings)
         contexts.append(context)
         page = context.new_page()
         browser_log.watch(page)
@@ -247,9 +249,7 @@ class PageService:
         events.write_text("".join(json.dumps(record) + "\n" for record in records))
         options = ["--url", f"{self.url}/events"]
         if self.token is not None:
-            token_file = self.folder / "push-token"
-            token_file.write_text(self.token + "\n")
-            options += ["--token-file", str(token_file)]
+            options += ["--token-file", str(self.folder / "tokens")]
         pushed = run_sereno("push", events, *options)
         assert pushed.returncode == 0, pushed.stderr
         self.pushed = end
@@ -263,10 +263,15 @@ class PageService:
             time.sleep(0.05)
 
 
-def start_page_service(folder: Path, *options: str, token: str | None = None) -> PageService:
-    """A service in `folder` (its state file, its config), fed the scenario's first minutes,
-    once it shows what they make: the three alerts open and inbox05's episode over."""
+def start_page_service(folder: Path, token: str | None = None) -> PageService:
+    """A service in `folder` (its state file, its config), needing `token` if given, fed the
+    scenario's first minutes, once it shows what they make: the three alerts open and
+    inbox05's episode over."""
     folder.mkdir(parents=True, exist_ok=True)
+    options: list[str] = []
+    if token is not None:
+        (folder / "tokens").write_text(token + "\n")
+        options = ["--token-file", str(folder / "tokens")]
     webhook = HttpReceiver()
     config = folder / "sereno.yaml"
     config.write_text(CONFIG.format(url=webhook.url))
@@ -311,6 +316,18 @@ def stop_page_service(service: PageService) -> None:
             process.kill()
             process.wait()
     service.webhook.stop()
+
+
+def alert_ids(service: PageService) -> dict[str, str]:
+    """The open alerts' ids, by server (by service for a majority alert)."""
+    alerts: list[dict[str, Any]] = service.get("/alerts").json()
+    return {alert["server"] or alert["service"]: alert["id"] for alert in alerts}
+
+
+def told_of(body: Any) -> list[str]:
+    """The servers (services, for a majority alert) of the alerts a webhook's body tells of."""
+    labels = [alert["labels"] for alert in body["alerts"]]
+    return [label.get("server") or label.get("service", "") for label in labels]
 
 
 @pytest.fixture(scope="module")
