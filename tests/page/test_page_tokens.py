@@ -50,7 +50,8 @@ def test_the_page_asks_for_the_token_and_works_once_given(
     expect(page.locator("tr.alert")).to_have_count(0)
 
     token.fill("not-the-token")
-    dialog.get_by_role("button", name="Use token").click()
+    with page.expect_response(lambda answer: answer.status == 401):
+        dialog.get_by_role("button", name="Use token").click()
     # refused: it asks again
     expect(page.get_by_label("Access token", exact=True)).to_be_visible()
 
