@@ -38,6 +38,18 @@ def row(page: Page, alert_id: str) -> Locator:
     return page.locator(f'tr.alert[data-alert-id="{alert_id}"]')
 
 
+QUIET = re.compile(r"^Quiet alerts \(\d+\)$")
+
+
+def quiet_summary(page: Page) -> Locator:
+    """The summary of the folded section of the quiet alerts (not a majority alert's own)."""
+    return page.locator("details > summary").filter(has_text=QUIET)
+
+
+def quiet_alerts(page: Page) -> Locator:
+    return page.locator("details").filter(has=quiet_summary(page))
+
+
 def choose(form: Locator, name: str, value: str) -> None:
     """Pick `value` in the filter `name`: a `<select>` labelled so, or a group of that name
     of checkboxes each labelled by its value."""
@@ -180,9 +192,8 @@ def test_a_silence_made_from_the_page_marks_the_alert_and_keeps_it_from_the_webh
     silence_id = made.value.json()["id"]
     expect(dialog).to_be_hidden()
     expect(disk.locator(".mark-silenced")).to_have_text("silenced", timeout=LIVE)
-    quiet = page.locator("details").filter(has=page.locator("summary", has_text="Quiet alerts"))
-    expect(quiet.locator("summary")).to_have_text("Quiet alerts (1)")
-    expect(quiet.locator(f'tr.alert[data-alert-id="{ids["pdf01"]}"]')).to_have_count(1)
+    expect(quiet_summary(page)).to_have_text("Quiet alerts (1)")
+    expect(quiet_alerts(page).locator(f'tr.alert[data-alert-id="{ids["pdf01"]}"]')).to_have_count(1)
     silenced = {alert["id"]: alert["silenced_by"] for alert in service.get("/alerts").json()}
     assert silenced[ids["pdf01"]] == [silence_id]
 
@@ -246,5 +257,4 @@ def test_an_alert_acknowledged_elsewhere_is_marked_on_the_open_page_within_2_s(
     expect(row(page, majority).locator(".mark-acked")).to_have_text(
         "acknowledged by carol", timeout=LIVE
     )
-    quiet = page.locator("details").filter(has=page.locator("summary", has_text="Quiet alerts"))
-    expect(quiet.locator("summary")).to_have_text("Quiet alerts (3)", timeout=LIVE)
+    expect(quiet_summary(page)).to_have_text("Quiet alerts (3)", timeout=LIVE)
