@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from playwright.sync_api import (
     Playwright,
     Request,
     Response,
+    expect,
     sync_playwright,
 )
 
@@ -168,6 +170,21 @@ def open_page(browser: Browser, browser_log: BrowserLog) -> Iterator[OpenPage]:
 def page(open_page: OpenPage) -> Page:
     """A page with scripts, 1280 by 900 pixels."""
     return open_page()
+
+
+UPDATED = re.compile(r"Updated \d\d:\d\d:\d\d")
+
+
+def show(page: Page, url: str) -> None:
+    """Go to `url` and wait for the page's script to have shown it (the server's HTML comes
+    first): then what is clicked is what stays."""
+    page.goto(url)
+    expect(page.locator("#live-status")).to_have_text(UPDATED)
+
+
+def reload_shown(page: Page) -> None:
+    page.reload()
+    expect(page.locator("#live-status")).to_have_text(UPDATED)
 
 
 Shoot = Callable[[Page, str], None]

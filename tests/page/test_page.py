@@ -21,6 +21,8 @@ from .conftest import (
     PageService,
     Shoot,
     alert_ids,
+    reload_shown,
+    show,
     told_of,
 )
 from conftest import DATA, run_sereno
@@ -106,7 +108,7 @@ def test_filtering_by_severity_changes_the_list_and_the_url_and_a_reload_keeps_i
     page: Page, service: PageService
 ) -> None:
     ids = alert_ids(service)
-    page.goto(service.url + "/")
+    show(page, service.url + "/")
     expect(rows(page)).to_have_count(3)
     filters = page.get_by_role("search", name="Filter alerts")
     choose(filters, "Severity", "HIGH")
@@ -114,7 +116,7 @@ def test_filtering_by_severity_changes_the_list_and_the_url_and_a_reload_keeps_i
     expect(row(page, ids["InboxService"])).to_have_count(1)
     expect(page).to_have_url(re.compile(r"[?&]severity=HIGH(&|$)"))
 
-    page.reload()
+    reload_shown(page)
     expect(rows(page)).to_have_count(1)
     expect(row(page, ids["InboxService"])).to_have_count(1)
     assert chosen(page.get_by_role("search", name="Filter alerts"), "Severity") == ["HIGH"]
@@ -124,14 +126,14 @@ def test_filtering_by_service_changes_the_list_and_the_url_and_a_reload_keeps_it
     page: Page, service: PageService
 ) -> None:
     ids = alert_ids(service)
-    page.goto(service.url + "/?view=alerts")
+    show(page, service.url + "/?view=alerts")
     expect(rows(page)).to_have_count(3)
     choose(page.get_by_role("search", name="Filter alerts"), "Service", "ReportPDFGenerator")
     expect(rows(page)).to_have_count(1)
     expect(row(page, ids["pdf01"])).to_have_count(1)
     expect(page).to_have_url(re.compile(r"[?&]service=ReportPDFGenerator(&|$)"))
 
-    page.reload()
+    reload_shown(page)
     expect(rows(page)).to_have_count(1)
     expect(row(page, ids["pdf01"])).to_have_count(1)
     filters = page.get_by_role("search", name="Filter alerts")
@@ -142,7 +144,7 @@ def test_a_majority_alert_says_how_many_servers_and_its_page_lists_them(
     page: Page, service: PageService, shoot: Shoot
 ) -> None:
     majority = alert_ids(service)["InboxService"]
-    page.goto(service.url + "/")
+    show(page, service.url + "/")
     load = row(page, majority)
     expect(load).to_contain_text("3 of 5 servers")
     load.get_by_role("link", name=LOAD).click()
@@ -159,7 +161,7 @@ def test_at_400_pixels_wide_the_alerts_view_does_not_overflow(
     open_page: OpenPage, service: PageService, shoot: Shoot
 ) -> None:
     page = open_page(viewport=NARROW)
-    page.goto(service.url + "/")
+    show(page, service.url + "/")
     expect(rows(page)).to_have_count(3)
     width = page.evaluate("document.scrollingElement.scrollWidth")
     assert width <= NARROW["width"] + 1
@@ -170,7 +172,7 @@ def test_a_silence_made_from_the_page_marks_the_alert_and_keeps_it_from_the_webh
     page: Page, service: PageService, shoot: Shoot
 ) -> None:
     ids = alert_ids(service)
-    page.goto(service.url + "/")
+    show(page, service.url + "/")
     disk = row(page, ids["pdf01"])
     disk.get_by_role("button", name="Silence").click()
     dialog = page.get_by_role("dialog", name="New silence")
@@ -215,7 +217,7 @@ def test_a_silence_made_from_the_page_marks_the_alert_and_keeps_it_from_the_webh
 def test_the_silences_view_lists_the_silence_with_extend_and_expire(
     page: Page, service: PageService, shoot: Shoot
 ) -> None:
-    page.goto(service.url + "/?view=silences")
+    show(page, service.url + "/?view=silences")
     expect(page.get_by_role("button", name="New silence")).to_be_visible()
     expect(page.get_by_role("button", name="Extend")).to_have_count(1)
     expect(page.get_by_role("button", name="Expire")).to_have_count(1)
@@ -227,7 +229,7 @@ def test_an_alert_acknowledged_from_the_page_is_marked_without_a_reload(
     page: Page, service: PageService
 ) -> None:
     ids = alert_ids(service)
-    page.goto(service.url + "/")
+    show(page, service.url + "/")
     disk = row(page, ids["fb01"])
     disk.get_by_role("button", name="Acknowledge").click()
     dialog = page.get_by_role("dialog").filter(has=page.get_by_label("Your name", exact=True))
@@ -249,9 +251,8 @@ def test_an_alert_acknowledged_elsewhere_is_marked_on_the_open_page_within_2_s(
     page: Page, service: PageService
 ) -> None:
     majority = alert_ids(service)["InboxService"]
-    page.goto(service.url + "/")
+    show(page, service.url + "/")
     expect(row(page, majority)).to_have_count(1)
-    expect(page.locator("#live-status")).to_have_text(re.compile(r"Updated"))
     acked = run_sereno("ack", majority, "--author", "carol", "--url", service.url)
     assert acked.returncode == 0, acked.stderr
     expect(row(page, majority).locator(".mark-acked")).to_have_text(

@@ -13,7 +13,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from .conftest import SCENARIO_MINUTES, OpenPage, PageService, Shoot, alert_ids
+from .conftest import SCENARIO_MINUTES, OpenPage, PageService, Shoot, alert_ids, show
 
 DISK = "Disk consumption exceeds 90%"
 LIVE = 2000  # ms: how soon the page shows what the API says, without a reload
@@ -31,7 +31,7 @@ def hh_mm(timestamp: int) -> str:
 def test_the_fleet_shows_each_service_s_servers_the_passive_one_marked(
     page: Page, service: PageService, shoot: Shoot
 ) -> None:
-    page.goto(service.url + "/?view=fleet")
+    show(page, service.url + "/?view=fleet")
     main = page.locator("main")
     expect(main.locator("table caption")).to_have_text(list(SERVERS))
     for name, servers in SERVERS.items():
@@ -52,7 +52,7 @@ def test_a_resolved_episode_is_on_the_history_timeline(
 ) -> None:
     records: list[dict[str, Any]] = service.get("/alerts/history").json()
     [over] = [record for record in records if record["server"] == "inbox05"]
-    page.goto(service.url + "/?view=history")
+    show(page, service.url + "/?view=history")
     timeline = page.get_by_role("region", name="Timeline")
     episode = timeline.locator(f'[data-episode-id="{over["id"]}"]')
     expect(episode).to_have_count(1)
@@ -77,7 +77,7 @@ def test_a_resolved_episode_is_on_the_history_timeline(
 def test_send_a_test_from_the_receivers_view_reaches_the_webhook(
     page: Page, service: PageService, shoot: Shoot
 ) -> None:
-    page.goto(service.url + "/?view=receivers")
+    show(page, service.url + "/?view=receivers")
     ops = page.locator('tr[data-receiver="ops"]')
     expect(ops).to_contain_text("webhook")
     shoot(page, "receivers")
@@ -125,7 +125,7 @@ def test_without_scripts_the_alerts_and_the_fleet_are_shown_read_only(
 def test_a_server_that_goes_quiet_is_marked_on_the_fleet_within_2_s(
     page: Page, service: PageService
 ) -> None:
-    page.goto(service.url + "/?view=fleet")
+    show(page, service.url + "/?view=fleet")
     pdf02 = page.locator('tr[data-server="pdf02"]')
     expect(pdf02).to_have_count(1)
     expect(page.locator("tr.quiet")).to_have_count(0)
