@@ -3,8 +3,8 @@ test on any console error or warning, uncaught error or failed request, the real
 serve` fed by the real `sereno push`, and screenshots of each view.
 
 Chromium is the Debian package (`tests/install-peers.sh` installs it), launched by path:
-Playwright's own browsers are never downloaded. One browser serves the whole session and one
-service each test module, so that the browser tests stay quick.
+Playwright's own browsers are never downloaded. One browser serves all the browser tests and
+one service each test module, so that they stay quick.
 """
 
 from __future__ import annotations
@@ -65,13 +65,16 @@ CONFIG = 'receivers:\n  - {{name: ops, type: webhook, url: "{url}", repeat_inter
 # -- the browser ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's driver holds an event loop as running in this
+# thread while it is started, so it is stopped after the last browser test, before other tests
+# run coroutines of their own with asyncio.run.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(
