@@ -259,3 +259,41 @@ def test_an_alert_acknowledged_elsewhere_is_marked_on_the_open_page_within_2_s(
         "acknowledged by carol", timeout=LIVE
     )
     expect(quiet_summary(page)).to_have_text("Quiet alerts (3)", timeout=LIVE)
+
+
+def test_a_silence_is_extended_by_2_hours_then_expired_from_the_silences_view(
+    page: Page, service: PageService
+) -> None:
+    [silence] = service.get("/api/silences").json()["active"]
+    show(page, service.url + "/?view=silences")
+    with page.expect_response(
+        lambda answer: (
+            answer.url.endswith(f"/api/silences/{silence['id']}")
+            and answer.request.method == "DELETE"
+        )
+    ) as expired:
+        page.get_by_role("button", name="Extend").click()
+    assert expired.value.ok
+    # extended: a new silence with the same matchers ending 2 h later, the old one expired
+    [extended] = service.get("/api/silences").json()["active"]
+    assert extended["id"] != silence["id"]
+    assert extended["matchers"] == silence["matchers"]
+    assert extended["ends_at"] == silence["ends_at"] + 2 * 3600
+    expect(page.get_by_role("button", name="Extend")).to_have_count(1)
+
+    with page.expect_response(
+        lambda answer: (
+            answer.url.endswith(f"/api/silences/{extended['id']}")
+            and answer.request.method == "DELETE"
+        )
+    ) as expired:
+        page.get_by_role("button", name="Expire").click()
+    assert expired.value.ok
+    assert service.get("/api/silences").json()["active"] == []
+    expect(page.get_by_role("button", name="Extend")).to_have_count(0, timeout=LIVE)
+
+    # pdf01 is no longer silenced: only the two acknowledged alerts are quiet
+    show(page, service.url + "/")
+    expect(quiet_summary(page)).to_have_text("Quiet alerts (2)")
+    pdf01 = row(page, alert_ids(service)["pdf01"])
+    expect(pdf01.get_by_role("button", name="Silence")).to_be_visible()
