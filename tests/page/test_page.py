@@ -1,8 +1,8 @@
 """The alerts view of the web page and one alert's page, in Chromium, against the real service
 fed the scenario of `data/scenarios/page_fleet.jsonl` (see `page_fleet.py`): three alerts open,
 InboxService's load (a majority, 3 of 5 servers, HIGH) and the disks of pdf01 and fb01
-(MEDIUM). The tests of this module share the service and run in order: the silence and the
-acknowledgements come last.
+(MEDIUM). The tests of this module share the service and run in order: the silence, the
+acknowledgements and the silence extended then expired come last.
 
 The page's changes are waited for with Playwright's `expect`, each with a deadline; a change
 made through the API must show within 2 s without a reload (the page polls every second)."""
