@@ -51,7 +51,7 @@ class ReceiverApi:
 
     async def test(self, name: str) -> Response:
         config = self._notifications.config  # as it is now: a reload may change it
-        spec = next((spec for spec in config.receivers if spec.name == name), None)
+        spec = config.receiver(name)
         if spec is None:
             return json_answer(404, Problem(f"no receiver is named {name!r}"))
         notice = drill_notice(config, self._ruleset(), time.time(), "Sereno's page")
