@@ -42,8 +42,8 @@ from sereno.notify.silences import Silence
 from sereno.notify.silencing import Silences
 from sereno.serve.app import create_app
 from sereno.serve.config import ServerConfig
-from sereno.serve.handlers import Served
 from sereno.serve.metrics import Metrics
+from sereno.serve.readings import Served
 from sereno.serve.reload import RulesReload
 from sereno.sinks.alertslog import ChangeLog
 from sereno.state.records import KeyedRecords
