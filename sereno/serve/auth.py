@@ -28,7 +28,8 @@ def is_open(path: str) -> bool:
 
 
 def carries_token(headers: Mapping[str, str] | Headers, tokens: frozenset[str]) -> bool:
-    """Whether the request's `Authorization` header is a bearer one of `tokens`."""
+    """Whether the request's `Authorization` header is a bearer one of `tokens` (`headers`:
+    a request's, or a mapping with names in lower case)."""
     return _bearer_among(headers.get("authorization"), tokens)
 
 
