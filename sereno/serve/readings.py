@@ -10,7 +10,7 @@ notifications and the state file.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import msgspec
@@ -73,15 +73,8 @@ class Readings:
         self._history_decoder = msgspec.json.Decoder(list[EpisodeRecord])
 
     def status_answer(self) -> ServiceStatus:
-        live, stats = self._live, self._live.stats
-        counts = StatusCounts(
-            events_evaluated=stats.events_evaluated,
-            late_events=stats.late_events,
-            ahead_events=stats.ahead_events,
-            evaluation_errors=stats.evaluation_errors,
-            windows_evaluated=stats.windows_evaluated,
-            condition_errors=stats.condition_errors,
-        )
+        live = self._live
+        counts = StatusCounts(**asdict(live.stats))  # the same counters, by the same names
         ruleset = live.ruleset
         evaluated_before = live.evaluated_before
         return ServiceStatus(
