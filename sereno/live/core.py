@@ -23,16 +23,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TypeVar
 
-from sereno.engine.alerts import alert_key
+from sereno.engine.alerts import AlertKey, alert_key
 from sereno.engine.engine import Engine
 from sereno.engine.lifecycle import Episode, WindowResult, dropped, episodes_in_order
 from sereno.engine.windows import WINDOW_SECONDS, Misfits, Window, Windows
 from sereno.errors import SerenoError
 from sereno.events.schema import Event
 from sereno.events.times import DEFAULT_MAX_CLOCK_SKEW, ahead_reason
-from sereno.live.fleet import DEFAULT_QUIET_AFTER, Fleet, FleetView
+from sereno.live.fleet import DEFAULT_QUIET_AFTER, Fleet, FleetSnapshot
 from sereno.notify.notice import Notice
 from sereno.notify.planner import Planner
 from sereno.rules.rulefmt import RuleSet, RuleSpec
@@ -68,7 +69,7 @@ class Checkpoint:
     changes: list[Episode]  # each alert's state as it changed, in order
     outgoing: list[Outgoing]  # the notifications the changes and reminders call for
     open_alerts: list[Episode]  # to show once saved and told
-    fleet: FleetView  # to show with them
+    fleet: FleetSnapshot  # to show with them
     minutes: list[AlertMinute] = field(default_factory=list)  # of the minutes evaluated
     prune_minutes_before: int | None = None  # the alerts' minutes to drop, if any
 
@@ -149,8 +150,8 @@ class LiveCore:
         self._excuse_silence = False  # after a restart: the downtime is no server's silence
         self._early_start: int | None = None  # the minute the rules have looked at early
         self._fleet = Fleet(ruleset.rules, quiet_after)
-        self._fleet_view: FleetView | None = None  # the latest, while no minute changes it
         self._minutes: list[AlertMinute] = []  # since the last checkpoint
+        self._alert_ids = _AlertIds()
         self._prune_before: int | None = None  # the alerts' minutes to drop at the checkpoint
         self._next_prune = float("-inf")
 
@@ -305,17 +306,15 @@ class LiveCore:
         if found is None or found.start != window.start:
             return
         self._fleet.add(window, found.alerts)
-        self._fleet_view = None
-        self._minutes += alert_minutes(found, self._engine.lifecycle.still_open(), changes)
+        open_alerts = self._engine.lifecycle.still_open()
+        self._minutes += alert_minutes(found, open_alerts, changes, self._alert_ids.of)
         if window.start >= self._next_prune:
             self._prune_before = window.start - MINUTES_KEPT
             self._next_prune = window.start + PRUNE_EVERY
 
-    def fleet(self) -> FleetView:
+    def fleet(self) -> FleetSnapshot:
         """The fleet as of the latest minute evaluated."""
-        if self._fleet_view is None:
-            self._fleet_view = self._fleet.view()
-        return self._fleet_view
+        return self._fleet.snapshot()
 
     def _remind(self, start: int) -> None:
         """Plan the reminders of alerts still firing that are due in the minute at `start`,
@@ -364,16 +363,39 @@ class LiveCore:
             self._changed(dropped(episode, int(ended)))
 
 
+class _AlertIds:
+    """Episodes' short ids, each hashed once rather than once a minute it is open."""
+
+    MOST = 100_000  # ids kept, beyond which they are forgotten and hashed again as needed
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[AlertKey, int], str] = {}
+
+    def of(self, episode: Episode) -> str:
+        known, identity = self._known, (episode.key, episode.started)
+        alert_id = known.get(identity)
+        if alert_id is None:
+            if len(known) >= self.MOST:
+                known.clear()
+            alert_id = known[identity] = episode.id
+        return alert_id
+
+
 def alert_minutes(
-    found: WindowResult, open_alerts: Iterable[Episode], changes: Iterable[Episode]
+    found: WindowResult,
+    open_alerts: Iterable[Episode],
+    changes: Iterable[Episode],
+    id_of: Callable[[Episode], str] = attrgetter("id"),
 ) -> list[AlertMinute]:
     """The minute of each alert open after it, and of each that it ended: the value its rule
     looked at, whether it matched, its severity and state."""
     start = found.start
-    ended = {e.id: e for e in changes if not e.is_open and e.ended == start}
+    ended = {(e.key, e.started): e for e in changes if not e.is_open and e.ended == start}
     matched = {alert_key(alert) for alert in found.alerts}
     looked_at = found.looked_at
     return [
-        AlertMinute(e.id, start, looked_at.get(e.key), e.key in matched, e.severity, e.state.value)
+        AlertMinute(
+            id_of(e), start, looked_at.get(e.key), e.key in matched, e.severity, e.state.value
+        )
         for e in [*open_alerts, *ended.values()]
     ]

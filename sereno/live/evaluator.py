@@ -25,7 +25,7 @@ from sereno.engine.lifecycle import Episode
 from sereno.events.schema import Event, event_type
 from sereno.events.times import DEFAULT_MAX_CLOCK_SKEW
 from sereno.live.core import CHECKPOINT_SECONDS, TICK_SECONDS, LiveCore, LiveStats, Step
-from sereno.live.fleet import DEFAULT_QUIET_AFTER, FleetView
+from sereno.live.fleet import DEFAULT_QUIET_AFTER, FleetSnapshot, FleetView
 from sereno.notify.planner import Planner
 from sereno.rules.rulefmt import RuleSet
 from sereno.state.store import DeadLetter, StateStore
@@ -90,7 +90,7 @@ class LiveEngine:
         self._log = log
         self._queue: queue.Queue[_Batch | _Reload | None] = queue.Queue(QUEUE_BATCHES)
         self._open: list[Episode] = []
-        self._fleet: FleetView = self._core.fleet()
+        self._fleet: FleetSnapshot = self._core.fleet()
         self.failure: Exception | None = None
         self._on_failure: Callable[[Exception], None] = lambda error: None
         self._worker = threading.Thread(target=self._work, name="sereno-evaluator", daemon=True)
@@ -140,8 +140,9 @@ class LiveEngine:
         return self._open
 
     def fleet(self) -> FleetView:
-        """The fleet as of the latest minute evaluated and saved."""
-        return self._fleet
+        """The fleet as of the latest minute evaluated and saved (its view is made by the
+        first to ask for it)."""
+        return self._fleet.view
 
     @property
     def evaluated_before(self) -> float:

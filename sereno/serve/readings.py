@@ -18,6 +18,7 @@ import msgspec
 from sereno import __version__
 from sereno.engine.lifecycle import Episode
 from sereno.engine.records import EpisodeRecord
+from sereno.engine.windows import WINDOW_SECONDS
 from sereno.live.evaluator import LiveEngine
 from sereno.live.fleet import FleetView, ServerSeen
 from sereno.notify.planner import record_labels
@@ -132,17 +133,23 @@ class Readings:
             record = found
         ack = self._notifications.acks.get(alert_id)
         silences = self._notifications.silences.selecting(record_labels(record))
+        last = record.ended if record.ended is not None else self._latest_minute()
         return AlertDetail(
             alert=alert,
             episode=record,
             minutes=[
                 AlertMinute(m.minute, m.value, m.matched, m.severity, m.state)
-                for m in read_alert_minutes(db, alert_id)
+                for m in read_alert_minutes(db, alert_id, record.started, last)
             ],
             notifications=_notifications_sent(db, alert_id),
             ack=AckAnswer.of(alert_id, ack) if ack is not None else None,
             silences=[SilenceAnswer.of(silence, state) for silence, state in silences],
         )
+
+    def _latest_minute(self) -> int:
+        """The start of the latest minute evaluated (or of none: before the epoch)."""
+        evaluated_before = self._live.evaluated_before
+        return int(evaluated_before) - WINDOW_SECONDS if math.isfinite(evaluated_before) else 0
 
 
 def _notifications_sent(db: Path, alert_id: str) -> list[NotificationSent]:

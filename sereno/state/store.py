@@ -17,7 +17,9 @@ These tables make a restart, even after `kill -9`, pick up where the service was
   written as it is made or ended (`state.records`), so that they outlive a restart.
 - `episode_ids`: the history's episodes by their short id, to find one alert's row.
 - `alert_minutes`: each open alert's evaluated minutes (the value its rule looked at, whether
-  it matched, its severity and state after it), kept 7 days of event time.
+  it matched, its severity and state after it), kept 7 days of event time. In minute order:
+  a minute's rows go to the end of the table (rows in alert order would be written all over
+  a large file at each checkpoint), and one alert's are read minute by minute.
 - `dead_letter`: the journal's batches that could not be replayed at start (undecodable, or
   their evaluation failed), set aside with the reason so that the service can start.
 
@@ -45,9 +47,9 @@ import msgspec
 
 from sereno.engine.alerts import AlertKey
 from sereno.engine.engine import EngineState
-from sereno.engine.lifecycle import Episode, episode_id
+from sereno.engine.lifecycle import Change, Episode, episode_id
 from sereno.engine.records import AckRecord, EpisodeRecord
-from sereno.engine.windows import Watermark
+from sereno.engine.windows import WINDOW_SECONDS, Watermark
 from sereno.errors import SerenoError
 from sereno.events.schema import Event, Number
 
@@ -105,9 +107,8 @@ CREATE TABLE IF NOT EXISTS alert_minutes (
     matched INTEGER NOT NULL,
     severity TEXT NOT NULL,
     state TEXT NOT NULL,
-    PRIMARY KEY (alert_id, minute)
+    PRIMARY KEY (minute, alert_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS alert_minutes_by_minute ON alert_minutes (minute);
 CREATE TABLE IF NOT EXISTS dead_letter (
     seq INTEGER PRIMARY KEY,
     set_aside REAL NOT NULL,
@@ -377,7 +378,7 @@ class StateStore:
                 )
                 connection.executemany(
                     "INSERT OR IGNORE INTO episode_ids VALUES (?, ?, ?, ?, ?)",
-                    [(e.id, *e.key, e.started) for e in fired],
+                    [(e.id, *e.key, e.started) for e in changed if e.change is Change.FIRED],
                 )
                 _keep_minutes(connection, minutes, prune_minutes_before)
                 connection.executemany(
@@ -541,18 +542,23 @@ def read_episode(path: str | Path, alert_id: str) -> EpisodeRecord | None:
 
 
 def read_alert_minutes(
-    path: str | Path, alert_id: str, limit: int = MAX_ALERT_MINUTES
+    path: str | Path, alert_id: str, first: int, last: int, most: int = MAX_ALERT_MINUTES
 ) -> list[AlertMinute]:
-    """The latest `limit` evaluated minutes of an alert, the oldest first."""
+    """The evaluated minutes of an alert from the minute at `first` to the one at `last`, the
+    latest `most` of them, the oldest first: looked up minute by minute."""
+    first = max(first, last - (most - 1) * WINDOW_SECONDS)
     sql = (
-        "SELECT alert_id, minute, value, matched, severity, state FROM alert_minutes"
-        " WHERE alert_id = ? ORDER BY minute DESC LIMIT ?"
+        "WITH RECURSIVE minutes (minute) AS (SELECT ? UNION ALL SELECT minute + ? FROM minutes"
+        " WHERE minute + ? <= ?) SELECT a.alert_id, a.minute, value, matched, severity, state"
+        " FROM minutes CROSS JOIN alert_minutes AS a ON a.minute = minutes.minute"
+        " AND a.alert_id = ? ORDER BY a.minute"
     )
+    step = WINDOW_SECONDS
     with closing(connect(path)) as connection:
-        rows = connection.execute(sql, (alert_id, limit)).fetchall()
+        rows = connection.execute(sql, (first, step, step, last, alert_id)).fetchall()
     return [
         AlertMinute(alert_id, minute, value, bool(matched), severity, state)
-        for alert_id, minute, value, matched, severity, state in reversed(rows)
+        for alert_id, minute, value, matched, severity, state in rows
     ]
 
 

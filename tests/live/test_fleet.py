@@ -80,7 +80,7 @@ def test_each_server_shows_its_latest_values_of_the_components_the_rules_read() 
         sample("a", "Disk", 0.5, T0 + 5),
         sample("a", "Disk", 0.95, T0 + 40),  # the latest of the minute
         sample("a", "Load", 3.0, T0 + 10),
-        sample("a", "Memory", 7.0, T0 + 50),  # no rule reads it: not shown, but a report
+        sample("a", "Memory", 7.0, T0 + 50, active=False),  # no rule reads it: not shown
         sample("b", "Load", 1.0, T0 + 20, active=False),
     )
     view = fed(Fleet(RULES), (window, [disk_alert("a", 0.95, T0 + 40)]))
@@ -91,8 +91,8 @@ def test_each_server_shows_its_latest_values_of_the_components_the_rules_read() 
             ServerSeen(
                 "S",
                 "a",
-                T0 + 50,
-                True,
+                T0 + 40,  # its latest report of a component the rules read
+                False,  # as its latest event says
                 False,
                 (Reading("Disk", 0.95, T0 + 40, ("disk",)), Reading("Load", 3.0, T0 + 10, ())),
             ),

@@ -366,17 +366,19 @@ def test_an_ended_alerts_episode_and_minutes_are_read_by_its_id(tmp_path: Path) 
         T0,
         T0 + 120,
     )
-    assert store.read_alert_minutes(db, alert_id) == [
+    assert store.read_alert_minutes(db, alert_id, T0 - 3600, T0 + 3600) == [
         store.AlertMinute(alert_id, T0, 0.95, True, "MEDIUM", "firing"),
         store.AlertMinute(alert_id, T0 + 60, 0.97, True, "MEDIUM", "firing"),
         store.AlertMinute(alert_id, T0 + 120, 0.3, False, "MEDIUM", "resolved"),
     ]
-    assert [m.minute for m in store.read_alert_minutes(db, alert_id, limit=2)] == [
+    latest_two = store.read_alert_minutes(db, alert_id, T0, T0 + 120, most=2)
+    assert [m.minute for m in latest_two] == [T0 + 60, T0 + 120]  # oldest first
+    assert [m.minute for m in store.read_alert_minutes(db, alert_id, T0, T0 + 60)] == [
+        T0,
         T0 + 60,
-        T0 + 120,
-    ]  # the latest, oldest first
+    ]
     assert store.read_episode(db, "0123456789") is None
-    assert store.read_alert_minutes(db, "0123456789") == []
+    assert store.read_alert_minutes(db, "0123456789", T0, T0 + 120) == []
 
 
 def test_a_history_kept_before_episode_ids_is_given_them(tmp_path: Path) -> None:
@@ -401,11 +403,11 @@ def test_the_alerts_minutes_before_the_pruning_time_are_dropped_at_a_checkpoint(
     ]
     huge = store.AlertMinute("abcdefabcd", T0, 2**64 - 1, True, "LOW", "firing")
     state.checkpoint(snapshot, [], [], [*minutes, huge])
-    assert store.read_alert_minutes(db, "abcdefabcd")[0].value == float(2**64 - 1)
+    assert store.read_alert_minutes(db, "abcdefabcd", T0, T0)[0].value == float(2**64 - 1)
     state.checkpoint(snapshot, [], [], [], prune_minutes_before=T0 + 60)
     state.close()
-    assert store.read_alert_minutes(db, "0123456789") == minutes[1:]
-    assert store.read_alert_minutes(db, "abcdefabcd") == []
+    assert store.read_alert_minutes(db, "0123456789", T0, T0 + 120) == minutes[1:]
+    assert store.read_alert_minutes(db, "abcdefabcd", T0, T0 + 120) == []
 
 
 @pytest.mark.parametrize(
