@@ -25,6 +25,7 @@ from sereno.errors import RefusedFile
 from sereno.events.body import BodyError, too_large
 from sereno.events.schema import Event
 from sereno.events.times import EventTimes
+from sereno.live.fleet import FleetView
 from sereno.serve import statuspage
 from sereno.serve.answers import (
     JSON,
@@ -49,7 +50,7 @@ from sereno.serve.params import (
     since_seconds,
     until_seconds,
 )
-from sereno.serve.readings import Readings, Served
+from sereno.serve.readings import Readings, Served, fleet_answer
 from sereno.state.store import (
     DEFAULT_HISTORY_LIMIT,
     HistoryQuery,
@@ -77,6 +78,7 @@ class Api(Readings):
         self._reload_rules = served.reload_rules
         self._encoder = msgspec.json.Encoder()
         self._alerts_page: tuple[list[Episode], bytes] = ([], b"[]")  # the latest published
+        self._fleet_page: tuple[FleetView | None, str | None, bytes] = (None, None, b"")
         # batches are journalled and queued in the order they come, some in a worker thread
         self._keeping_in_order = asyncio.Lock()
 
@@ -181,7 +183,12 @@ class Api(Readings):
         return self._answer(200, self.rules_answer())
 
     def fleet(self, service: ServiceName = None) -> Response:
-        return self._answer(200, self.fleet_answer(service))
+        fleet = self._live.fleet()
+        shown, asked, page = self._fleet_page
+        if fleet is not shown or service != asked:  # the page asks again and again
+            page = self._encoder.encode(fleet_answer(fleet, service))
+            self._fleet_page = fleet, service, page
+        return Response(page, media_type=JSON)
 
     def alert(self, alert_id: AlertId) -> Response:
         detail = self.alert_detail(alert_id)
