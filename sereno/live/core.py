@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TypeVar
 
-from sereno.engine.alerts import AlertKey, alert_key
+from sereno.engine.alerts import Alert, AlertKey, alert_key
 from sereno.engine.engine import Engine
 from sereno.engine.lifecycle import Episode, WindowResult, dropped, episodes_in_order
 from sereno.engine.windows import WINDOW_SECONDS, Misfits, Window, Windows
@@ -69,7 +69,6 @@ class Checkpoint:
     changes: list[Episode]  # each alert's state as it changed, in order
     outgoing: list[Outgoing]  # the notifications the changes and reminders call for
     open_alerts: list[Episode]  # to show once saved and told
-    fleet: FleetSnapshot  # to show with them
     minutes: list[AlertMinute] = field(default_factory=list)  # of the minutes evaluated
     prune_minutes_before: int | None = None  # the alerts' minutes to drop, if any
 
@@ -150,6 +149,7 @@ class LiveCore:
         self._excuse_silence = False  # after a restart: the downtime is no server's silence
         self._early_start: int | None = None  # the minute the rules have looked at early
         self._fleet = Fleet(ruleset.rules, quiet_after)
+        self._unfolded: list[tuple[Window, list[Alert]]] = []  # minutes the fleet has not seen
         self._minutes: list[AlertMinute] = []  # since the last checkpoint
         self._alert_ids = _AlertIds()
         self._prune_before: int | None = None  # the alerts' minutes to drop at the checkpoint
@@ -305,7 +305,7 @@ class LiveCore:
         found = self._engine.found
         if found is None or found.start != window.start:
             return
-        self._fleet.add(window, found.alerts)
+        self._unfolded.append((window, found.alerts))
         open_alerts = self._engine.lifecycle.still_open()
         self._minutes += alert_minutes(found, open_alerts, changes, self._alert_ids.of)
         if window.start >= self._next_prune:
@@ -313,7 +313,11 @@ class LiveCore:
             self._next_prune = window.start + PRUNE_EVERY
 
     def fleet(self) -> FleetSnapshot:
-        """The fleet as of the latest minute evaluated."""
+        """The fleet as of the latest minute evaluated: its minutes are taken in only now, so
+        that the alerts they changed are saved and shown without waiting for it."""
+        for window, alerts in self._unfolded:
+            self._fleet.add(window, alerts)
+        self._unfolded.clear()
         return self._fleet.snapshot()
 
     def _remind(self, start: int) -> None:
@@ -349,9 +353,7 @@ class LiveCore:
         self._saved_at = now
         minutes, self._minutes = self._minutes, []
         prune_before, self._prune_before = self._prune_before, None
-        return Checkpoint(
-            snapshot, changes, outgoing, self.open_alerts(), self.fleet(), minutes, prune_before
-        )
+        return Checkpoint(snapshot, changes, outgoing, self.open_alerts(), minutes, prune_before)
 
     def _drop(self, episodes: list[Episode]) -> None:
         """The open alerts of rules no longer there end as dropped, from the next minute to

@@ -4,8 +4,8 @@ Ingest journals each batch and queues it; one worker thread feeds the batches, a
 clock's ticks between them, to the evaluation (`LiveCore`), so the HTTP handlers never wait on
 it. When the evaluation asks for a checkpoint, the worker saves the state with the
 notifications its changes call for (in one transaction), hands each change of an alert's state
-to `on_change` (the alerts log), wakes the delivery and publishes the open alerts and the
-fleet for the read API (each a value replaced whole, never changed in place): in that order,
+to `on_change` (the alerts log), wakes the delivery and publishes the open alerts, then the
+fleet, for the read API (each a value replaced whole, never changed in place): in that order,
 so that what is told is on disk, and what is shown has been told.
 
 At start, the saved state and the journal's batches not yet evaluated are taken again; a batch
@@ -214,4 +214,4 @@ class LiveEngine:
         if checkpoint.outgoing:
             self._on_queued()
         self._open = checkpoint.open_alerts
-        self._fleet = checkpoint.fleet
+        self._fleet = self._core.fleet()

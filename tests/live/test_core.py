@@ -214,11 +214,14 @@ def test_the_alerts_minutes_older_than_a_week_are_pruned_once_an_hour_of_event_t
     assert pruned == [T0 - week, None, None, T0 + 3600 - week, None]
 
 
-def test_each_evaluated_minute_updates_the_fleet_shown_with_the_open_alerts() -> None:
+def test_each_evaluated_minute_updates_the_fleet_once_its_alerts_are_saved() -> None:
     live = core()
     live.take(1, [disk(0.95, T0 + 10)], START)
-    step = saved(live.take(2, [disk(0.5, T0 + 95, server="b")], START + 1))
-    assert step.fleet.view == FleetView(
+    before = live.fleet()
+    saved(live.take(2, [disk(0.5, T0 + 95, server="b")], START + 1))
+    assert before.view == FleetView(None, 120.0, ())  # a value: it stays as it was
+    fleet = live.fleet()
+    assert fleet.view == FleetView(
         T0 + 60,
         120.0,
         (
@@ -232,4 +235,4 @@ def test_each_evaluated_minute_updates_the_fleet_shown_with_the_open_alerts() ->
             ),
         ),
     )
-    assert live.fleet() is step.fleet  # until a minute changes it
+    assert live.fleet() is fleet  # until a minute changes it
