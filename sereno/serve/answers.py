@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
+from fastapi import Response
 
 from sereno.engine.lifecycle import Episode
 from sereno.engine.records import AckRecord, EpisodeRecord
@@ -20,6 +21,12 @@ from sereno.state.store import DeadLetter
 
 JSON = "application/json"
 SCHEMAS = "#/components/schemas/{name}"
+_ENCODER = msgspec.json.Encoder()
+
+
+def json_answer(status: int, content: object) -> Response:
+    """An answer of `content` (a record of this module, or a list of them) as JSON."""
+    return Response(_ENCODER.encode(content), status_code=status, media_type=JSON)
 
 
 class IngestAnswer(msgspec.Struct):
@@ -398,7 +405,10 @@ ROUTES: dict[str, dict[str, Any]] = {
         "summary": "Every alert that fired, the latest first",
         "responses": {
             200: _json(_list_of(EpisodeRecord), "Episodes, as --episodes --format json"),
-            400: _problem("A parameter that is not one: `since` not a time, `limit` out of range"),
+            400: _problem(
+                "A parameter that is not one: `since` or `until` not a time, `limit` out of "
+                "range, a name too long"
+            ),
             **UNAUTHORIZED,
         },
     },
@@ -478,6 +488,50 @@ ROUTES: dict[str, dict[str, Any]] = {
             **UNAUTHORIZED,
         },
     },
+    "/api/receivers": {
+        "summary": "The receivers and what their delivery has done since the service started",
+        "responses": {
+            200: _json(_list_of(ReceiverAnswer), "In the config's order"),
+            **UNAUTHORIZED,
+        },
+    },
+    "POST /api/receivers/{name}/test": {
+        "summary": "Send a receiver a test notification now, clearly marked as one",
+        "responses": {
+            200: _json(_ref(DrillAnswer), "Sent: whether the receiver took it, and if not why"),
+            404: _problem("No receiver has this name"),
+            **UNAUTHORIZED,
+        },
+    },
+    "/api/status": {
+        "summary": "What the service runs, how far it has evaluated and what it has counted",
+        "responses": {200: _json(_ref(ServiceStatus), "The service's status"), **UNAUTHORIZED},
+    },
+    "/api/rules": {
+        "summary": "The rules at work and their severities, with their colours",
+        "responses": {
+            200: _json(_ref(RulesAnswer), "In the rules file's order"),
+            **UNAUTHORIZED,
+        },
+    },
+    "/api/fleet": {
+        "summary": "Each server's last report and latest values of the components the rules read",
+        "responses": {
+            200: _json(_ref(FleetAnswer), "By service, server and component"),
+            400: _problem("A `service` too long"),
+            **UNAUTHORIZED,
+        },
+    },
+    "/api/alerts/{alert_id}": {
+        "summary": "One alert, open or ended: its episode, minutes, notifications, "
+        "acknowledgement and silences",
+        "responses": {
+            200: _json(_ref(AlertDetail), "The alert"),
+            400: _problem("Not an alert id (10 hex digits)"),
+            404: _problem("No open alert nor episode of the history has this id"),
+            **UNAUTHORIZED,
+        },
+    },
     "/healthz": {
         "summary": "Liveness",
         "responses": {200: _json(_ref(Status), "The process runs")},
@@ -493,10 +547,10 @@ ROUTES: dict[str, dict[str, Any]] = {
         "summary": "A status page for people (HTML)",
         "responses": {
             200: {
-                "description": "The open alerts and the service's counts",
+                "description": "The open alerts and the service's counts; without a valid "
+                "bearer token (with --token-file), only a note that one is needed",
                 "content": {"text/html": {"schema": {"type": "string"}}},
             },
-            **UNAUTHORIZED,
         },
     },
     "/metrics": {

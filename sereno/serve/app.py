@@ -16,10 +16,12 @@ from starlette.routing import BaseRoute, Match
 from sereno import __version__
 from sereno.serve.ackapi import AckApi
 from sereno.serve.answers import ROUTES, schema_components
-from sereno.serve.auth import OPEN_PATHS, BearerTokens
+from sereno.serve.auth import BearerTokens, is_open
 from sereno.serve.config import ServerConfig
-from sereno.serve.handlers import Api, Served
+from sereno.serve.handlers import Api
 from sereno.serve.params import invalid_request
+from sereno.serve.readings import Served
+from sereno.serve.receiverapi import ReceiverApi
 from sereno.serve.silenceapi import SilenceApi
 
 
@@ -46,12 +48,20 @@ def create_app(served: Served, config: ServerConfig) -> FastAPI:
     ack_path = "/api/alerts/{alert_id}/ack"
     app.post(ack_path, **ROUTES[f"POST {ack_path}"])(acks.ack)
     app.delete(ack_path, **ROUTES[f"DELETE {ack_path}"])(acks.undo)
+    receivers = ReceiverApi(served.notifications, lambda: served.live.ruleset)
+    test_path = "/api/receivers/{name}/test"
+    app.post(test_path, **ROUTES[f"POST {test_path}"])(receivers.test)
     readable: list[tuple[str, Callable[..., Response]]] = [
         ("/alerts", api.alerts),
         ("/alerts/history", api.history),
         ("/dead-letters", api.dead_letters),
         ("/api/silences", silences.listing),
         ("/api/silences/{silence_id}", silences.show),
+        ("/api/receivers", receivers.listing),
+        ("/api/status", api.status),
+        ("/api/rules", api.rules),
+        ("/api/fleet", api.fleet),
+        ("/api/alerts/{alert_id}", api.alert),
         ("/", api.status_page),
         ("/healthz", api.healthz),
         ("/readyz", api.readyz),
@@ -90,7 +100,7 @@ def _allowing_every_method(
 
 def _describe_with_schemas(app: FastAPI, secured: bool) -> None:
     """The OpenAPI document, with the JSON schemas of our answers (from their types) and,
-    when tokens are required, the bearer scheme of every route but the health checks."""
+    when tokens are required, the bearer scheme of every route but the open ones."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -121,6 +131,6 @@ def _drop_validation_answers(document: dict[str, Any]) -> None:
 def _declare_bearer_tokens(document: dict[str, Any]) -> None:
     document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     for path, operations in document["paths"].items():
-        if path not in OPEN_PATHS:
+        if not is_open(path):
             for operation in operations.values():
                 operation["security"] = [{"bearer": []}]
