@@ -21,6 +21,7 @@ from sereno.serve.config import ServerConfig
 from sereno.serve.handlers import Api, Served
 from sereno.serve.params import invalid_request
 from sereno.serve.silenceapi import SilenceApi
+from sereno.serve.webpage import PageFiles
 
 
 def create_app(served: Served, config: ServerConfig) -> FastAPI:
@@ -61,6 +62,10 @@ def create_app(served: Served, config: ServerConfig) -> FastAPI:
         app.get(path, **ROUTES[path])(handler)
         # HEAD is GET without the body (the server leaves it out); not in the OpenAPI document,
         # as usual for HEAD
+        app.head(path, include_in_schema=False)(handler)
+    files = PageFiles()  # the page's own files: not API routes, so not in the OpenAPI document
+    for path, handler in (("/static/{name}", files.static), ("/favicon.ico", files.favicon)):
+        app.get(path, include_in_schema=False)(handler)
         app.head(path, include_in_schema=False)(handler)
     _describe_with_schemas(app, secured=bool(config.tokens))
     return app

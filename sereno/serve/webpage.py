@@ -107,7 +107,6 @@ class WebPage:
         self._source = source
         self._silences = silences
         self._tokens = tokens
-        self._files = static_files()
 
     def page(self, request: Request) -> Response:
         required = bool(self._tokens)
@@ -167,6 +166,13 @@ class WebPage:
     def _receivers(self, query: PageQuery) -> tuple[str, str]:
         receivers = self._source.receivers_answer()
         return "Sereno: receivers", receivers_view(receivers, self._source.status_answer())
+
+
+class PageFiles:
+    """The handlers of `/static/{name}` and `/favicon.ico`: the page's files, read once."""
+
+    def __init__(self) -> None:
+        self._files = static_files()
 
     def static(self, name: str, request: Request) -> Response:
         """A file of the page; 304 when the browser has this version of it already."""
