@@ -120,11 +120,13 @@ def timeline_row(record: EpisodeRecord, colors: dict[str, str], period: tuple[fl
     right = min(max((end - since) / length * 100, 0.0), 100.0)
     width = max(right - left, MIN_BAR)
     label = describe(record)
+    where = record.server or record.service
     return (
         f'<div class="episode" data-episode-id="{esc(record.id)}"'
         f"{sev_style(colors.get(record.severity))}>"
-        f'<span class="episode-label"><a href="/?view=alert&amp;id={esc(record.id)}">'
-        f"{esc(record.rule)}</a> {esc(record.server or record.service)}</span>"
+        f'<span class="episode-label" title="{esc(record.rule)} {esc(where)}">'
+        f'<a href="/?view=alert&amp;id={esc(record.id)}">'
+        f"{esc(record.rule)}</a> {esc(where)}</span>"
         f'<span class="track"><span class="bar" role="img" title="{esc(label)}" '
         f'aria-label="{esc(label)}" style="left: {left:.2f}%; width: {width:.2f}%">'
         "</span></span></div>"

@@ -222,7 +222,7 @@ async function refresh(viewChanged) {
     const data = await controller.load(params);
     if (generation !== page.generation) return;
     if (viewChanged || page.view !== view) showShell(view, controller, params, data);
-    const serialized = JSON.stringify(data);
+    const serialized = location.search + JSON.stringify(data); // filters change what is shown
     if (serialized !== page.shown) {
       page.shown = serialized;
       keepingFocus(() => page.shell.update(data));
@@ -655,6 +655,15 @@ function fromLocalInput(value) {
   return Number.isFinite(seconds) ? seconds : null;
 }
 
+// A bound of the period: until people change it, it follows the service's clock (the
+// last hours), so it is left out of the URL.
+function periodInput(name, seconds, params) {
+  const input = h("input", { type: "datetime-local", name, value: localInput(seconds), "aria-describedby": "utc-note" });
+  if (params.get(name)) input.dataset.chosen = "yes";
+  input.addEventListener("change", () => { input.dataset.chosen = "yes"; });
+  return input;
+}
+
 function historyPeriod(params, now) {
   const asked = (name) => {
     const text = params.get(name);
@@ -681,8 +690,8 @@ const historyView = {
     const [since, until] = data.period;
     const form = h("form", { role: "search", "aria-label": "Filter history", method: "get", action: "/", class: "filters" },
       h("input", { type: "hidden", name: "view", value: "history" }),
-      field("f-since", "From", h("input", { type: "datetime-local", name: "since", value: localInput(since), "aria-describedby": "utc-note" })),
-      field("f-until", "To", h("input", { type: "datetime-local", name: "until", value: localInput(until), "aria-describedby": "utc-note" })),
+      field("f-since", "From", periodInput("since", since, params)),
+      field("f-until", "To", periodInput("until", until, params)),
       field("f-rule", "Rule", select("rule", data.rules.rules.map((r) => r.name), [params.get("rule") || ""], { blank: "Any" })),
       field("f-service", "Service", h("input", { type: "text", name: "service", value: params.get("service") || "" })),
       field("f-severity", "Severity", select("severity", data.rules.severities.map((s) => s.name), [params.get("severity") || ""], { blank: "Any" })),
@@ -692,8 +701,9 @@ const historyView = {
       event.preventDefault();
       const next = new URLSearchParams({ view: "history" });
       for (const name of ["since", "until"]) {
-        const seconds = fromLocalInput(form.elements[name].value);
-        if (seconds !== null) next.set(name, String(seconds));
+        const input = form.elements[name];
+        const seconds = fromLocalInput(input.value);
+        if (input.dataset.chosen && seconds !== null) next.set(name, String(seconds));
       }
       for (const name of ["rule", "service", "severity"]) {
         const value = form.elements[name].value.trim();
@@ -728,7 +738,8 @@ function historyListing({ records, period }) {
     const left = share(start);
     const label = describeEpisode(record);
     return h("div", { class: "episode", "data-episode-id": record.id, style: sevStyle(record.severity) },
-      h("span", { class: "episode-label" }, alertLink(record.id, record.rule), ` ${record.server || record.service}`),
+      h("span", { class: "episode-label", title: `${record.rule} ${record.server || record.service}` },
+        alertLink(record.id, record.rule), ` ${record.server || record.service}`),
       h("span", { class: "track" }, h("span", {
         class: "bar", role: "img", title: label, "aria-label": label,
         style: { left: `${left.toFixed(2)}%`, width: `${Math.max(share(end) - left, 0.5).toFixed(2)}%` },
