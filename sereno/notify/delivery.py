@@ -27,9 +27,11 @@ from sereno.notify.notice import Notice
 from sereno.notify.planner import Planner
 from sereno.notify.transport import DeliveryError, Sender
 from sereno.state.outbox import Outbox, Queued
+from sereno.state.store import Delivered
 from sereno.stderr import to_stderr
 from sereno.text import counted
 
+SENT, FAILED, DROPPED = "sent", "failed", "dropped"  # what became of an attempt
 IDLE_POLL_SECONDS = 1.0  # how often an idle worker looks at the outbox without being woken
 NoticeOutbox = Outbox[Notice]
 
@@ -43,6 +45,25 @@ def _alert_of(notice: Notice) -> str:
     return notice.alert
 
 
+def _attempts(
+    receiver: str, queued: list[Queued[Notice]], outcome: str, detail: str
+) -> list[Delivered]:
+    """What became of an attempt to send `queued`, one line per alert told of: a group's
+    message tells of each of its alerts."""
+    now = time.time()
+    return [
+        Delivered(alert_id, receiver, now, outcome, detail, item.message.title)
+        for item in queued
+        for alert_id in _alert_ids(item.message)
+    ]
+
+
+def _alert_ids(notice: Notice) -> list[str]:
+    if notice.alerts:
+        return [alert.alert_id for alert in notice.alerts if alert.alert_id]
+    return [notice.alert_id] if notice.alert_id else []
+
+
 @dataclass
 class ReceiverCounts:
     """What a receiver's worker did, for the metrics: written by that worker only."""
@@ -52,6 +73,9 @@ class ReceiverCounts:
     retried: int = 0  # attempts made again after a failure
     expired: int = 0  # notices given up on, older than give_up_after
     rejected: int = 0  # notices the receiver refused for good
+    last_sent_at: float | None = None  # time.time() of the latest notice acknowledged
+    last_error: str | None = None  # why the latest failed attempt failed
+    last_error_at: float | None = None
 
     @property
     def dropped(self) -> int:
@@ -190,9 +214,11 @@ class _Worker(threading.Thread):
             queued = queued[:1]
         failure = self._attempt([item.message for item in queued])
         if failure is None:
-            self._forget(queued)
+            self._forget(queued, SENT)
             self._counts.sent += len(queued)
+            self._counts.last_sent_at = time.time()
         elif failure.retryable:
+            self._delivery.outbox.log(_attempts(self.spec.name, queued, FAILED, str(failure)))
             self._hold(queued, failure)
         else:
             self._refused(queued, failure)
@@ -202,7 +228,7 @@ class _Worker(threading.Thread):
         too_old = time.time() - self.spec.timing.give_up_after
         stale = [item for item in queued if item.queued_at < too_old]
         if stale:
-            self._forget(stale)
+            self._forget(stale, DROPPED, f"older than {self.spec.timing.give_up_after:g}s")
             self._counts.expired += len(stale)
             self._say(
                 f"gave up on {counted(len(stale), 'notification')} older than "
@@ -218,13 +244,14 @@ class _Worker(threading.Thread):
             # merges) and only the bad one is dropped, rather than the whole batch
             self._singly.update(item.id for item in queued)
             return
-        self._forget(queued)
+        self._forget(queued, DROPPED, f"refused: {failure}")
         self._counts.rejected += 1
         self._say(f"dropped a notification, refused: {failure}; it was: {queued[0].message.text}")
 
-    def _forget(self, done: list[Queued[Notice]]) -> None:
-        """Delivered or dropped: out of the queue, and their alerts' backoff is over."""
-        self._delivery.outbox.remove(item.id for item in done)
+    def _forget(self, done: list[Queued[Notice]], outcome: str, detail: str = "") -> None:
+        """Delivered or dropped: out of the queue, logged, and their alerts' backoff is over."""
+        logged = _attempts(self.spec.name, done, outcome, detail)
+        self._delivery.outbox.remove((item.id for item in done), logged)
         for item in done:
             self._singly.discard(item.id)
             self._holds.pop(item.message.alert, None)
@@ -291,6 +318,7 @@ class _Worker(threading.Thread):
             self._failing.clear()
             return None
         self._counts.failed += 1
+        self._counts.last_error, self._counts.last_error_at = str(failure), time.time()
         if failure.retryable:
             self._failures += 1
             # once a streak, and not again for an alert already known to fail

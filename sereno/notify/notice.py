@@ -179,8 +179,11 @@ def _clock(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def drill_notice(config: NotifyConfig, ruleset: RuleSet, now: float) -> Notice:
-    """`sereno notify-test`'s notice: clearly a drill, of the rules' highest severity."""
+def drill_notice(
+    config: NotifyConfig, ruleset: RuleSet, now: float, sent_from: str = "`sereno notify-test`"
+) -> Notice:
+    """A test notification, sent from `sent_from`: clearly a drill, of the rules' highest
+    severity."""
     severity = ruleset.severities[-1]
     return Notice(
         status=FIRING,
@@ -191,7 +194,7 @@ def drill_notice(config: NotifyConfig, ruleset: RuleSet, now: float) -> Notice:
         server="",
         component="",
         value=0,
-        summary="TEST: this is a test notification from `sereno notify-test`; "
+        summary=f"TEST: this is a test notification from {sent_from}; "
         "no alert is firing, nothing needs doing.",
         description="A fire drill of the notification path.",
         started=int(now),

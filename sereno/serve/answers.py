@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
+from fastapi import Response
 
 from sereno.engine.lifecycle import Episode
 from sereno.engine.records import AckRecord, EpisodeRecord
@@ -20,6 +21,12 @@ from sereno.state.store import DeadLetter
 
 JSON = "application/json"
 SCHEMAS = "#/components/schemas/{name}"
+_ENCODER = msgspec.json.Encoder()
+
+
+def json_answer(status: int, content: object) -> Response:
+    """An answer of `content` (a record of this module, or a list of them) as JSON."""
+    return Response(_ENCODER.encode(content), status_code=status, media_type=JSON)
 
 
 class IngestAnswer(msgspec.Struct):
@@ -475,6 +482,21 @@ ROUTES: dict[str, dict[str, Any]] = {
         "responses": {
             200: _json(_ref(AckAnswer), "The acknowledgement taken back"),
             404: _problem("The alert is not acknowledged"),
+            **UNAUTHORIZED,
+        },
+    },
+    "/api/receivers": {
+        "summary": "The receivers and what their delivery has done since the service started",
+        "responses": {
+            200: _json(_list_of(ReceiverAnswer), "In the config's order"),
+            **UNAUTHORIZED,
+        },
+    },
+    "POST /api/receivers/{name}/test": {
+        "summary": "Send a receiver a test notification now, clearly marked as one",
+        "responses": {
+            200: _json(_ref(DrillAnswer), "Sent: whether the receiver took it, and if not why"),
+            404: _problem("No receiver has this name"),
             **UNAUTHORIZED,
         },
     },

@@ -20,6 +20,7 @@ from sereno.serve.auth import OPEN_PATHS, BearerTokens
 from sereno.serve.config import ServerConfig
 from sereno.serve.handlers import Api, Served
 from sereno.serve.params import invalid_request
+from sereno.serve.receiverapi import ReceiverApi
 from sereno.serve.silenceapi import SilenceApi
 from sereno.serve.webpage import PageFiles
 
@@ -47,12 +48,16 @@ def create_app(served: Served, config: ServerConfig) -> FastAPI:
     ack_path = "/api/alerts/{alert_id}/ack"
     app.post(ack_path, **ROUTES[f"POST {ack_path}"])(acks.ack)
     app.delete(ack_path, **ROUTES[f"DELETE {ack_path}"])(acks.undo)
+    receivers = ReceiverApi(served.notifications, lambda: served.live.ruleset)
+    test_path = "/api/receivers/{name}/test"
+    app.post(test_path, **ROUTES[f"POST {test_path}"])(receivers.test)
     readable: list[tuple[str, Callable[..., Response]]] = [
         ("/alerts", api.alerts),
         ("/alerts/history", api.history),
         ("/dead-letters", api.dead_letters),
         ("/api/silences", silences.listing),
         ("/api/silences/{silence_id}", silences.show),
+        ("/api/receivers", receivers.listing),
         ("/", api.status_page),
         ("/healthz", api.healthz),
         ("/readyz", api.readyz),

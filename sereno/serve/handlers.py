@@ -33,6 +33,7 @@ from sereno.serve.answers import (
     IngestAnswer,
     OpenAlert,
     Problem,
+    ReceiverAnswer,
     RulesRefused,
     RulesReloaded,
     Status,
@@ -40,6 +41,7 @@ from sereno.serve.answers import (
 from sereno.serve.config import ServerConfig
 from sereno.serve.metrics import Metrics
 from sereno.serve.params import HistoryLimit, RuleName, Since, decode, read_body, since_seconds
+from sereno.serve.receiverapi import receiver_answers
 from sereno.serve.reload import RulesReload
 from sereno.state.store import (
     DEFAULT_HISTORY_LIMIT,
@@ -222,6 +224,9 @@ class Api:
             )
             for spec in self._notifications.config.receivers
         ]
+
+    def receivers_answer(self) -> list[ReceiverAnswer]:
+        return receiver_answers(self._notifications)
 
     def healthz(self) -> Response:
         return self._answer(200, Status("ok"))

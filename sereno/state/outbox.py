@@ -14,10 +14,12 @@ from typing import Generic, TypeVar
 import msgspec
 
 from sereno.engine.lifecycle import Episode
-from sereno.state.store import Snapshot, connect
+from sereno.state.store import Delivered, Snapshot, connect, transaction
 
 M = TypeVar("M")
 SKIP_PAGE = 256  # messages read at a time when some alerts' messages are passed over
+DELIVERIES_KEPT_SECONDS = 7 * 86400  # how long the log of attempts keeps them
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Outbox(Generic[M]):
         self._alert_of = alert_of
         self._snapshot = msgspec.msgpack.Decoder(Snapshot)
         self._lock = threading.Lock()  # one connection, shared by the receivers' workers
+        self._pruned_at = float("-inf")
 
     def oldest(
         self, receiver: str, limit: int = 1, skip: Collection[str] = frozenset()
@@ -89,10 +92,28 @@ class Outbox(Generic[M]):
         rows = self._connection.execute("SELECT notice FROM outbox WHERE receiver = ?", (receiver,))
         return any(self._alert_of(self._decoder.decode(body)) not in held for (body,) in rows)
 
-    def remove(self, ids: Iterable[int]) -> None:
-        """Delivered (or given up on): out of the queue."""
-        with self._lock:
-            self._connection.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+    def remove(self, ids: Iterable[int], attempts: Iterable[Delivered] = ()) -> None:
+        """Delivered (or given up on): out of the queue, and what became of them logged
+        (`attempts`), at once."""
+        self._write([(i,) for i in ids], list(attempts))
+
+    def log(self, attempts: Iterable[Delivered]) -> None:
+        """Keep what became of attempts to deliver that left the messages queued (failed)."""
+        self._write([], list(attempts))
+
+    def _write(self, removed: list[tuple[int]], attempts: list[Delivered]) -> None:
+        """Remove messages and log attempts in one transaction; the log keeps attempts a
+        week, pruned once an hour."""
+        now = max((attempt.at for attempt in attempts), default=self._pruned_at)
+        with self._lock, transaction(self._connection):
+            connection = self._connection
+            connection.executemany("DELETE FROM outbox WHERE id = ?", removed)
+            connection.executemany("INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?)", attempts)
+            if now - self._pruned_at >= PRUNE_EVERY_SECONDS:
+                self._pruned_at = now
+                connection.execute(
+                    "DELETE FROM deliveries WHERE at < ?", (now - DELIVERIES_KEPT_SECONDS,)
+                )
 
     def depths(self) -> dict[str, int]:
         """How many notifications wait, by receiver."""

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 
@@ -78,6 +79,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     notice BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_by_receiver ON outbox (receiver, id);
+CREATE TABLE IF NOT EXISTS deliveries (
+    alert_id TEXT NOT NULL,
+    receiver TEXT NOT NULL,
+    at REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    title TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_alert ON deliveries (alert_id, at);
+CREATE INDEX IF NOT EXISTS deliveries_by_time ON deliveries (at);
 CREATE TABLE IF NOT EXISTS silences (
     id TEXT PRIMARY KEY,
     body BLOB NOT NULL
@@ -279,7 +290,7 @@ class StateStore:
         """Move the journal's batch `seq` to the dead letters, with why."""
         connection = self._connection
         try:
-            with _transaction(connection):
+            with transaction(connection):
                 (body,) = connection.execute(
                     "SELECT events FROM journal WHERE seq = ?", (seq,)
                 ).fetchone()
@@ -305,7 +316,7 @@ class StateStore:
         connection = self._connection
         queued_at = time.time()
         try:
-            with _transaction(connection):
+            with transaction(connection):
                 connection.execute(
                     "INSERT OR REPLACE INTO snapshot VALUES (1, ?, ?)",
                     (time.time(), self._snapshot_encoder.encode(snapshot)),
@@ -338,7 +349,7 @@ class StateStore:
 
 
 @contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+def transaction(connection: sqlite3.Connection) -> Iterator[None]:
     """A write transaction, rolled back on an error if SQLite has not already done so (it
     does itself on some errors, a full disk among them)."""
     connection.execute("BEGIN IMMEDIATE")
@@ -434,6 +445,29 @@ def _open_records(snapshot: bytes) -> dict[tuple[object, ...], bytes]:
         for e in episodes
         if e.fired is not None
     }
+
+
+class Delivered(NamedTuple):
+    """One attempt to tell a receiver of an alert: `outcome` is sent, failed or dropped,
+    `detail` why it failed or was dropped, `title` the notification's title."""
+
+    alert_id: str
+    receiver: str
+    at: float
+    outcome: str
+    detail: str
+    title: str
+
+
+def read_deliveries(path: str | Path, alert_id: str, limit: int = 500) -> list[Delivered]:
+    """The latest `limit` attempts to tell receivers of the alert `alert_id`, oldest first."""
+    with closing(connect(path)) as connection:
+        rows = connection.execute(
+            "SELECT alert_id, receiver, at, outcome, detail, title FROM deliveries"
+            " WHERE alert_id = ? ORDER BY at DESC, rowid DESC LIMIT ?",
+            (alert_id, limit),
+        ).fetchall()
+    return [Delivered(*row) for row in reversed(rows)]
 
 
 def read_dead_letters(path: str | Path) -> list[DeadLetter]:

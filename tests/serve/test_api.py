@@ -328,6 +328,8 @@ def test_the_openapi_document_describes_every_route_with_its_schemas(
         "/alerts",
         "/alerts/history",
         "/api/alerts/{alert_id}/ack",
+        "/api/receivers",
+        "/api/receivers/{name}/test",
         "/api/silences",
         "/api/silences/{silence_id}",
         "/dead-letters",

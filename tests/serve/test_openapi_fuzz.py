@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from peers import HttpReceiver
 
 from conftest import Server, event, json_lines
 
@@ -21,7 +22,7 @@ EXAMPLES = 100  # per operation: the two runs take about 20 s on two cores
 # schema-valid data is an accepted answer, and most random matchers are refused, which is
 # no sign of a schema that says too little. The silence routes by id are given the id of a
 # silence made beforehand, and the acknowledgement routes the id of an open alert, so that
-# they are not only ever answered 404.
+# they are not only ever answered 404; the test send, the name of the service's receiver.
 CONFIG = """
 warnings = ["missing_auth", "missing_test_data"]
 
@@ -36,6 +37,10 @@ parameters = {{ silence_id = "{silence_id}" }}
 [[operations]]
 include-path-regex = "^/api/alerts/"
 parameters = {{ alert_id = "{alert_id}" }}
+
+[[operations]]
+include-path-regex = "^/api/receivers/"
+parameters = {{ name = "{receiver}" }}
 """
 
 
@@ -52,7 +57,10 @@ def schemathesis(server: Server, workdir: Path, *options: str) -> subprocess.Com
     full_disk = event(component="DiskUsedPercentage", value=0.95)
     server.post(json_lines(full_disk), "application/x-ndjson", **headers)
     [alert] = server.alerts_until(bool, **headers)
-    config = CONFIG.format(silence_id=made.json()["id"], alert_id=alert["id"])
+    [receiver] = server.get("/api/receivers", **headers).json()
+    config = CONFIG.format(
+        silence_id=made.json()["id"], alert_id=alert["id"], receiver=receiver["name"]
+    )
     (workdir / "schemathesis.toml").write_text(config)
     st = Path(sys.executable).parent / "st"
     command = [
@@ -85,18 +93,18 @@ def assert_no_failure(server: Server, result: subprocess.CompletedProcess[str]) 
 
 
 def test_the_api_keeps_to_its_openapi_document(
-    start_server: Callable[..., Server], tmp_path: Path
+    start_server: Callable[..., Server], tmp_path: Path, http_receiver: HttpReceiver
 ) -> None:
-    server = start_server()
+    server = start_server("--webhook", http_receiver.url)
     assert_no_failure(server, schemathesis(server, tmp_path))
 
 
 def test_the_api_with_tokens_keeps_to_its_openapi_document(
-    start_server: Callable[..., Server], tmp_path: Path
+    start_server: Callable[..., Server], tmp_path: Path, http_receiver: HttpReceiver
 ) -> None:
     tokens = tmp_path / "tokens"
     tokens.write_text("s3cret\n")
-    server = start_server("--token-file", str(tokens))
+    server = start_server("--token-file", str(tokens), "--webhook", http_receiver.url)
     # the document declares the bearer scheme: ignored_auth checks that a request without
     # the token, or with a wrong one, is refused
     result = schemathesis(server, tmp_path, "--header", "Authorization: Bearer s3cret")
