@@ -299,11 +299,14 @@ function showProblem(view, error) {
   page.main.replaceChildren(h("p", { class: "note error" }, text));
 }
 
-// The live part is rebuilt when its data changes: the focused control and the open
-// <details> are found again by their data-key, so that a poll does not move people.
+// The live part is rebuilt when its data changes: the focused control (by its data-key or
+// id) and the open <details> (by data-key) are found again, so that a poll moves nobody.
 function keepingFocus(render) {
-  const focused = document.activeElement && document.activeElement.closest("[data-key]");
-  const focusKey = focused && page.main.contains(focused) ? focused.dataset.key : null;
+  const focused = document.activeElement;
+  const inside = focused && focused !== page.main && page.main.contains(focused);
+  const summary = inside && focused.tagName === "SUMMARY";
+  const keyed = summary ? focused.parentElement : focused;
+  const focusKey = inside ? keyed.dataset.key || keyed.id || null : null;
   const wasOpen = new Map(
     [...page.main.querySelectorAll("details[data-key]")].map((details) => [
       details.dataset.key,
@@ -314,7 +317,8 @@ function keepingFocus(render) {
   for (const details of page.main.querySelectorAll("details[data-key]")) {
     if (wasOpen.has(details.dataset.key)) details.open = wasOpen.get(details.dataset.key);
   }
-  if (focusKey) findKey(focusKey)?.focus();
+  const again = focusKey && (findKey(focusKey) || document.getElementById(focusKey));
+  if (again) (summary ? again.querySelector("summary") : again).focus();
 }
 
 function findKey(key) {
