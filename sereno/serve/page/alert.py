@@ -91,7 +91,7 @@ def sparkline(rows: Sequence[AlertMinute]) -> str:
     if not values:
         return ""
     low, high = min(values), max(values)
-    spread = (high - low) or 1
+    spread = high - low
     step = SPARK_WIDTH / max(len(rows) - 1, 1)
     lines: list[list[str]] = []
     points: list[str] = []
@@ -100,7 +100,8 @@ def sparkline(rows: Sequence[AlertMinute]) -> str:
             lines.append(points)
             points = []
             continue
-        y = SPARK_HEIGHT - 2 - (row.value - low) / spread * (SPARK_HEIGHT - 4)
+        share = (row.value - low) / spread if spread else 0.5  # a flat line in the middle
+        y = SPARK_HEIGHT - 2 - share * (SPARK_HEIGHT - 4)
         points.append(f"{index * step:.1f},{y:.1f}")
     lines.append(points)
     drawn = "".join(f'<polyline points="{" ".join(line)}"></polyline>' for line in lines if line)

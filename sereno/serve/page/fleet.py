@@ -24,9 +24,17 @@ def fleet_view(fleet: FleetAnswer, service: str | None) -> str:
     if not fleet.services:
         empty = "No server has reported yet." if service is None else "No server of it reported."
         return f'<h2>Fleet</h2>{form}<p class="empty">{empty}</p>'
-    now = fleet.evaluated_before
-    tables = "".join(service_table(reading, now) for reading in fleet.services)
+    tables = "".join(service_table(reading, latest_time(fleet)) for reading in fleet.services)
     return f"<h2>Fleet</h2>{form}{tables}"
+
+
+def latest_time(fleet: FleetAnswer) -> float | None:
+    """What a report's age is counted to: the latest minute evaluated, or the latest report if
+    it came after (events of the minute being gathered)."""
+    if fleet.evaluated_before is None:
+        return None
+    reports = [server.last_report for reading in fleet.services for server in reading.servers]
+    return max([fleet.evaluated_before, *reports])
 
 
 def service_table(reading: ServiceReading, now: float | None) -> str:

@@ -126,7 +126,7 @@ def timeline_row(record: EpisodeRecord, colors: dict[str, str], period: tuple[fl
         f"{sev_style(colors.get(record.severity))}>"
         f'<span class="episode-label" title="{esc(record.rule)} {esc(where)}">'
         f'<a href="/?view=alert&amp;id={esc(record.id)}">'
-        f"{esc(record.rule)}</a> {esc(where)}</span>"
+        f'{esc(record.rule)}</a> <span class="episode-where">{esc(where)}</span></span>'
         f'<span class="track"><span class="bar" role="img" title="{esc(label)}" '
         f'aria-label="{esc(label)}" style="left: {left:.2f}%; width: {width:.2f}%">'
         "</span></span></div>"

@@ -816,13 +816,21 @@ const fleetView = {
         const fleet = current.fleet;
         live.replaceChildren(
           ...(fleet.services.length
-            ? fleet.services.map((s) => serviceTable(s, fleet.evaluated_before))
+            ? fleet.services.map((s) => serviceTable(s, latestTime(fleet)))
             : [empty("No server has reported yet.")]),
         );
       },
     };
   },
 };
+
+// What a report's age is counted to: the latest minute evaluated, or the latest report if it
+// came after (events of the minute being gathered).
+function latestTime(fleet) {
+  if (fleet.evaluated_before === null) return null;
+  const reports = fleet.services.flatMap((s) => s.servers.map((server) => server.last_report));
+  return Math.max(fleet.evaluated_before, ...reports);
+}
 
 function serviceTable(reading, now) {
   const components = [
@@ -1010,7 +1018,8 @@ function historyListing({ records, period }) {
         "span",
         { class: "episode-label", title: `${record.rule} ${record.server || record.service}` },
         alertLink(record.id, record.rule),
-        ` ${record.server || record.service}`,
+        " ",
+        h("span", { class: "episode-where" }, record.server || record.service),
       ),
       h(
         "span",
@@ -1194,7 +1203,7 @@ function sparkline(rows) {
   if (!values.length) return null;
   const low = Math.min(...values);
   const high = Math.max(...values);
-  const spread = high - low || 1;
+  const spread = high - low;
   const step = width / Math.max(rows.length - 1, 1);
   const svgNs = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(svgNs, "svg");
@@ -1219,7 +1228,8 @@ function sparkline(rows) {
   };
   rows.forEach((row, index) => {
     if (row.value === null) return draw();
-    const y = height - 2 - ((row.value - low) / spread) * (height - 4);
+    const share = spread ? (row.value - low) / spread : 0.5; // a flat line in the middle
+    const y = height - 2 - share * (height - 4);
     points.push(`${(index * step).toFixed(1)},${y.toFixed(1)}`);
   });
   draw();
