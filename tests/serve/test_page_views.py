@@ -27,7 +27,7 @@ from sereno.serve.answers import (
 from sereno.serve.page.admin import receivers_view, silences_view
 from sereno.serve.page.alert import alert_view, sparkline
 from sereno.serve.page.alerts import alerts_view, servers_count
-from sereno.serve.page.fleet import fleet_view
+from sereno.serve.page.fleet import fleet_view, latest_time
 from sereno.serve.page.history import history_view
 from sereno.serve.page.markup import ago, readable_text
 from sereno.serve.page.query import (
@@ -328,3 +328,17 @@ def test_text_on_a_severity_colour_is_black_or_white_whichever_reads_better() ->
     assert readable_text("#800000") == "#ffffff"
     assert ago(59) == "59s ago"
     assert ago(3600) == "1h ago"
+
+
+def test_a_flat_sparkline_runs_across_the_middle() -> None:
+    flat = [AlertMinute(T0 + 60 * n, 5, True, "HIGH", "firing") for n in range(3)]
+    assert '<polyline points="0.0,20.0 120.0,20.0 240.0,20.0"></polyline>' in sparkline(flat)
+    assert sparkline([AlertMinute(T0, None, False, "HIGH", "firing")]) == ""
+
+
+def test_a_reports_age_counts_to_the_latest_report_when_it_is_newer() -> None:
+    server = ServerReading("a", T0 + 90, True, False, [])
+    fleet = FleetAnswer(T0 + 60, 120, [ServiceReading("Inbox", [server])])
+    assert latest_time(fleet) == T0 + 90
+    assert latest_time(FleetAnswer(None, 120, [ServiceReading("Inbox", [server])])) is None
+    assert "<td>0s ago</td>" in fleet_view(fleet, None)
