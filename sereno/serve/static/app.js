@@ -436,12 +436,13 @@ const ackDialog = (() => {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     localStorage.setItem(NAME_KEY, by.value.trim());
-    submitting(d, form, () =>
-      post(`/api/alerts/${encodeURIComponent(alertId)}/ack`, {
+    submitting(d, form, async () => {
+      await post(`/api/alerts/${encodeURIComponent(alertId)}/ack`, {
         by: by.value.trim(),
         comment: comment.value.trim(),
-      }),
-    );
+      });
+      setStatus(`Acknowledged at ${clock(Date.now() / 1000)}`);
+    });
   });
   d.dialog.append(form);
   return {
