@@ -1496,7 +1496,7 @@ function receiversListing({ receivers, status }) {
           },
           "Send a test",
         ),
-        h("span", { class: "outcome" }, testOutcomes.get(r.name) || ""),
+        testOutcomes.has(r.name) ? testOutcome(testOutcomes.get(r.name)) : null,
       ),
     ),
   );
@@ -1541,18 +1541,22 @@ function receiversListing({ receivers, status }) {
   ];
 }
 
+function testOutcome({ ok, text }) {
+  return h("span", { class: `outcome outcome-${ok ? "sent" : "failed"}` }, text);
+}
+
 async function sendTest(name, button) {
   button.disabled = true;
   let outcome;
   try {
     const answer = await post(`/api/receivers/${encodeURIComponent(name)}/test`);
-    outcome = answer.ok ? "test sent" : `test failed: ${answer.error}`;
+    outcome = { ok: answer.ok, text: answer.ok ? "test sent" : `test failed: ${answer.error}` };
   } catch (error) {
-    outcome = `test failed: ${error.message}`;
+    outcome = { ok: false, text: `test failed: ${error.message}` };
   }
   testOutcomes.set(name, outcome);
   button.disabled = false;
-  setStatus(`${name}: ${outcome}`, !outcome.startsWith("test sent"));
+  setStatus(`${name}: ${outcome.text}`, !outcome.ok);
   page.shown = ""; // the outcome is not in the API's data: render it
   refresh(false);
 }
