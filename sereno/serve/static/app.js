@@ -672,7 +672,12 @@ const alertsView = {
   },
   shell(params, data) {
     const filters = alertFilters(params);
-    const service = select("service", [], filters.service, { multiple: true });
+    for (const name of [...data.alerts.map((a) => a.service), ...filters.service]) {
+      knownServices.add(name);
+    }
+    const service = select("service", [...knownServices].sort(), filters.service, {
+      multiple: true,
+    });
     const form = h(
       "form",
       {
@@ -739,7 +744,7 @@ function updateServiceOptions(selectElement, alerts) {
   const chosen = [...selectElement.selectedOptions].map((o) => o.value);
   const before = knownServices.size;
   for (const name of [...alerts.map((a) => a.service), ...chosen]) knownServices.add(name);
-  if (before === knownServices.size && selectElement.options.length) return;
+  if (before === knownServices.size) return;
   selectElement.replaceChildren(
     ...[...knownServices]
       .sort()
