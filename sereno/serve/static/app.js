@@ -192,7 +192,7 @@ const page = {
   main: null,
   status: null,
   view: null, // the view whose shell is shown
-  shell: null, // that view's controller: { live, update(data) }
+  shell: null, // that view's shell: { nodes, update(data) }, its live part rebuilt by update
   colors: new Map(),
   rules: null,
   rulesAt: 0,
