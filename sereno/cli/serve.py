@@ -34,16 +34,18 @@ from sereno.errors import RefusedFile
 from sereno.events.body import DEFAULT_MAX_BODY
 from sereno.events.schema import event_type
 from sereno.live.evaluator import LiveEngine
+from sereno.live.fleet import DEFAULT_QUIET_AFTER, FORGET_AFTER
 from sereno.notify.acks import Acks
 from sereno.notify.config import receivers_config
 from sereno.notify.delivery import notice_outbox
 from sereno.notify.service import Notifications
 from sereno.notify.silences import Silence
 from sereno.notify.silencing import Silences
+from sereno.rules.rulefmt import format_duration, parse_duration
 from sereno.serve.app import create_app
 from sereno.serve.config import ServerConfig
-from sereno.serve.handlers import Served
 from sereno.serve.metrics import Metrics
+from sereno.serve.readings import Served
 from sereno.serve.reload import RulesReload
 from sereno.sinks.alertslog import ChangeLog
 from sereno.state.records import KeyedRecords
@@ -68,6 +70,15 @@ def _listen_address(text: str) -> tuple[str, int]:
             f"expected HOST:PORT, such as 127.0.0.1:8080, got {text!r}"
         )
     return host.strip("[]"), int(port)
+
+
+def _quiet_after(text: str) -> float:
+    seconds = parse_duration(text)
+    if seconds is None or not 0 < seconds <= FORGET_AFTER:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 90s, 2m or 1h30m, from 1s to 24h, got {text!r}"
+        )
+    return float(seconds)
 
 
 def _serve_parser() -> argparse.ArgumentParser:
@@ -105,6 +116,14 @@ def _serve_parser() -> argparse.ArgumentParser:
         "--token-file",
         metavar="FILE",
         help="bearer tokens, one a line: requests without one of them are refused (401)",
+    )
+    parser.add_argument(
+        "--quiet-after",
+        metavar="DURATION",
+        type=_quiet_after,
+        default=DEFAULT_QUIET_AFTER,
+        help="how long a server may send nothing, in event time, before the fleet "
+        f"(GET /api/fleet) calls it quiet (default {format_duration(int(DEFAULT_QUIET_AFTER))})",
     )
     add_lateness_option(parser)
     add_clock_skew_option(parser)
@@ -154,6 +173,7 @@ def command(argv: Sequence[str]) -> int:
             on_queued=notifications.delivery.wake,
             max_skew=args.max_clock_skew,
             on_dead_letter=_report_dead_letter,
+            quiet_after=args.quiet_after,
         )
         journal = Journal(args.db)
         for store in (journal, state, outbox, stored_silences, stored_acks):

@@ -94,6 +94,9 @@ class Engine:
             keep_resolved=keep_episodes,
             on_change=on_change,
         )
+        self.found: WindowResult | None = None
+        """What the rules found in the latest minute evaluated, before the lifecycle: which
+        servers and components they matched, the values they looked at."""
 
     def state(self) -> EngineState:
         last_seen = {
@@ -128,7 +131,8 @@ class Engine:
 
     def evaluate(self, window: Window) -> list[Alert]:
         """The window's firing alerts in order: time, then rule order, service, server."""
-        return self.lifecycle.update(self.evaluate_window(window))
+        self.found = found = self.evaluate_window(window)
+        return self.lifecycle.update(found)
 
     def evaluate_window(self, window: Window) -> WindowResult:
         """What the rules find in the window, before the lifecycle."""

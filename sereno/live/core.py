@@ -23,22 +23,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TypeVar
 
+from sereno.engine.alerts import Alert, AlertKey, alert_key
 from sereno.engine.engine import Engine
-from sereno.engine.lifecycle import Episode, dropped, episodes_in_order
+from sereno.engine.lifecycle import Episode, WindowResult, dropped, episodes_in_order
 from sereno.engine.windows import WINDOW_SECONDS, Misfits, Window, Windows
 from sereno.errors import SerenoError
 from sereno.events.schema import Event
 from sereno.events.times import DEFAULT_MAX_CLOCK_SKEW, ahead_reason
+from sereno.live.fleet import DEFAULT_QUIET_AFTER, Fleet, FleetSnapshot
 from sereno.notify.notice import Notice
 from sereno.notify.planner import Planner
 from sereno.rules.rulefmt import RuleSet, RuleSpec
-from sereno.state.store import Snapshot
+from sereno.state.store import MINUTES_KEPT, AlertMinute, Snapshot
 
 TICK_SECONDS = 1.0  # how far the time must move on before a tick moves event time on
 CHECKPOINT_SECONDS = 0.2  # how long alerts fired early may wait to be saved, told and shown
 MAX_REPORTED = 10  # events ahead of the fleet and evaluation errors told on stderr, then counted
+PRUNE_EVERY = 3600  # seconds of event time between two prunings of the alerts' minutes
 
 _A = TypeVar("_A")
 _T = TypeVar("_T")
@@ -65,6 +69,8 @@ class Checkpoint:
     changes: list[Episode]  # each alert's state as it changed, in order
     outgoing: list[Outgoing]  # the notifications the changes and reminders call for
     open_alerts: list[Episode]  # to show once saved and told
+    minutes: list[AlertMinute] = field(default_factory=list)  # of the minutes evaluated
+    prune_minutes_before: int | None = None  # the alerts' minutes to drop, if any
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,7 @@ class LiveCore:
         max_skew: float = DEFAULT_MAX_CLOCK_SKEW,
         on_window: Callable[[float], None] = lambda seconds: None,
         timer: Callable[[], float] = _no_timer,
+        quiet_after: float = DEFAULT_QUIET_AFTER,
     ) -> None:
         self.ruleset = ruleset
         self.stats = LiveStats()
@@ -141,6 +148,12 @@ class LiveCore:
         self._seq = 0  # the journal's latest batch taken
         self._excuse_silence = False  # after a restart: the downtime is no server's silence
         self._early_start: int | None = None  # the minute the rules have looked at early
+        self._fleet = Fleet(ruleset.rules, quiet_after)
+        self._unfolded: list[tuple[Window, list[Alert]]] = []  # minutes the fleet has not seen
+        self._minutes: list[AlertMinute] = []  # since the last checkpoint
+        self._alert_ids = _AlertIds()
+        self._prune_before: int | None = None  # the alerts' minutes to drop at the checkpoint
+        self._next_prune = float("-inf")
 
     @property
     def evaluated_before(self) -> float:
@@ -204,6 +217,7 @@ class LiveCore:
         engine = self._new_engine(ruleset)
         self._drop(engine.restore(self._engine.state()))
         self._engine, self.ruleset = engine, ruleset
+        self._fleet.use(ruleset.rules)
         if planner is not None:
             self._planner = planner
         elif self._planner is not None:
@@ -276,12 +290,35 @@ class LiveCore:
         started = self._timer()
         evaluated: list[int] = []
         for window in windows:
-            self._contained(f"the minute at {window.start}", self._engine.evaluate, window)
+            changed = len(self._changes)
+            alerts = self._contained(f"the minute at {window.start}", self._engine.evaluate, window)
+            if alerts is not None:  # evaluated, not set aside
+                self._keep_minute(window, self._changes[changed:])
             self._remind(window.start)
             self.stats.windows_evaluated += 1
             self._on_window(self._timer() - started)
             evaluated.append(window.start)
         return evaluated
+
+    def _keep_minute(self, window: Window, changes: list[Episode]) -> None:
+        """Note what the rules found in an evaluated minute: the fleet, the alerts' minutes."""
+        found = self._engine.found
+        if found is None or found.start != window.start:
+            return
+        self._unfolded.append((window, found.alerts))
+        open_alerts = self._engine.lifecycle.still_open()
+        self._minutes += alert_minutes(found, open_alerts, changes, self._alert_ids.of)
+        if window.start >= self._next_prune:
+            self._prune_before = window.start - MINUTES_KEPT
+            self._next_prune = window.start + PRUNE_EVERY
+
+    def fleet(self) -> FleetSnapshot:
+        """The fleet as of the latest minute evaluated: its minutes are taken in only now, so
+        that the alerts they changed are saved and shown without waiting for it."""
+        for window, alerts in self._unfolded:
+            self._fleet.add(window, alerts)
+        self._unfolded.clear()
+        return self._fleet.snapshot()
 
     def _remind(self, start: int) -> None:
         """Plan the reminders of alerts still firing that are due in the minute at `start`,
@@ -314,7 +351,9 @@ class LiveCore:
         groups = self._planner.groups.saved() if self._planner is not None else b""
         snapshot = Snapshot(self._seq, self._windows.watermark, self._engine.state(), groups)
         self._saved_at = now
-        return Checkpoint(snapshot, changes, outgoing, self.open_alerts())
+        minutes, self._minutes = self._minutes, []
+        prune_before, self._prune_before = self._prune_before, None
+        return Checkpoint(snapshot, changes, outgoing, self.open_alerts(), minutes, prune_before)
 
     def _drop(self, episodes: list[Episode]) -> None:
         """The open alerts of rules no longer there end as dropped, from the next minute to
@@ -324,3 +363,41 @@ class LiveCore:
             # an alert fired early in the very first minute has no minute evaluated before it
             ended = max(next_minute, episode.last_window + WINDOW_SECONDS)
             self._changed(dropped(episode, int(ended)))
+
+
+class _AlertIds:
+    """Episodes' short ids, each hashed once rather than once a minute it is open."""
+
+    MOST = 100_000  # ids kept, beyond which they are forgotten and hashed again as needed
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[AlertKey, int], str] = {}
+
+    def of(self, episode: Episode) -> str:
+        known, identity = self._known, (episode.key, episode.started)
+        alert_id = known.get(identity)
+        if alert_id is None:
+            if len(known) >= self.MOST:
+                known.clear()
+            alert_id = known[identity] = episode.id
+        return alert_id
+
+
+def alert_minutes(
+    found: WindowResult,
+    open_alerts: Iterable[Episode],
+    changes: Iterable[Episode],
+    id_of: Callable[[Episode], str] = attrgetter("id"),
+) -> list[AlertMinute]:
+    """The minute of each alert open after it, and of each that it ended: the value its rule
+    looked at, whether it matched, its severity and state."""
+    start = found.start
+    ended = {(e.key, e.started): e for e in changes if not e.is_open and e.ended == start}
+    matched = {alert_key(alert) for alert in found.alerts}
+    looked_at = found.looked_at
+    return [
+        AlertMinute(
+            id_of(e), start, looked_at.get(e.key), e.key in matched, e.severity, e.state.value
+        )
+        for e in [*open_alerts, *ended.values()]
+    ]

@@ -4,8 +4,9 @@ Ingest journals each batch and queues it; one worker thread feeds the batches, a
 clock's ticks between them, to the evaluation (`LiveCore`), so the HTTP handlers never wait on
 it. When the evaluation asks for a checkpoint, the worker saves the state with the
 notifications its changes call for (in one transaction), hands each change of an alert's state
-to `on_change` (the alerts log), wakes the delivery and publishes the open alerts for the read
-API: in that order, so that what is told is on disk, and what is shown has been told.
+to `on_change` (the alerts log), wakes the delivery and publishes the open alerts, then the
+fleet, for the read API (each a value replaced whole, never changed in place): in that order,
+so that what is told is on disk, and what is shown has been told.
 
 At start, the saved state and the journal's batches not yet evaluated are taken again; a batch
 that cannot be evaluated is set aside as a dead letter, so that one bad entry does not keep
@@ -24,6 +25,7 @@ from sereno.engine.lifecycle import Episode
 from sereno.events.schema import Event, event_type
 from sereno.events.times import DEFAULT_MAX_CLOCK_SKEW
 from sereno.live.core import CHECKPOINT_SECONDS, TICK_SECONDS, LiveCore, LiveStats, Step
+from sereno.live.fleet import DEFAULT_QUIET_AFTER, FleetSnapshot, FleetView
 from sereno.notify.planner import Planner
 from sereno.rules.rulefmt import RuleSet
 from sereno.state.store import DeadLetter, StateStore
@@ -63,6 +65,7 @@ class LiveEngine:
         max_skew: float = DEFAULT_MAX_CLOCK_SKEW,
         log: Callable[[str], None] = to_stderr,
         on_dead_letter: Callable[[DeadLetter], None] = lambda letter: None,
+        quiet_after: float = DEFAULT_QUIET_AFTER,
     ) -> None:
         self.ruleset = ruleset
         self.event_type = event_type(ruleset.fields)  # what ingest decodes into
@@ -75,6 +78,7 @@ class LiveEngine:
             max_skew,
             on_window,  # told how long each minute took to evaluate
             time.perf_counter,
+            quiet_after,
         )
         self.stats: LiveStats = self._core.stats
         self._store = store
@@ -86,6 +90,7 @@ class LiveEngine:
         self._log = log
         self._queue: queue.Queue[_Batch | _Reload | None] = queue.Queue(QUEUE_BATCHES)
         self._open: list[Episode] = []
+        self._fleet: FleetSnapshot = self._core.fleet()
         self.failure: Exception | None = None
         self._on_failure: Callable[[Exception], None] = lambda error: None
         self._worker = threading.Thread(target=self._work, name="sereno-evaluator", daemon=True)
@@ -134,6 +139,11 @@ class LiveEngine:
         service and server."""
         return self._open
 
+    def fleet(self) -> FleetView:
+        """The fleet as of the latest minute evaluated and saved (its view is made by the
+        first to ask for it)."""
+        return self._fleet.view
+
     @property
     def evaluated_before(self) -> float:
         """Every minute before this time is evaluated: an event for one of them is late."""
@@ -146,6 +156,7 @@ class LiveEngine:
         for seq, events in self._store.journal(self._on_dead_letter):
             self._replay(seq, events)
         self._open = self._core.open_alerts()
+        self._fleet = self._core.fleet()
 
     def _replay(self, seq: int, events: list[Event]) -> None:
         """Take a batch of the journal again; set it aside if it cannot be evaluated, so that
@@ -191,9 +202,16 @@ class LiveEngine:
         checkpoint = step.checkpoint
         if checkpoint is None:
             return
-        self._store.checkpoint(checkpoint.snapshot, checkpoint.changes, checkpoint.outgoing)
+        self._store.checkpoint(
+            checkpoint.snapshot,
+            checkpoint.changes,
+            checkpoint.outgoing,
+            checkpoint.minutes,
+            checkpoint.prune_minutes_before,
+        )
         for episode in checkpoint.changes:
             self._on_change(episode)
         if checkpoint.outgoing:
             self._on_queued()
         self._open = checkpoint.open_alerts
+        self._fleet = self._core.fleet()

@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 
+from sereno.engine.alerts import Alert
 from sereno.engine.lifecycle import Episode
+from sereno.engine.records import EpisodeRecord
 from sereno.notify.acks import Acks
 from sereno.notify.config import NotifyConfig, ReceiverSpec
 from sereno.notify.grouping import Groups
@@ -235,10 +237,21 @@ class Planner:
 
 def _labels_of(episode: Episode) -> dict[str, str]:
     """The labels its notices would carry, without rendering a notice."""
-    key, alert = episode.key, episode.last
+    key = episode.key
+    return _labels(key.rule, episode.severity, key.service, key.server, episode.last)
+
+
+def record_labels(record: EpisodeRecord) -> dict[str, str]:
+    """The labels of an episode as the history keeps it, as its notices carried them."""
+    return _labels(record.rule, record.severity, record.service, record.server, record.last)
+
+
+def _labels(
+    rule: str, severity: str, service: str, server: str | None, alert: Alert
+) -> dict[str, str]:
     component = getattr(alert, "component", "")
     extra = getattr(alert, "labels", None) or {}
-    return alert_labels(key.rule, episode.severity, key.service, key.server, component, extra)
+    return alert_labels(rule, severity, service, server or "", component, extra)
 
 
 def _on_duty(spec: ReceiverSpec, at: int) -> bool:

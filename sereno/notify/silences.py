@@ -183,6 +183,16 @@ class SilenceBook:
         ]
         return [silence.id for silence in sorted(found, key=lambda s: (s.starts_at, s.id))]
 
+    def selecting(self, labels: Mapping[str, str], now: float) -> list[Silence]:
+        """The active and pending silences whose matchers all select these labels, the
+        soonest to start first: those that silence the alert now or will."""
+        found = [
+            silence
+            for silence in self._silences.values()
+            if state(silence, now) != "expired" and matches(silence.matchers, labels)
+        ]
+        return sorted(found, key=lambda s: (s.starts_at, s.id))
+
     def ended_between(self, before: float, now: float) -> list[Silence]:
         """The silences that stopped silencing in (before, now], the earliest first, so that the
         caller can tell of the alerts they covered that still fire. A silence expired while

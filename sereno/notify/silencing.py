@@ -88,6 +88,12 @@ class Silences:
         with self._lock:
             return self._book.silencing(labels, self._clock())
 
+    def selecting(self, labels: Mapping[str, str]) -> list[tuple[Silence, SilenceState]]:
+        """The active and pending silences that select these labels, each with its state."""
+        with self._lock:
+            now = self._clock()
+            return [(s, state(s, now)) for s in self._book.selecting(labels, now)]
+
     def ended(self) -> list[Silence]:
         """The silences that stopped silencing since the last call."""
         with self._lock:

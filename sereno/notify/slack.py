@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rich.color import Color, ColorParseError
-
 from sereno.notify.config import ReceiverSpec
 from sereno.notify.notice import RESOLVED, Notice
 from sereno.notify.transport import JsonPoster
+from sereno.rules.rulefmt import css_color
 from sereno.text import format_number
 
 RESOLVED_COLOR = "#2eb886"
@@ -18,12 +17,7 @@ DEFAULT_COLOR = "#a0a0a0"
 
 def hex_color(name: str | None) -> str:
     """A severity's colour, as the rules file names it (`magenta`, `#ff8800`), in hex."""
-    if name is None:
-        return DEFAULT_COLOR
-    try:
-        return Color.parse(name).get_truecolor().hex
-    except ColorParseError:
-        return DEFAULT_COLOR
+    return css_color(name) or DEFAULT_COLOR
 
 
 MAX_ATTACHMENTS = 20  # of a group's message: Slack shows a long list badly

@@ -192,6 +192,17 @@ class RuleSpec:
         return (*(level.condition for level in self.levels), *recovery)
 
 
+def css_color(name: str | None) -> str | None:
+    """A colour as rules files name it (`magenta`, `bright_yellow`, `#ff8800`), as
+    `#rrggbb`; None if it is not one (or not given)."""
+    if name is None:
+        return None
+    try:
+        return Color.parse(name).get_truecolor().hex
+    except ColorParseError:
+        return None
+
+
 def rule_kind(majority: bool, absent: int | None) -> str:
     if absent is not None:
         return "absent"

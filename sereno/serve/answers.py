@@ -405,7 +405,10 @@ ROUTES: dict[str, dict[str, Any]] = {
         "summary": "Every alert that fired, the latest first",
         "responses": {
             200: _json(_list_of(EpisodeRecord), "Episodes, as --episodes --format json"),
-            400: _problem("A parameter that is not one: `since` not a time, `limit` out of range"),
+            400: _problem(
+                "A parameter that is not one: `since` or `until` not a time, `limit` out of "
+                "range, a name too long"
+            ),
             **UNAUTHORIZED,
         },
     },
@@ -500,6 +503,35 @@ ROUTES: dict[str, dict[str, Any]] = {
             **UNAUTHORIZED,
         },
     },
+    "/api/status": {
+        "summary": "What the service runs, how far it has evaluated and what it has counted",
+        "responses": {200: _json(_ref(ServiceStatus), "The service's status"), **UNAUTHORIZED},
+    },
+    "/api/rules": {
+        "summary": "The rules at work and their severities, with their colours",
+        "responses": {
+            200: _json(_ref(RulesAnswer), "In the rules file's order"),
+            **UNAUTHORIZED,
+        },
+    },
+    "/api/fleet": {
+        "summary": "Each server's last report and latest values of the components the rules read",
+        "responses": {
+            200: _json(_ref(FleetAnswer), "By service, server and component"),
+            400: _problem("A `service` too long"),
+            **UNAUTHORIZED,
+        },
+    },
+    "/api/alerts/{alert_id}": {
+        "summary": "One alert, open or ended: its episode, minutes, notifications, "
+        "acknowledgement and silences",
+        "responses": {
+            200: _json(_ref(AlertDetail), "The alert"),
+            400: _problem("Not an alert id (10 hex digits)"),
+            404: _problem("No open alert nor episode of the history has this id"),
+            **UNAUTHORIZED,
+        },
+    },
     "/healthz": {
         "summary": "Liveness",
         "responses": {200: _json(_ref(Status), "The process runs")},
@@ -515,10 +547,10 @@ ROUTES: dict[str, dict[str, Any]] = {
         "summary": "A status page for people (HTML)",
         "responses": {
             200: {
-                "description": "The open alerts and the service's counts",
+                "description": "The open alerts and the service's counts; without a valid "
+                "bearer token (with --token-file), only a note that one is needed",
                 "content": {"text/html": {"schema": {"type": "string"}}},
             },
-            **UNAUTHORIZED,
         },
     },
     "/metrics": {

@@ -16,10 +16,11 @@ from starlette.routing import BaseRoute, Match
 from sereno import __version__
 from sereno.serve.ackapi import AckApi
 from sereno.serve.answers import ROUTES, schema_components
-from sereno.serve.auth import OPEN_PATHS, BearerTokens
+from sereno.serve.auth import BearerTokens, is_open
 from sereno.serve.config import ServerConfig
-from sereno.serve.handlers import Api, Served
+from sereno.serve.handlers import Api
 from sereno.serve.params import invalid_request
+from sereno.serve.readings import Served
 from sereno.serve.receiverapi import ReceiverApi
 from sereno.serve.silenceapi import SilenceApi
 from sereno.serve.webpage import PageFiles
@@ -58,6 +59,10 @@ def create_app(served: Served, config: ServerConfig) -> FastAPI:
         ("/api/silences", silences.listing),
         ("/api/silences/{silence_id}", silences.show),
         ("/api/receivers", receivers.listing),
+        ("/api/status", api.status),
+        ("/api/rules", api.rules),
+        ("/api/fleet", api.fleet),
+        ("/api/alerts/{alert_id}", api.alert),
         ("/", api.status_page),
         ("/healthz", api.healthz),
         ("/readyz", api.readyz),
@@ -100,7 +105,7 @@ def _allowing_every_method(
 
 def _describe_with_schemas(app: FastAPI, secured: bool) -> None:
     """The OpenAPI document, with the JSON schemas of our answers (from their types) and,
-    when tokens are required, the bearer scheme of every route but the health checks."""
+    when tokens are required, the bearer scheme of every route but the open ones."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -131,6 +136,6 @@ def _drop_validation_answers(document: dict[str, Any]) -> None:
 def _declare_bearer_tokens(document: dict[str, Any]) -> None:
     document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     for path, operations in document["paths"].items():
-        if path not in OPEN_PATHS:
+        if not is_open(path):
             for operation in operations.values():
                 operation["security"] = [{"bearer": []}]

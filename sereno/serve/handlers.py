@@ -1,5 +1,6 @@
 """`sereno serve`'s request handlers: ingest, the open alerts and their history, the dead
-letters, rules reload, the status page, health and metrics.
+letters, rules reload, the page's readings (status, rules, fleet, one alert), the status
+page, health and metrics.
 
 A thin adapter: the body is decoded by `events.body`, journalled by `state.store`, evaluated
 by `live`, and what they say is turned into HTTP answers here.
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from dataclasses import dataclass
 
 import msgspec
 from fastapi import Request, Response
@@ -25,28 +25,35 @@ from sereno.errors import RefusedFile
 from sereno.events.body import BodyError, too_large
 from sereno.events.schema import Event
 from sereno.events.times import EventTimes
-from sereno.live.evaluator import LiveEngine
-from sereno.notify.service import Notifications
+from sereno.live.fleet import FleetView
 from sereno.serve import statuspage
 from sereno.serve.answers import (
     JSON,
     IngestAnswer,
-    OpenAlert,
     Problem,
-    ReceiverAnswer,
     RulesRefused,
     RulesReloaded,
     Status,
 )
+from sereno.serve.auth import carries_token
 from sereno.serve.config import ServerConfig
-from sereno.serve.metrics import Metrics
-from sereno.serve.params import HistoryLimit, RuleName, Since, decode, read_body, since_seconds
-from sereno.serve.receiverapi import receiver_answers
-from sereno.serve.reload import RulesReload
+from sereno.serve.params import (
+    AlertId,
+    HistoryLimit,
+    RuleName,
+    ServiceName,
+    SeverityName,
+    Since,
+    Until,
+    decode,
+    read_body,
+    since_seconds,
+    until_seconds,
+)
+from sereno.serve.readings import Readings, Served, fleet_answer
 from sereno.state.store import (
     DEFAULT_HISTORY_LIMIT,
     HistoryQuery,
-    Journal,
     read_dead_letters,
     read_history,
     write_failure,
@@ -54,31 +61,24 @@ from sereno.state.store import (
 from sereno.stderr import to_stderr
 
 OFF_LOOP_EVENTS = 8000  # about 1 MiB of them, as sent
+TOKEN_NEEDED = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Sereno</title></head>'
+    "<body><h1>Sereno</h1><p>An access token is needed to see the alerts.</p></body></html>"
+)
 
 
-@dataclass(frozen=True)
-class Served:
-    """What the API serves, each handed in rather than reached through another."""
-
-    live: LiveEngine
-    journal: Journal
-    metrics: Metrics
-    reload_rules: RulesReload
-    notifications: Notifications  # its receivers change on a reload
-
-
-class Api:
-    """The handlers, each a method; `create_app` routes to them."""
+class Api(Readings):
+    """The handlers, each a method; `create_app` routes to them. The records they answer
+    with are built by `Readings`, whose methods the page calls too."""
 
     def __init__(self, served: Served, config: ServerConfig) -> None:
-        self._live = served.live
+        super().__init__(served, config)
         self._journal = served.journal
         self._metrics = served.metrics
         self._reload_rules = served.reload_rules
-        self._notifications = served.notifications
-        self._config = config
         self._encoder = msgspec.json.Encoder()
         self._alerts_page: tuple[list[Episode], bytes] = ([], b"[]")  # the latest published
+        self._fleet_page: tuple[FleetView | None, str | None, bytes] = (None, None, b"")
         # batches are journalled and queued in the order they come, some in a worker thread
         self._keeping_in_order = asyncio.Lock()
 
@@ -159,32 +159,44 @@ class Api:
             self._alerts_page = latest, page
         return Response(page, media_type=JSON)
 
-    def _open_alerts(self, episodes: list[Episode]) -> list[OpenAlert]:
-        thresholds = {spec.name: spec.threshold for spec in self._live.ruleset.rules}
-        planner, acks = self._notifications.planner, self._notifications.acks
-        now = self._live.evaluated_before  # event time, as notices are judged on
-        return [
-            OpenAlert.of(
-                episode,
-                thresholds,
-                planner.silenced_by(episode),
-                acks.get(episode.id),
-                planner.maintenance_of(episode, now),
-            )
-            for episode in episodes
-        ]
-
     def history(
         self,
         since: Since = None,
         rule: RuleName = None,
         limit: HistoryLimit = DEFAULT_HISTORY_LIMIT,
+        until: Until = None,
+        service: ServiceName = None,
+        severity: SeverityName = None,
     ) -> Response:
         try:
-            query = HistoryQuery(since_seconds(since), rule, limit)
+            query = HistoryQuery(
+                since_seconds(since), rule, limit, until_seconds(until), service, severity
+            )
         except ValueError as error:
             return self._problem(400, str(error))
         return Response(read_history(self._config.db, query), media_type=JSON)
+
+    def status(self) -> Response:
+        return self._answer(200, self.status_answer())
+
+    def rules(self) -> Response:
+        return self._answer(200, self.rules_answer())
+
+    def fleet(self, service: ServiceName = None) -> Response:
+        fleet = self._live.fleet()
+        shown, asked, page = self._fleet_page
+        if fleet is not shown or service != asked:  # the page asks again and again
+            page = self._encoder.encode(fleet_answer(fleet, service))
+            self._fleet_page = fleet, service, page
+        return Response(page, media_type=JSON)
+
+    def alert(self, alert_id: AlertId) -> Response:
+        detail = self.alert_detail(alert_id)
+        if detail is None:
+            return self._problem(
+                404, f"no open alert nor episode of the history has the id {alert_id}"
+            )
+        return self._answer(200, detail)
 
     def dead_letters(self) -> Response:
         return self._answer(200, read_dead_letters(self._config.db))
@@ -201,7 +213,10 @@ class Api:
         answer = RulesReloaded("reloaded", ruleset.source, len(ruleset.rules), receivers)
         return self._answer(200, answer)
 
-    def status_page(self) -> Response:
+    def status_page(self, request: Request) -> Response:
+        tokens = self._config.tokens
+        if tokens and not carries_token(request.headers, tokens):
+            return HTMLResponse(TOKEN_NEEDED)  # the page is open, its data is not
         live, stats = self._live, self._live.stats
         alerts = self._open_alerts(live.alerts())
         counts = {
@@ -224,9 +239,6 @@ class Api:
             )
             for spec in self._notifications.config.receivers
         ]
-
-    def receivers_answer(self) -> list[ReceiverAnswer]:
-        return receiver_answers(self._notifications)
 
     def healthz(self) -> Response:
         return self._answer(200, Status("ok"))

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -48,37 +48,67 @@ Since = Annotated[
         json_schema_extra=SINCE_SCHEMA,
     ),
 ]
-RuleName = Annotated[str | None, Query(description="One rule's name")]
+Until = Annotated[
+    str | None,
+    Query(
+        description="Seconds since the epoch, or ISO 8601 with a time zone: "
+        "the episodes that started before it",
+        json_schema_extra=SINCE_SCHEMA,
+    ),
+]
+# names as rules files and events write them: bounded, so that a hostile one is a 400
+NAME_LENGTH = 1000
+RuleName = Annotated[str | None, Query(description="One rule's name", max_length=NAME_LENGTH)]
+ServiceName = Annotated[str | None, Query(description="One service", max_length=NAME_LENGTH)]
+SeverityName = Annotated[
+    str | None, Query(description="One severity's name", max_length=NAME_LENGTH)
+]
+ALERT_ID = r"^[0-9a-f]{10}$"  # an alert's short id: `episode_id`
+AlertId = Annotated[str, Path(description="The alert's short id", pattern=ALERT_ID)]
 HistoryLimit = Annotated[
     int, Query(ge=1, le=MAX_HISTORY_LIMIT, description="The most episodes to answer")
 ]
 
 
 def since_seconds(text: str | None) -> float:
-    """A time given as seconds since the epoch or in ISO 8601 (2016-10-10T00:00:00Z)."""
-    if text is None:
-        return float("-inf")
+    """A time given as seconds since the epoch or in ISO 8601 (2016-10-10T00:00:00Z); none is
+    the earliest time."""
+    return _seconds(text, "since") if text is not None else float("-inf")
+
+
+def until_seconds(text: str | None) -> float:
+    """`since_seconds` for `until`: none is the latest time."""
+    return _seconds(text, "until") if text is not None else float("inf")
+
+
+def _seconds(text: str, name: str) -> float:
     if not _JSON_NUMBER.fullmatch(text):
-        return _iso_time(text)
+        return _iso_time(text, name)
     seconds = float(text)
     low, high = SINCE_RANGE
     if not low <= seconds <= high:
         raise ValueError(
-            f"since: expected a time from {low:.0f} to {high:.0f} seconds, got {text!r}"
+            f"{name}: expected a time from {low:.0f} to {high:.0f} seconds, got {_shown(text)}"
         )
     return seconds
 
 
-def _iso_time(text: str) -> float:
+def _iso_time(text: str, name: str) -> float:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(
-            f"since: expected seconds since the epoch or an ISO 8601 time, got {text!r}"
+            f"{name}: expected seconds since the epoch or an ISO 8601 time, got {_shown(text)}"
         ) from None
     if moment.tzinfo is None:
-        raise ValueError(f"since: {text!r} has no time zone (add Z for UTC)")
+        raise ValueError(f"{name}: {_shown(text)} has no time zone (add Z for UTC)")
     return moment.timestamp()
+
+
+def _shown(given: object) -> str:
+    """What was given, as a problem quotes it: on one line, and not too long."""
+    shown = repr(given)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 async def read_body(request: Request, max_body: int) -> bytes:
@@ -120,7 +150,5 @@ def _first_problem(error: RequestValidationError) -> str:
         return "the request is not valid"
     problem = problems[0]
     name = ".".join(str(part) for part in problem.get("loc", ())[1:]) or "the request"
-    given = repr(problem.get("input"))
-    if len(given) > 80:
-        given = given[:77] + "..."
+    given = _shown(problem.get("input"))
     return f"{name}: {str(problem.get('msg', 'not valid')).lower()}, got {given}"

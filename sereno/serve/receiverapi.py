@@ -13,31 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from sereno.notify.notice import drill_notice
 from sereno.notify.service import Notifications, fire_drill
 from sereno.rules.rulefmt import RuleSet
-from sereno.serve.answers import DrillAnswer, Problem, ReceiverAnswer, json_answer
-
-
-def receiver_answers(notifications: Notifications) -> list[ReceiverAnswer]:
-    """Each configured receiver, in the config's order, with its counts and queue."""
-    delivery = notifications.delivery
-    depths = delivery.depths()
-    answers = []
-    for spec in notifications.config.receivers:
-        counts = delivery.counts[spec.name]
-        answers.append(
-            ReceiverAnswer(
-                name=spec.name,
-                type=spec.type,
-                queued=depths.get(spec.name, 0),
-                sent=counts.sent,
-                failed=counts.failed,
-                retried=counts.retried,
-                dropped=counts.dropped,
-                last_sent_at=counts.last_sent_at,
-                last_error=counts.last_error,
-                last_error_at=counts.last_error_at,
-            )
-        )
-    return answers
+from sereno.serve.answers import DrillAnswer, Problem, json_answer
+from sereno.serve.readings import receiver_answers
 
 
 class ReceiverApi:

@@ -15,13 +15,19 @@ These tables make a restart, even after `kill -9`, pick up where the service was
   one is deleted only once its receiver has acknowledged it.
 - `silences` and `acks`: the silences and acknowledgements made through the API, each
   written as it is made or ended (`state.records`), so that they outlive a restart.
+- `episode_ids`: the history's episodes by their short id, to find one alert's row.
+- `alert_minutes`: each open alert's evaluated minutes (the value its rule looked at, whether
+  it matched, its severity and state after it), kept 7 days of event time. In minute order:
+  a minute's rows go to the end of the table (rows in alert order would be written all over
+  a large file at each checkpoint), and one alert's are read minute by minute.
 - `dead_letter`: the journal's batches that could not be replayed at start (undecodable, or
   their evaluation failed), set aside with the reason so that the service can start.
 
 A checkpoint writes the snapshot, the history of the episodes whose record changed (fired or
-ended; a firing episode's current values are those of the snapshot), their notifications and
-the journal's trim in one transaction, so the state on disk is always that of a whole number of
-evaluated minutes, and every change it holds has its notifications queued.
+ended; a firing episode's current values are those of the snapshot), their notifications, the
+alerts' minutes and the journal's trim in one transaction, so the state on disk is always that
+of a whole number of evaluated minutes, and every change it holds has its notifications
+queued.
 With `synchronous=NORMAL` a commit survives the process being killed (not a power cut).
 """
 
@@ -41,11 +47,11 @@ import msgspec
 
 from sereno.engine.alerts import AlertKey
 from sereno.engine.engine import EngineState
-from sereno.engine.lifecycle import Episode, episode_id
+from sereno.engine.lifecycle import Change, Episode, episode_id
 from sereno.engine.records import AckRecord, EpisodeRecord
-from sereno.engine.windows import Watermark
+from sereno.engine.windows import WINDOW_SECONDS, Watermark
 from sereno.errors import SerenoError
-from sereno.events.schema import Event
+from sereno.events.schema import Event, Number
 
 SCHEMA_VERSION = "4"
 UPGRADABLE = ("1", "2", "3")  # older schemas that the script below brings up to date
@@ -97,6 +103,22 @@ CREATE TABLE IF NOT EXISTS acks (
     id TEXT PRIMARY KEY,
     body BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS episode_ids (
+    id TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    service TEXT NOT NULL,
+    server TEXT NOT NULL,
+    started INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alert_minutes (
+    alert_id TEXT NOT NULL,
+    minute INTEGER NOT NULL,
+    value,
+    matched INTEGER NOT NULL,
+    severity TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (minute, alert_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dead_letter (
     seq INTEGER PRIMARY KEY,
     set_aside REAL NOT NULL,
@@ -108,6 +130,9 @@ CREATE TABLE IF NOT EXISTS dead_letter (
 BUSY_TIMEOUT_MS = 10_000
 SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, from Python 3.11 on
 DEFAULT_HISTORY_LIMIT = 1000
+MINUTES_KEPT = 7 * 86_400  # seconds of event time an alert's minutes are kept
+MAX_ALERT_MINUTES = 1440  # the most minutes of one alert read back: its latest day
+_INT64 = range(-(2**63), 2**63)  # the integers SQLite stores as they are
 
 
 class StoreError(SerenoError):
@@ -133,11 +158,26 @@ class DeadLetter(msgspec.Struct):
     reason: str
 
 
+class AlertMinute(NamedTuple):
+    """One evaluated minute of an open alert (or of the one that ended it): the value its
+    rule looked at (None: no sample), whether it matched, and its severity and state after."""
+
+    alert_id: str
+    minute: int
+    value: Number | None
+    matched: bool
+    severity: str
+    state: str
+
+
 @dataclass(frozen=True)
 class HistoryQuery:
     since: float = float("-inf")  # episodes still firing at or after this time
     rule: str | None = None
     limit: int = DEFAULT_HISTORY_LIMIT
+    until: float = float("inf")  # episodes that started before this time
+    service: str | None = None
+    severity: str | None = None
 
 
 def is_disk_full(error: BaseException) -> bool:
@@ -190,7 +230,10 @@ def create(path: str | Path) -> None:
     """Make the state file ready: create its tables, or check it is of our schema."""
     with closing(connect(path)) as connection:
         try:
+            had_ids = _has_table(connection, "episode_ids")
             connection.executescript(SCHEMA)
+            if not had_ids:
+                _index_episode_ids(connection)
             row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             if row is not None and row[0] in UPGRADABLE:
                 _upgrade_snapshot(connection)
@@ -205,6 +248,20 @@ def create(path: str | Path) -> None:
                 )
         except sqlite3.DatabaseError as error:
             raise StoreError(f"cannot use {path} as a state file: {error}") from None
+
+
+def _has_table(connection: sqlite3.Connection, name: str) -> bool:
+    found = connection.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,))
+    return found.fetchone() is not None
+
+
+def _index_episode_ids(connection: sqlite3.Connection) -> None:
+    """Give the episodes of a history kept before `episode_ids` was their ids."""
+    rows = connection.execute("SELECT rule, service, server, started FROM history").fetchall()
+    connection.executemany(
+        "INSERT OR IGNORE INTO episode_ids VALUES (?, ?, ?, ?, ?)",
+        [(episode_id(AlertKey(*row[:3]), row[3]), *row) for row in rows],
+    )
 
 
 def _upgrade_snapshot(connection: sqlite3.Connection) -> None:
@@ -309,10 +366,13 @@ class StateStore:
         snapshot: Snapshot,
         changed: Sequence[Episode],
         outgoing: Sequence[tuple[str, object]] = (),
+        minutes: Sequence[AlertMinute] = (),
+        prune_minutes_before: int | None = None,
     ) -> None:
         """Save the state, the history of the episodes that `changed`, queue the `outgoing`
-        notices (receiver, notice) and drop the journal's batches all of whose minutes are
-        evaluated: all at once."""
+        notices (receiver, notice), keep the alerts' `minutes` (dropping those before
+        `prune_minutes_before`, if given) and drop the journal's batches all of whose minutes
+        are evaluated: all at once."""
         connection = self._connection
         queued_at = time.time()
         try:
@@ -321,10 +381,16 @@ class StateStore:
                     "INSERT OR REPLACE INTO snapshot VALUES (1, ?, ?)",
                     (time.time(), self._snapshot_encoder.encode(snapshot)),
                 )
+                fired = list(_fired(changed))
                 connection.executemany(
                     "INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    map(self._history_row, _fired(changed)),
+                    map(self._history_row, fired),
                 )
+                connection.executemany(
+                    "INSERT OR IGNORE INTO episode_ids VALUES (?, ?, ?, ?, ?)",
+                    [(e.id, *e.key, e.started) for e in changed if e.change is Change.FIRED],
+                )
+                _keep_minutes(connection, minutes, prune_minutes_before)
                 connection.executemany(
                     "INSERT INTO outbox (receiver, queued_at, notice) VALUES (?, ?, ?)",
                     [
@@ -362,6 +428,26 @@ def transaction(connection: sqlite3.Connection) -> Iterator[None]:
     connection.execute("COMMIT")
 
 
+def _keep_minutes(
+    connection: sqlite3.Connection, minutes: Sequence[AlertMinute], prune_before: int | None
+) -> None:
+    if prune_before is not None:
+        connection.execute("DELETE FROM alert_minutes WHERE minute < ?", (prune_before,))
+    if minutes:
+        connection.executemany(
+            "INSERT OR REPLACE INTO alert_minutes VALUES (?, ?, ?, ?, ?, ?)",
+            map(_minute_row, minutes),
+        )
+
+
+def _minute_row(minute: AlertMinute) -> AlertMinute:
+    """The row as SQLite can store it: an integer beyond 64 bits as a float."""
+    value = minute.value
+    if isinstance(value, int) and value not in _INT64:
+        return minute._replace(value=float(value))
+    return minute
+
+
 def _fired(changed: Sequence[Episode]) -> Iterable[Episode]:
     """Each episode of `changed` that fired, once, as it is latest."""
     latest = {(e.key, e.started): e for e in changed if e.fired is not None}
@@ -381,14 +467,20 @@ def _one_line(text: str) -> str:
 
 
 def read_history(path: str | Path, query: HistoryQuery) -> bytes:
-    """The episodes that fired and were still firing at or after `query.since`, the latest
-    to fire first, as a JSON array; one still firing as of the latest checkpoint."""
+    """The episodes that fired, were still firing at or after `query.since` and started
+    before `query.until` (of its rule, service and severity, if given), the latest to fire
+    first, as a JSON array; one still firing as of the latest checkpoint."""
     sql = "SELECT rule, service, server, started, ended, record FROM history"
-    sql += " WHERE (ended IS NULL OR ended >= ?)"
-    parameters: list[object] = [query.since]
-    if query.rule is not None:
-        sql += " AND rule = ?"
-        parameters.append(query.rule)
+    sql += " WHERE (ended IS NULL OR ended >= ?) AND started < ?"
+    parameters: list[object] = [query.since, query.until]
+    for condition, value in (
+        ("rule = ?", query.rule),
+        ("service = ?", query.service),
+        ("json_extract(CAST(record AS TEXT), '$.severity') = ?", query.severity),
+    ):
+        if value is not None:
+            sql += f" AND {condition}"
+            parameters.append(value)
     sql += " ORDER BY fired DESC, rule, service, server LIMIT ?"
     parameters.append(query.limit)
     with closing(connect(path)) as connection:
@@ -468,6 +560,39 @@ def read_deliveries(path: str | Path, alert_id: str, limit: int = 500) -> list[D
             (alert_id, limit),
         ).fetchall()
     return [Delivered(*row) for row in reversed(rows)]
+
+
+def read_episode(path: str | Path, alert_id: str) -> EpisodeRecord | None:
+    """The history's record of the episode whose short id is `alert_id` (None: none has it),
+    as of its row: an episode still firing is read from the live engine instead."""
+    sql = (
+        "SELECT h.record FROM episode_ids AS i JOIN history AS h USING (rule, service, server,"
+        " started) WHERE i.id = ?"
+    )
+    with closing(connect(path)) as connection:
+        row = connection.execute(sql, (alert_id,)).fetchone()
+    return msgspec.json.decode(row[0], type=EpisodeRecord) if row is not None else None
+
+
+def read_alert_minutes(
+    path: str | Path, alert_id: str, first: int, last: int, most: int = MAX_ALERT_MINUTES
+) -> list[AlertMinute]:
+    """The evaluated minutes of an alert from the minute at `first` to the one at `last`, the
+    latest `most` of them, the oldest first: looked up minute by minute."""
+    first = max(first, last - (most - 1) * WINDOW_SECONDS)
+    sql = (
+        "WITH RECURSIVE minutes (minute) AS (SELECT ? UNION ALL SELECT minute + ? FROM minutes"
+        " WHERE minute + ? <= ?) SELECT a.alert_id, a.minute, value, matched, severity, state"
+        " FROM minutes CROSS JOIN alert_minutes AS a ON a.minute = minutes.minute"
+        " AND a.alert_id = ? ORDER BY a.minute"
+    )
+    step = WINDOW_SECONDS
+    with closing(connect(path)) as connection:
+        rows = connection.execute(sql, (first, step, step, last, alert_id)).fetchall()
+    return [
+        AlertMinute(alert_id, minute, value, bool(matched), severity, state)
+        for alert_id, minute, value, matched, severity, state in rows
+    ]
 
 
 def read_dead_letters(path: str | Path) -> list[DeadLetter]:

@@ -10,9 +10,11 @@ import pytest
 
 from sereno.events.schema import Event
 from sereno.live.core import Checkpoint, LiveCore, Step
+from sereno.live.fleet import FleetView, Reading, ServerSeen
 from sereno.notify.config import NotifyConfig, ReceiverSpec, Timing
 from sereno.notify.planner import Planner
 from sereno.rules.rulefmt import RuleSet, load_default_rules, parse_rules
+from sereno.state.store import AlertMinute
 
 from conftest import event
 
@@ -171,3 +173,66 @@ def test_misfits_are_counted_and_a_minute_the_engine_fails_on_is_set_aside(
         "condition_errors": 0,
         "evaluation_errors": 1,
     }
+
+
+# --- what each evaluated minute keeps: the alerts' minutes, the fleet ----------------------
+
+
+def test_each_evaluated_minute_keeps_a_row_per_open_alert_and_per_alert_it_ended() -> None:
+    live = core()
+    live.take(1, [disk(0.95, T0 + 10), disk(0.5, T0 + 10, server="b")], START)
+    first = saved(live.take(2, [disk(0.97, T0 + 95)], START + 1))  # closes T0
+    [alert] = first.open_alerts
+    assert first.minutes == [AlertMinute(alert.id, T0, 0.95, True, "MEDIUM", "firing")]
+    ended = saved(live.take(3, [disk(0.3, T0 + 155)], START + 2))  # closes T0 + 60
+    assert ended.minutes == [AlertMinute(alert.id, T0 + 60, 0.97, True, "MEDIUM", "firing")]
+    last = saved(live.take(4, [disk(0.3, T0 + 215)], START + 3))  # closes T0 + 120
+    assert last.minutes == [AlertMinute(alert.id, T0 + 120, 0.3, False, "MEDIUM", "resolved")]
+    assert last.open_alerts == []
+
+
+def test_an_open_alert_without_a_sample_in_a_minute_has_no_value_in_it() -> None:
+    live = core()
+    live.take(1, [disk(0.95, T0 + 10)], START)
+    live.take(2, [disk(0.95, T0 + 70, server="b")], START + 1)  # closes nothing yet
+    step = saved(live.take(3, [seen("b", T0 + 155)], START + 2))  # closes T0 and T0 + 60
+    assert [(m.minute, m.value, m.matched, m.state) for m in step.minutes if m.minute > T0] == [
+        (T0 + 60, None, False, "firing"),  # a sent nothing: its disk alert stays as it was
+        (T0 + 60, 0.95, True, "firing"),
+    ]
+
+
+def test_the_alerts_minutes_older_than_a_week_are_pruned_once_an_hour_of_event_time() -> None:
+    live = core()
+    pruned = []
+    for seq, timestamp in enumerate(range(T0 + 10, T0 + 2 * 3600, 60 * 20), start=1):
+        step = live.take(seq, [disk(0.5, timestamp)], START + seq)
+        if step.checkpoint is not None:
+            pruned.append(step.checkpoint.prune_minutes_before)
+    week = 7 * 86_400
+    # minutes T0, T0 + 20m, T0 + 40m, T0 + 1h, T0 + 1h20m closed; the first, then an hour on
+    assert pruned == [T0 - week, None, None, T0 + 3600 - week, None]
+
+
+def test_each_evaluated_minute_updates_the_fleet_once_its_alerts_are_saved() -> None:
+    live = core()
+    live.take(1, [disk(0.95, T0 + 10)], START)
+    before = live.fleet()
+    saved(live.take(2, [disk(0.5, T0 + 95, server="b")], START + 1))
+    assert before.view == FleetView(None, 120.0, ())  # a value: it stays as it was
+    fleet = live.fleet()
+    assert fleet.view == FleetView(
+        T0 + 60,
+        120.0,
+        (
+            ServerSeen(
+                "S",
+                "a",
+                T0 + 10,
+                True,
+                False,
+                (Reading("DiskUsedPercentage", 0.95, T0 + 10, ("Disk consumption exceeds 90%",)),),
+            ),
+        ),
+    )
+    assert live.fleet() is fleet  # until a minute changes it

@@ -18,6 +18,7 @@ from sereno.events.schema import Event
 from sereno.live.evaluator import LiveEngine
 from sereno.rules.rulefmt import RuleSet, load_default_rules, parse_rules
 from sereno.state.store import (
+    AlertMinute,
     HistoryQuery,
     Journal,
     Snapshot,
@@ -186,6 +187,8 @@ class UnwritableStore(StateStore):
         snapshot: Snapshot,
         changed: Sequence[Episode],
         outgoing: Sequence[tuple[str, object]] = (),
+        minutes: Sequence[AlertMinute] = (),
+        prune_minutes_before: int | None = None,
     ) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 

@@ -67,6 +67,10 @@ def test_a_receivers_counts_and_each_attempt_of_an_alert_are_shown(
         ("ops", "sent", ""),
     ]
     assert {a.title for a in attempts} == {"[FIRING] MEDIUM: Disk consumption exceeds 90%"}
+    shown = server.get(f"/api/alerts/{alert['id']}").json()["notifications"]
+    assert [(n["receiver"], n["outcome"], n["detail"], n["at"]) for n in shown] == [
+        (a.receiver, a.outcome, a.detail, a.at) for a in attempts
+    ]
 
 
 def test_a_test_notification_is_sent_to_the_receiver_named(

@@ -19,8 +19,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from sereno.engine.engine import Engine
-from sereno.engine.windows import Window, Windows, window_start
+from sereno.engine.engine import Engine, EngineState
+from sereno.engine.windows import Watermark, Window, Windows, window_start
 from sereno.events.schema import Event
 from sereno.live.evaluator import LiveEngine
 from sereno.rules.rulefmt import load_default_rules
@@ -336,3 +336,97 @@ def test_a_journal_entry_whose_evaluation_fails_is_set_aside_at_start(
     assert store.read_dead_letters(db) == letters
     assert [a.key.server for a in live.alerts()] == ["a"]  # the next entry was taken
     assert later not in [d.seq for d in letters]
+
+
+# --- one alert: its episode by id, its minutes, the history's filters ----------------------
+
+
+def resolved_disk_alert(db: Path) -> str:
+    """A disk alert on server a that fires at T0, goes on at T0 + 60 and resolves at T0 + 120
+    (and one on b that fires at T0 + 60 and goes on); the id of a's."""
+    service = Service(db, load_default_rules(), Clock())
+    service.push(disk(0.95, T0 + 10))
+    service.push(disk(0.97, T0 + 95), disk(0.99, T0 + 95, server="b"))  # closes T0
+    service.push(disk(0.3, T0 + 155), disk(0.99, T0 + 155, server="b"))  # closes T0 + 60
+    service.push(disk(0.3, T0 + 215))  # closes T0 + 120
+    service.stop()
+    [record] = [r for r in msgspec.json.decode(read_history(db, HistoryQuery())) if r["ended"]]
+    alert_id: str = record["id"]
+    return alert_id
+
+
+def test_an_ended_alerts_episode_and_minutes_are_read_by_its_id(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    alert_id = resolved_disk_alert(db)
+    episode = store.read_episode(db, alert_id)
+    assert episode is not None
+    assert (episode.server, episode.state, episode.started, episode.ended) == (
+        "a",
+        "resolved",
+        T0,
+        T0 + 120,
+    )
+    assert store.read_alert_minutes(db, alert_id, T0 - 3600, T0 + 3600) == [
+        store.AlertMinute(alert_id, T0, 0.95, True, "MEDIUM", "firing"),
+        store.AlertMinute(alert_id, T0 + 60, 0.97, True, "MEDIUM", "firing"),
+        store.AlertMinute(alert_id, T0 + 120, 0.3, False, "MEDIUM", "resolved"),
+    ]
+    latest_two = store.read_alert_minutes(db, alert_id, T0, T0 + 120, most=2)
+    assert [m.minute for m in latest_two] == [T0 + 60, T0 + 120]  # oldest first
+    assert [m.minute for m in store.read_alert_minutes(db, alert_id, T0, T0 + 60)] == [
+        T0,
+        T0 + 60,
+    ]
+    assert store.read_episode(db, "0123456789") is None
+    assert store.read_alert_minutes(db, "0123456789", T0, T0 + 120) == []
+
+
+def test_a_history_kept_before_episode_ids_is_given_them(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    alert_id = resolved_disk_alert(db)
+    with closing(sqlite3.connect(db)) as connection, connection:
+        connection.execute("DROP TABLE episode_ids")
+    create(db)
+    episode = store.read_episode(db, alert_id)
+    assert episode is not None and episode.id == alert_id
+
+
+def test_the_alerts_minutes_before_the_pruning_time_are_dropped_at_a_checkpoint(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "state.db"
+    create(db)
+    state = StateStore(db, Event)
+    snapshot = store.Snapshot(0, Watermark(), EngineState())
+    minutes = [
+        store.AlertMinute("0123456789", T0 + 60 * n, n, True, "LOW", "firing") for n in (0, 1, 2)
+    ]
+    huge = store.AlertMinute("abcdefabcd", T0, 2**64 - 1, True, "LOW", "firing")
+    state.checkpoint(snapshot, [], [], [*minutes, huge])
+    assert store.read_alert_minutes(db, "abcdefabcd", T0, T0)[0].value == float(2**64 - 1)
+    state.checkpoint(snapshot, [], [], [], prune_minutes_before=T0 + 60)
+    state.close()
+    assert store.read_alert_minutes(db, "0123456789", T0, T0 + 120) == minutes[1:]
+    assert store.read_alert_minutes(db, "abcdefabcd", T0, T0 + 120) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "servers"),
+    [
+        (HistoryQuery(), ["b", "a"]),  # the latest to fire first
+        (HistoryQuery(until=T0 + 60), ["a"]),  # started before T0 + 60
+        (HistoryQuery(until=T0 + 61), ["b", "a"]),
+        (HistoryQuery(service="S"), ["b", "a"]),
+        (HistoryQuery(service="Other"), []),
+        (HistoryQuery(severity="MEDIUM"), ["b", "a"]),
+        (HistoryQuery(severity="HIGH"), []),
+        (HistoryQuery(since=T0 + 121, severity="MEDIUM"), ["b"]),  # a ended at T0 + 120
+    ],
+)
+def test_the_history_is_filtered_by_start_service_and_severity(
+    tmp_path: Path, query: HistoryQuery, servers: list[str]
+) -> None:
+    db = tmp_path / "state.db"
+    resolved_disk_alert(db)
+    records = msgspec.json.decode(read_history(db, query))
+    assert [record["server"] for record in records] == servers
