@@ -9,11 +9,9 @@ request carrying a valid token (the script sends it on every request).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import hmac
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from importlib import resources
 from typing import NamedTuple, Protocol
 
@@ -30,6 +28,7 @@ from sereno.serve.answers import (
     ServiceStatus,
     SilenceListAnswer,
 )
+from sereno.serve.auth import carries_token
 from sereno.serve.page.admin import receivers_view, silences_view
 from sereno.serve.page.alert import alert_view
 from sereno.serve.page.alerts import alerts_view
@@ -37,14 +36,15 @@ from sereno.serve.page.fleet import fleet_view
 from sereno.serve.page.history import history_view
 from sereno.serve.page.markup import clock
 from sereno.serve.page.query import (
-    HistoryFilters,
     PageQuery,
     PageQueryError,
     history_period,
     parse_query,
 )
 from sereno.serve.page.skeleton import REFRESH_SECONDS, refused, skeleton, token_needed
+from sereno.state.store import HistoryQuery
 
+HISTORY_LIMIT = 1000  # episodes in a view of the history, as the script asks for
 CONTENT_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 # a bell, drawn inline: the browser asks for an icon whatever the page says
 FAVICON = (
@@ -62,7 +62,7 @@ class PageSource(Protocol):
     def fleet_answer(self, service: str | None) -> FleetAnswer: ...
     def alert_detail(self, alert_id: str) -> AlertDetail | None: ...
     def open_alerts(self) -> list[OpenAlert]: ...
-    def history_records(self, filters: HistoryFilters) -> list[EpisodeRecord]: ...
+    def history_records(self, query: HistoryQuery) -> list[EpisodeRecord]: ...
     def receivers_answer(self) -> list[ReceiverAnswer]: ...
 
 
@@ -83,16 +83,6 @@ def static_files() -> dict[str, StaticFile]:
             etag = '"' + hashlib.sha256(content).hexdigest()[:20] + '"'
             files[entry.name] = StaticFile(content, CONTENT_TYPES[suffix], etag)
     return files
-
-
-def carries_token(headers: Mapping[str, str], tokens: frozenset[str]) -> bool:
-    """Whether the request's `Authorization` header has one of `tokens`.
-
-    Stands in for `serve.auth.carries_token` until that lands beside the middleware."""
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and any(
-        hmac.compare_digest(token.encode(), known.encode()) for known in tokens
-    )
 
 
 class WebPage:
@@ -147,12 +137,21 @@ class WebPage:
 
     def _history(self, query: PageQuery) -> tuple[str, str]:
         """The period asked, or the last hours the service has evaluated (event time)."""
-        source = self._source
+        source, filters = self._source, query.history
         now = source.status_answer().evaluated_before or time.time()
-        period = history_period(query.history, now)
-        asked = dataclasses.replace(query.history, since=period[0], until=period[1])
-        records = source.history_records(asked)
-        return "Sereno: history", history_view(records, source.rules_answer(), asked, period)
+        since, until = history_period(filters, now)
+        asked = HistoryQuery(
+            since=since,
+            rule=filters.rule,
+            limit=HISTORY_LIMIT,
+            until=until,
+            service=filters.service,
+            severity=filters.severity,
+        )
+        page = history_view(
+            source.history_records(asked), source.rules_answer(), filters, (since, until)
+        )
+        return "Sereno: history", page
 
     def _alert(self, query: PageQuery) -> tuple[str, str] | None:
         detail = self._source.alert_detail(query.alert_id)

@@ -162,7 +162,7 @@ def test_the_query_is_checked_and_read() -> None:
         [("view", "history"), ("since", "2016-10-10T00:00"), ("until", str(T0 + 3600))]
     ).history
     assert (history.since, history.until) == (T0, T0 + 3600)
-    assert parse_query([("view", "alert"), ("id", "a1b2")]).alert_id == "a1b2"
+    assert parse_query([("view", "alert"), ("id", "0123abcdef")]).alert_id == "0123abcdef"
     bad = {
         "no view is called 'admin'": [("view", "admin")],
         "`state` is one of": [("state", "sleeping")],

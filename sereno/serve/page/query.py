@@ -8,12 +8,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from sereno.serve.params import ALERT_ID
+
 VIEWS = ("alerts", "fleet", "history", "alert", "silences", "receivers")
 STATES = ("firing", "no data", "pending")  # in the order the alerts are shown
 HISTORY_HOURS = 6  # the history's period unless told
 MAX_VALUES = 100  # values of a parameter
 MAX_LENGTH = 200  # characters of a value
-_ALERT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # the years 1 to 9999, as ISO 8601 can write them
 _SECONDS = (-62135596800.0, 253402300799.0)
 
@@ -69,8 +70,8 @@ def parse_query(pairs: Iterable[tuple[str, str]]) -> PageQuery:
         raise PageQueryError(f"no view is called {view!r}: try one of {', '.join(VIEWS)}")
     if view == "alert":
         alert_id = _one(values, "id") or ""
-        if not _ALERT_ID.fullmatch(alert_id):
-            raise PageQueryError("`id` must be an alert's id (letters, digits, - and _)")
+        if not re.fullmatch(ALERT_ID, alert_id):
+            raise PageQueryError("`id` must be an alert's id: 10 hexadecimal digits")
         return PageQuery(view, alert_id=alert_id)
     if view == "history":
         return PageQuery(view, history=_history(values))

@@ -43,9 +43,9 @@ def skeleton(title: str, view: str, main: str, tokens_required: bool, status: st
 def token_needed() -> str:
     """What `<main>` holds for a request without a valid token: no data."""
     return (
-        '<p class="note">This service needs an access token to show its alerts. '
-        "With scripts on, the page asks for one; without them, send it in an "
-        "<code>Authorization: Bearer</code> header.</p>"
+        '<p class="note">An access token is needed to see the alerts. With scripts on, the '
+        "page asks for one; without them, send it in an <code>Authorization: Bearer</code> "
+        "header.</p>"
     )
 
 
