@@ -21,6 +21,7 @@ from sereno.state.store import DeadLetter
 
 JSON = "application/json"
 SCHEMAS = "#/components/schemas/{name}"
+HTML = {"text/html": {"schema": {"type": "string"}}}
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -544,13 +545,17 @@ ROUTES: dict[str, dict[str, Any]] = {
         },
     },
     "/": {
-        "summary": "A status page for people (HTML)",
+        "summary": "The web page for people (HTML): one of its views, read-only without scripts",
+        "description": "`view` is alerts (the default), fleet, history, alert, silences or "
+        "receivers; each view's filters are query parameters (see the README).",
         "responses": {
             200: {
-                "description": "The open alerts and the service's counts; without a valid "
-                "bearer token (with --token-file), only a note that one is needed",
-                "content": {"text/html": {"schema": {"type": "string"}}},
+                "description": "The view; without a valid bearer token (with --token-file), "
+                "only a note that one is needed",
+                "content": HTML,
             },
+            400: {"description": "A view or filter that is not one, and why", "content": HTML},
+            404: {"description": "`view=alert`: no alert has this id", "content": HTML},
         },
     },
     "/metrics": {

@@ -23,6 +23,7 @@ from sereno.serve.params import invalid_request
 from sereno.serve.readings import Served
 from sereno.serve.receiverapi import ReceiverApi
 from sereno.serve.silenceapi import SilenceApi
+from sereno.serve.webpage import PageFiles, WebPage
 
 
 def create_app(served: Served, config: ServerConfig) -> FastAPI:
@@ -62,7 +63,6 @@ def create_app(served: Served, config: ServerConfig) -> FastAPI:
         ("/api/rules", api.rules),
         ("/api/fleet", api.fleet),
         ("/api/alerts/{alert_id}", api.alert),
-        ("/", api.status_page),
         ("/healthz", api.healthz),
         ("/readyz", api.readyz),
         ("/metrics", api.metrics),
@@ -71,6 +71,13 @@ def create_app(served: Served, config: ServerConfig) -> FastAPI:
         app.get(path, **ROUTES[path])(handler)
         # HEAD is GET without the body (the server leaves it out); not in the OpenAPI document,
         # as usual for HEAD
+        app.head(path, include_in_schema=False)(handler)
+    page = WebPage(api, silences.answer, config.tokens)
+    app.get("/", **ROUTES["/"])(page.page)
+    app.head("/", include_in_schema=False)(page.page)
+    files = PageFiles()  # the page's own files: not API routes, so not in the OpenAPI document
+    for path, handler in (("/static/{name}", files.static), ("/favicon.ico", files.favicon)):
+        app.get(path, include_in_schema=False)(handler)
         app.head(path, include_in_schema=False)(handler)
     _describe_with_schemas(app, secured=bool(config.tokens))
     return app

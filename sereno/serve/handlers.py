@@ -1,6 +1,6 @@
 """`sereno serve`'s request handlers: ingest, the open alerts and their history, the dead
-letters, rules reload, the page's readings (status, rules, fleet, one alert), the status
-page, health and metrics.
+letters, rules reload, the page's readings (status, rules, fleet, one alert), health and
+metrics (the web page itself is `webpage.py`).
 
 A thin adapter: the body is decoded by `events.body`, journalled by `state.store`, evaluated
 by `live`, and what they say is turned into HTTP answers here.
@@ -14,7 +14,6 @@ import time
 
 import msgspec
 from fastapi import Request, Response
-from fastapi.responses import HTMLResponse
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +25,6 @@ from sereno.events.body import BodyError, too_large
 from sereno.events.schema import Event
 from sereno.events.times import EventTimes
 from sereno.live.fleet import FleetView
-from sereno.serve import statuspage
 from sereno.serve.answers import (
     JSON,
     IngestAnswer,
@@ -35,7 +33,6 @@ from sereno.serve.answers import (
     RulesReloaded,
     Status,
 )
-from sereno.serve.auth import carries_token
 from sereno.serve.config import ServerConfig
 from sereno.serve.params import (
     AlertId,
@@ -61,10 +58,6 @@ from sereno.state.store import (
 from sereno.stderr import to_stderr
 
 OFF_LOOP_EVENTS = 8000  # about 1 MiB of them, as sent
-TOKEN_NEEDED = (
-    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Sereno</title></head>'
-    "<body><h1>Sereno</h1><p>An access token is needed to see the alerts.</p></body></html>"
-)
 
 
 class Api(Readings):
@@ -212,33 +205,6 @@ class Api(Readings):
         receivers = len(self._notifications.config.receivers)
         answer = RulesReloaded("reloaded", ruleset.source, len(ruleset.rules), receivers)
         return self._answer(200, answer)
-
-    def status_page(self, request: Request) -> Response:
-        tokens = self._config.tokens
-        if tokens and not carries_token(request.headers, tokens):
-            return HTMLResponse(TOKEN_NEEDED)  # the page is open, its data is not
-        live, stats = self._live, self._live.stats
-        alerts = self._open_alerts(live.alerts())
-        counts = {
-            "events evaluated": stats.events_evaluated,
-            "late events": stats.late_events,
-            "events ahead of the fleet": stats.ahead_events,
-            "evaluation errors": stats.evaluation_errors,
-            "minutes evaluated": stats.windows_evaluated,
-            "condition errors": stats.condition_errors,
-        }
-        page = statuspage.render(alerts, live.ruleset, counts, self._receiver_rows())
-        return HTMLResponse(page)
-
-    def _receiver_rows(self) -> list[statuspage.ReceiverRow]:
-        delivery = self._notifications.delivery
-        depths = delivery.depths()
-        return [
-            statuspage.ReceiverRow(
-                spec.name, spec.type, depths.get(spec.name, 0), delivery.counts[spec.name]
-            )
-            for spec in self._notifications.config.receivers
-        ]
 
     def healthz(self) -> Response:
         return self._answer(200, Status("ok"))

@@ -60,14 +60,15 @@ class SilenceApi:
         return self._silences.add(matchers, until, asked.created_by, asked.comment, asked.starts_at)
 
     def listing(self) -> Response:
+        return self._answer(200, self.answer())
+
+    def answer(self) -> SilenceListAnswer:
+        """The silences by state, as `GET /api/silences` answers them."""
         listed = self._silences.listing()
-        return self._answer(
-            200,
-            SilenceListAnswer(
-                active=[self._shown(s) for s in listed.active],
-                pending=[self._shown(s) for s in listed.pending],
-                expired=[self._shown(s) for s in listed.expired],
-            ),
+        return SilenceListAnswer(
+            active=[self._shown(s) for s in listed.active],
+            pending=[self._shown(s) for s in listed.pending],
+            expired=[self._shown(s) for s in listed.expired],
         )
 
     def show(self, silence_id: str) -> Response:

@@ -274,8 +274,9 @@ def test_serve_counts_and_logs_a_refused_notice_and_tells_the_others(
     assert 'sereno_notifications_dropped_total{reason="rejected",receiver="ops"} 4.0' in page
     assert 'sereno_notifications_dropped_total{reason="expired",receiver="ops"} 0.0' in page
     assert 'sereno_notifications_sent_total{receiver="ops"} 4.0' in page
-    row = "<tr><td>ops</td><td>webhook</td>" + '<td class="number">{}</td>' * 4 + "</tr>"
-    assert row.format(0, 4, 4, 4) in server.get("/").text  # queued, sent, failed, dropped
+    row = '<tr data-receiver="ops"><th scope="row">ops</th><td>webhook</td>'
+    row += '<td class="number">{}</td>' * 5  # queued, sent, failed, retried, dropped
+    assert row.format(0, 4, 4, 0, 4) in server.get("/?view=receivers").text
     said = server.stop().splitlines()
     refused = [line for line in said if "refused" in line]
     assert len(refused) == 4

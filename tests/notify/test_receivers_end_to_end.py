@@ -109,8 +109,9 @@ def test_a_webhook_is_told_each_change_in_alertmanagers_shape(
     assert keys[0] == f"{first['alerts'][0]['fingerprint']}-fired-{T0}"
     metrics = server.metric_until('sereno_notifications_sent_total{receiver="webhook"} 8.0')
     assert 'sereno_notifications_queued{receiver="webhook"} 0.0' in metrics
-    row = "<tr><td>webhook</td><td>webhook</td>" + '<td class="number">{}</td>' * 4 + "</tr>"
-    assert row.format(0, 8, 0, 0) in server.get("/").text  # queued, sent, failed, dropped
+    row = '<tr data-receiver="webhook"><th scope="row">webhook</th><td>webhook</td>'
+    row += '<td class="number">{}</td>' * 5  # queued, sent, failed, retried, dropped
+    assert row.format(0, 8, 0, 0, 0) in server.get("/?view=receivers").text
 
 
 def test_a_receiver_that_is_down_then_failing_gets_everything_each_alert_in_order(

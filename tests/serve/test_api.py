@@ -295,7 +295,7 @@ def test_sighup_reloads_the_rules(
     assert [a["rule"] for a in server.alerts_until(bool)] == ["hot in eu"]
 
 
-def test_the_status_page_shows_the_open_alerts(
+def test_the_web_page_shows_the_open_alerts_and_the_services_counts(
     start_server: Callable[..., Server], write_file: Callable[[str, str], Path]
 ) -> None:
     rules = write_file("rules.yaml", HOT_RULES.replace("name: hot", "name: hot <&> bothered"))
@@ -306,15 +306,20 @@ def test_the_status_page_shows_the_open_alerts(
     assert page.headers["content-type"].startswith("text/html")
     assert "<title>Sereno: 1 firing, 0 pending</title>" in page.text
     [alert] = server.get("/alerts").json()
+    alert_id = alert["id"]
     row = (
-        f"<tr><td><code>{alert['id']}</code></td>"
-        '<td class="firing">firing</td><td>hot &lt;&amp;&gt; bothered</td><td>HIGH</td>'
-        "<td>InboxService</td><td>inbox_production01</td><td>2016-10-10 00:00:00</td>"
-        '<td class="number">95</td></tr>'
+        f'<tr class="alert state-firing" id="alert-{alert_id}" '
+        f'data-alert-id="{alert_id}" data-state="firing">'
+        '<td><span class="sev">HIGH</span></td><td class="state">firing</td>'
+        f'<td><a href="/?view=alert&amp;id={alert_id}">hot &lt;&amp;&gt; bothered</a></td>'
+        "<td>InboxService</td><td>inbox_production01</td>"
+        '<td><time datetime="2016-10-10T00:00:00+00:00">2016-10-10 00:00:00</time></td>'
+        '<td class="number">95</td><td></td></tr>'
     )
     assert row in page.text
-    assert '<tr><th>events evaluated</th><td class="number">2</td></tr>' in page.text
-    assert "<p>No receiver is told of alerts" in page.text
+    receivers = server.get("/?view=receivers").text
+    assert '<tr><th scope="row">events evaluated</th><td class="number">2</td></tr>' in receivers
+    assert '<p class="empty">No receiver is told of alerts' in receivers
 
 
 def test_the_openapi_document_describes_every_route_with_its_schemas(

@@ -74,7 +74,8 @@ def test_a_silenced_alert_is_listed_not_told_and_told_once_its_silence_is_expire
     alerts = server.alerts_until(lambda alerts: len(alerts) == 2)
     marks = {alert["server"]: alert["silenced_by"] for alert in alerts}
     assert marks == {"inbox_01": [silenced["id"]], "pdf_01": []}
-    assert f"silenced ({silenced['id']})" in server.get("/").text
+    mark = f'<span class="mark mark-silenced" title="by {silenced["id"]}">silenced</span>'
+    assert mark in server.get("/").text
 
     expired = httpx.delete(f"{server.url}/api/silences/{silenced['id']}")
     assert (expired.status_code, expired.json()["state"]) == (200, "expired")
