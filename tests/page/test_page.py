@@ -17,6 +17,8 @@ from playwright.sync_api import Locator, Page, expect
 
 from .conftest import (
     NARROW,
+    UPDATED,
+    BrowserLog,
     OpenPage,
     PageService,
     Shoot,
@@ -102,6 +104,28 @@ def test_the_page_lists_the_open_alerts_and_says_when_it_was_updated(
         "href", f"/?view=alert&id={ids['pdf01']}"
     )
     expect(page.locator("#live-status")).to_have_text(re.compile(r"Updated \d\d:\d\d:\d\d"))
+
+
+def test_the_keyboard_reaches_the_skip_link_first_then_the_views(
+    page: Page, service: PageService
+) -> None:
+    show(page, service.url + "/")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Tab")
+    views = page.get_by_role("navigation", name="Views")
+    expect(views.get_by_role("link", name="Alerts")).to_be_focused()
+
+
+def test_a_failed_poll_is_said_in_the_status_and_the_next_one_that_works_too(
+    page: Page, service: PageService, browser_log: BrowserLog
+) -> None:
+    show(page, service.url + "/")
+    browser_log.allow(503, "/alerts")
+    page.route("**/alerts", lambda route: route.fulfill(status=503, json={"error": "down"}))
+    expect(page.locator("#live-status")).to_contain_text("fail", ignore_case=True, timeout=LIVE)
+    page.unroute("**/alerts")
+    expect(page.locator("#live-status")).to_have_text(UPDATED, timeout=LIVE)
 
 
 def test_filtering_by_severity_changes_the_list_and_the_url_and_a_reload_keeps_it(
