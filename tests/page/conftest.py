@@ -91,7 +91,9 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 @dataclass
 class BrowserLog:
     """What went wrong in the pages of a test: console errors and warnings, uncaught errors,
-    requests that failed and answers of 400 or more that the test did not expect (`allow`)."""
+    requests that failed, answers of 400 or more that the test did not expect (`allow`), and
+    requests to anywhere but the service on 127.0.0.1 (the page fetches nothing from
+    elsewhere)."""
 
     problems: list[str] = field(default_factory=list)
     allowed: list[tuple[int, str]] = field(default_factory=list)  # (status, path)
@@ -107,6 +109,7 @@ class BrowserLog:
         page.on("pageerror", lambda error: self._note(f"uncaught error: {error}"))
         page.on("requestfailed", self._failed)
         page.on("response", self._answered)
+        page.on("request", self._requested)
 
     def _note(self, problem: str) -> None:
         if self.watching:
@@ -131,6 +134,11 @@ class BrowserLog:
         # a navigation (reload, a link followed) cancels the polls in flight: that is no failure
         if failure != "net::ERR_ABORTED":
             self._note(f"request failed: {request.method} {request.url}: {failure}")
+
+    def _requested(self, request: Request) -> None:
+        where = urlsplit(request.url)
+        if where.scheme in ("http", "https", "ws", "wss") and where.hostname != "127.0.0.1":
+            self._note(f"request outside 127.0.0.1: {request.method} {request.url}")
 
     def _answered(self, response: Response) -> None:
         if response.status >= 400 and not self._is_allowed(response.status, response.url):
