@@ -52,16 +52,15 @@ def _attempts(
     message tells of each of its alerts."""
     now = time.time()
     return [
-        Delivered(alert_id, receiver, now, outcome, detail, item.message.title)
+        Delivered(told.alert_id, receiver, now, outcome, told.reason, detail, item.message.title)
         for item in queued
-        for alert_id in _alert_ids(item.message)
+        for told in _told_of(item.message)
     ]
 
 
-def _alert_ids(notice: Notice) -> list[str]:
-    if notice.alerts:
-        return [alert.alert_id for alert in notice.alerts if alert.alert_id]
-    return [notice.alert_id] if notice.alert_id else []
+def _told_of(notice: Notice) -> list[Notice]:
+    """The notices of alerts that `notice` tells of: a group's, or itself."""
+    return [told for told in notice.alerts or (notice,) if told.alert_id]
 
 
 @dataclass

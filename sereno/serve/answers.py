@@ -281,11 +281,13 @@ class AlertMinute(msgspec.Struct):
 
 
 class NotificationSent(msgspec.Struct):
-    """One attempt to tell a receiver of an alert: `outcome` is sent, failed or dropped."""
+    """One attempt to tell a receiver of an alert: `outcome` is sent, failed or dropped;
+    `change` what it told (fired, repeat, resolved, escalated...)."""
 
     receiver: str
     at: float
     outcome: str
+    change: str
     detail: str
     title: str
 

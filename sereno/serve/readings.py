@@ -160,7 +160,7 @@ class Readings:
 def _notifications_sent(db: Path, alert_id: str) -> list[NotificationSent]:
     """The notifications of an alert: each attempt, as the delivery workers logged it."""
     return [
-        NotificationSent(sent.receiver, sent.at, sent.outcome, sent.detail, sent.title)
+        NotificationSent(sent.receiver, sent.at, sent.outcome, sent.change, sent.detail, sent.title)
         for sent in read_deliveries(db, alert_id)
     ]
 

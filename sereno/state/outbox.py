@@ -108,7 +108,7 @@ class Outbox(Generic[M]):
         with self._lock, transaction(self._connection):
             connection = self._connection
             connection.executemany("DELETE FROM outbox WHERE id = ?", removed)
-            connection.executemany("INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?)", attempts)
+            connection.executemany("INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?)", attempts)
             if now - self._pruned_at >= PRUNE_EVERY_SECONDS:
                 self._pruned_at = now
                 connection.execute(

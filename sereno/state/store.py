@@ -90,6 +90,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     receiver TEXT NOT NULL,
     at REAL NOT NULL,
     outcome TEXT NOT NULL,
+    change TEXT NOT NULL,
     detail TEXT NOT NULL,
     title TEXT NOT NULL
 );
@@ -541,12 +542,14 @@ def _open_records(snapshot: bytes) -> dict[tuple[object, ...], bytes]:
 
 class Delivered(NamedTuple):
     """One attempt to tell a receiver of an alert: `outcome` is sent, failed or dropped,
-    `detail` why it failed or was dropped, `title` the notification's title."""
+    `change` what the notification told (fired, repeat, resolved...), `detail` why it failed
+    or was dropped, `title` the notification's title."""
 
     alert_id: str
     receiver: str
     at: float
     outcome: str
+    change: str
     detail: str
     title: str
 
@@ -555,7 +558,7 @@ def read_deliveries(path: str | Path, alert_id: str, limit: int = 500) -> list[D
     """The latest `limit` attempts to tell receivers of the alert `alert_id`, oldest first."""
     with closing(connect(path)) as connection:
         rows = connection.execute(
-            "SELECT alert_id, receiver, at, outcome, detail, title FROM deliveries"
+            "SELECT alert_id, receiver, at, outcome, change, detail, title FROM deliveries"
             " WHERE alert_id = ? ORDER BY at DESC, rowid DESC LIMIT ?",
             (alert_id, limit),
         ).fetchall()

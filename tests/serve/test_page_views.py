@@ -12,6 +12,7 @@ from sereno.serve.answers import (
     AlertMinute,
     ComponentReading,
     FleetAnswer,
+    NotificationSent,
     OpenAlert,
     ReceiverAnswer,
     RuleAnswer,
@@ -276,6 +277,19 @@ def test_an_alerts_page_has_its_sections_its_sparkline_and_its_matched_servers()
         '<polyline points="0.0,38.0"></polyline><polyline points="240.0,2.0"></polyline>'
     ) in sparkline(minutes)
     assert '<td>00:01:00</td><td class="number"></td><td>no</td>' in page
+
+
+def test_an_alerts_notifications_say_what_each_told_and_what_became_of_it() -> None:
+    sent = [
+        NotificationSent("ops", T0 + 1, "failed", "fired", "HTTP 503 <from> it", "[FIRING] cpu"),
+        NotificationSent("ops", T0 + 3, "sent", "fired", "", "[FIRING] cpu"),
+    ]
+    page = alert_view(AlertDetail(alert("cpu"), None, [], sent, None, []), RULES)
+    assert (
+        '<tr><td>ops</td><td><time datetime="2016-10-10T00:00:01+00:00">2016-10-10 00:00:01'
+        '</time></td><td>fired</td><td class="outcome-failed">failed</td><td>[FIRING] cpu</td>'
+        "<td>HTTP 503 &lt;from&gt; it</td></tr>"
+    ) in page
 
 
 def test_an_ended_alerts_page_is_drawn_from_its_episode() -> None:

@@ -62,14 +62,14 @@ def test_a_receivers_counts_and_each_attempt_of_an_alert_are_shown(
     assert after["last_error"] == refused
     assert after["last_sent_at"] >= after["last_error_at"] > 0
     attempts = read_deliveries(tmp_path / "sereno.db", alert["id"])
-    assert [(a.receiver, a.outcome, a.detail) for a in attempts] == [
-        ("ops", "failed", refused),
-        ("ops", "sent", ""),
+    assert [(a.receiver, a.outcome, a.change, a.detail) for a in attempts] == [
+        ("ops", "failed", "fired", refused),
+        ("ops", "sent", "fired", ""),
     ]
     assert {a.title for a in attempts} == {"[FIRING] MEDIUM: Disk consumption exceeds 90%"}
     shown = server.get(f"/api/alerts/{alert['id']}").json()["notifications"]
-    assert [(n["receiver"], n["outcome"], n["detail"], n["at"]) for n in shown] == [
-        (a.receiver, a.outcome, a.detail, a.at) for a in attempts
+    assert [(n["receiver"], n["outcome"], n["change"], n["at"]) for n in shown] == [
+        (a.receiver, a.outcome, a.change, a.at) for a in attempts
     ]
 
 

@@ -117,12 +117,13 @@ def notifications(detail: AlertDetail) -> str:
     if not detail.notifications:
         return '<p class="empty">No notification was sent of it.</p>'
     rows = (
-        f"<tr><td>{esc(sent.receiver)}</td><td>{when(sent.at)}</td>"
+        f"<tr><td>{esc(sent.receiver)}</td><td>{when(sent.at)}</td><td>{esc(sent.change)}</td>"
         f'<td class="outcome-{esc(sent.outcome)}">{esc(sent.outcome)}</td>'
         f"<td>{esc(sent.title)}</td><td>{esc(sent.detail)}</td></tr>"
         for sent in detail.notifications
     )
-    return table("", ("Receiver", "At (UTC)", "Outcome", "Title", "Detail"), rows)
+    heads = ("Receiver", "At (UTC)", "Told", "Outcome", "Title", "Detail")
+    return table("", heads, rows)
 
 
 def acknowledgement(detail: AlertDetail) -> str:

@@ -1246,13 +1246,14 @@ function notifications(sent) {
   if (!sent.length) return empty("No notification was sent of it.");
   return table(
     "",
-    ["Receiver", "At (UTC)", "Outcome", "Title", "Detail"],
+    ["Receiver", "At (UTC)", "Told", "Outcome", "Title", "Detail"],
     sent.map((n) =>
       h(
         "tr",
         {},
         h("td", {}, n.receiver),
         h("td", {}, when(n.at)),
+        h("td", {}, n.change),
         h("td", { class: `outcome-${n.outcome}` }, n.outcome),
         h("td", {}, n.title),
         h("td", {}, n.detail),
