@@ -75,7 +75,9 @@ _BYTE = re.compile(r"\(byte (?P<offset>\d+)\)")
 def _explain(error: Exception) -> tuple[str | None, str]:
     """Turn a msgspec decoding error into (field, reason) worded for the user."""
     text = str(error)
-    if isinstance(error, UnicodeDecodeError):
+    # msgspec before 0.23 leaves bad UTF-8 in a string to Python's decoding; 0.23 and later
+    # find it itself
+    if isinstance(error, UnicodeDecodeError) or text.startswith("Invalid UTF-8"):
         return None, "not valid UTF-8 text"
     if isinstance(error, RecursionError):
         return None, NESTED_TOO_DEEPLY
