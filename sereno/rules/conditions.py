@@ -124,9 +124,8 @@ def parse_condition(text: str) -> Condition:
         raise ConditionSyntaxError(
             f"invalid condition {text!r}: {_engine_message(error)}"
         ) from None
-    compiler = _Compiler(context)
     try:
-        fast: Evaluator | None = compiler.truth(rule.statement.expression)
+        fast: Evaluator | None = _Fuser(_Compiler(context)).function(rule.statement.expression)
     except _Unsupported:
         fast = None
     components = matching_components(rule.statement.expression)
@@ -501,6 +500,81 @@ def _gives_bool(node: Any) -> bool:
     if type(node) is re_ast.UnaryExpression:
         return bool(node.type == "not")
     return type(node) is re_ast.SymbolExpression and _static_type(node) is DataType.BOOLEAN
+
+
+_SIGNS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+
+class _Fuser:
+    """The compiled form of a condition as one Python function: one call an event, rather
+    than one per node. The shapes threshold rules are made of (a field, a field against a
+    string or a number, and, or, not) are written out as Python; any other part is the
+    compiler's closure, called from it. The order of evaluation, the short-circuits, the
+    values and the errors are the closures'. Only names go into the source: every value
+    (a string, a bound, a closure) is bound in its namespace."""
+
+    def __init__(self, compiler: _Compiler) -> None:
+        self._compiler = compiler
+        self._names: dict[str, Any] = {"_ordered": _ordered}
+        self._count = 0
+
+    def function(self, node: Any) -> Evaluator:
+        source = f"def fused(e):\n    return {self._truth(node)}\n"
+        exec(compile(source, "<condition>", "exec"), self._names)
+        return self._names["fused"]  # type: ignore[no-any-return]
+
+    def _name(self, value: Any = None) -> str:
+        self._count += 1
+        name = f"_{self._count}"
+        if value is not None:
+            self._names[name] = value
+        return name
+
+    def _truth(self, node: Any) -> str:
+        source = self._value(node)
+        return source if _gives_bool(node) else f"bool({source})"
+
+    def _value(self, node: Any) -> str:
+        kind = type(node)
+        if kind is re_ast.SymbolExpression and node.scope is None and node.name in FIELD_TYPES:
+            return f"e.{node.name}"
+        if kind is re_ast.LogicExpression:
+            word = "and" if node.type == "and" else "or"
+            return f"({self._truth(node.left)} {word} {self._truth(node.right)})"
+        if kind is re_ast.UnaryExpression and node.type == "not":
+            return f"(not {self._value(node.right)})"
+        if _against_string(node):
+            sign = "==" if node.type == "eq" else "!="
+            return f"({self._value(node.left)} {sign} {self._name(node.right.value)})"
+        if _against_float(node):
+            return self._against_number(node, float(node.right.value))
+        return f"{self._name(self._compiler.compile(node))}(e)"
+
+    def _against_number(self, node: Any, bound: float) -> str:
+        """`_Compiler._ordering`'s hot path: a float compared at once, anything else as
+        rule-engine compares it."""
+        value, bound_name = self._name(), self._name(bound)
+        compare = self._name(_ORDERINGS[node.type])
+        return (
+            f"({value} {_SIGNS[node.type]} {bound_name} if type({value} := "
+            f"{self._value(node.left)}) is float else _ordered({compare}, {value}, {bound_name}))"
+        )
+
+
+def _against_string(node: Any) -> bool:
+    return (
+        type(node) is re_ast.ComparisonExpression
+        and node.type in ("eq", "ne")
+        and type(node.right) is re_ast.StringExpression
+    )
+
+
+def _against_float(node: Any) -> bool:
+    return (
+        type(node) is re_ast.ArithmeticComparisonExpression
+        and type(node.right) is re_ast.FloatExpression
+        and type(_literal(node.right.value)) is float
+    )
 
 
 _HANDLERS: dict[type, Callable[[_Compiler, Any], Evaluator]] = {
