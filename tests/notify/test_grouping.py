@@ -4,8 +4,7 @@ and a receiver without group_by is told of each change as before."""
 
 from __future__ import annotations
 
-from sereno.engine.alerts import AlertKey, ServerAlert
-from sereno.engine.lifecycle import Episode, State
+from sereno.engine.lifecycle import Episode
 from sereno.notify.config import NotifyConfig, parse_config
 from sereno.notify.grouping import Groups
 from sereno.notify.notice import Notice
@@ -13,10 +12,9 @@ from sereno.notify.planner import Planner
 from sereno.notify.webhook import webhook_payload
 from sereno.rules.rulefmt import load_default_rules
 
-T0 = 1476057600
-M = 60
+from disk_alerts import DISK, T0, M, change
+
 RULES = load_default_rules()
-DISK = "Disk consumption exceeds 90%"
 CONFIG = """
 receivers:
   - {name: grouped, type: webhook, url: "http://127.0.0.1:9/a", group_by: [service, rule],
@@ -28,28 +26,6 @@ receivers:
 
 def config() -> NotifyConfig:
     return parse_config(CONFIG, "sereno.yaml", RULES)
-
-
-def change(server: str, minute: int, resolved: bool = False, service: str = "web") -> Episode:
-    """A disk alert of `server` that fired at T0 (and resolved in `minute`, if so)."""
-    alert = ServerAlert(DISK, "MEDIUM", T0, "DiskUsedPercentage", 0.95, server, service)
-    at = T0 + minute * M
-    return Episode(
-        AlertKey(DISK, service, server),
-        "MEDIUM",
-        State.RESOLVED if resolved else State.FIRING,
-        T0,
-        T0,
-        0.95,
-        1,
-        alert,
-        fired=T0,
-        ended=at if resolved else None,
-        recovered=0.5 if resolved else None,
-        notified_at=T0,
-        changed_at=at,
-        tell="resolved" if resolved else "fired",
-    )
 
 
 def planned(plan: Planner, episodes: list[Episode]) -> dict[str, int]:

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 
 import msgspec
 import pytest
-from test_grouping import change
 
 from sereno.notify.config import parse_config
 from sereno.notify.matchers import Matcher, parse_matcher
@@ -26,6 +25,8 @@ from sereno.notify.silences import (
 )
 from sereno.notify.silencing import Silences
 from sereno.rules.rulefmt import load_default_rules
+
+from disk_alerts import change
 
 T0 = 1476057600.0  # 2016-10-10T00:00:00Z
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
