@@ -119,6 +119,14 @@ def event(
     }
 
 
+def disk_in_minute(
+    server: str, value: float, minute: int, service: str = "InboxService"
+) -> dict[str, Any]:
+    """A disk sample of `server` at second 35 of the minute `minute` after 2016-10-10 00:00
+    UTC: it also closes the minute before (allowed lateness 30 s)."""
+    return event(server, service, "DiskUsedPercentage", value, 1476057600 + 60 * minute + 35)
+
+
 def raw_event(value: object, timestamp: object, server: str = "a") -> str:
     """A load event as raw JSON text, so that numbers reach the reader exactly as written
     (1e308, 2**64, -1e20) rather than as Python would print them."""

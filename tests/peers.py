@@ -244,6 +244,18 @@ class HttpReceiver(_Peer):
             pytest.fail(f"the HTTP receiver waited {timeout} s in vain; it received:\n{received}")
 
 
+def changes_told(receiver: HttpReceiver) -> list[tuple[str, str, str]]:
+    """(status, server, change) of each webhook notice the receiver took."""
+    return [
+        (
+            body["status"],
+            body["commonLabels"].get("server", ""),
+            body["alerts"][0]["annotations"]["change"],
+        )
+        for body in receiver.accepted()
+    ]
+
+
 @pytest.fixture(name="http_receiver")
 def http_receiver_fixture() -> Iterator[HttpReceiver]:
     with HttpReceiver() as receiver:

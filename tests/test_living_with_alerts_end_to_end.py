@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from peers import HttpReceiver, ReceivedMail, SmtpServerFactory
+from peers import HttpReceiver, ReceivedMail, SmtpServerFactory, changes_told
 
 from conftest import Server, event, run_sereno
 
@@ -28,18 +28,6 @@ THAT_DAY = "years: ['2016'], months: [october], days_of_month: ['10'], location:
 
 def disk(server: str, service: str, value: float, minute: int) -> dict[str, Any]:
     return event(server, service, "DiskUsedPercentage", value, T0 + 60 * minute + 35)
-
-
-def told(receiver: HttpReceiver) -> list[tuple[str, str, str]]:
-    """(status, server, change) of each notice the receiver took."""
-    return [
-        (
-            body["status"],
-            body["commonLabels"].get("server", ""),
-            body["alerts"][0]["annotations"]["change"],
-        )
-        for body in receiver.accepted()
-    ]
 
 
 def nothing_queued(server: Server, *receivers: str) -> None:
@@ -87,7 +75,7 @@ receivers:
         )
         http_receiver.wait_for(lambda r: len(r.accepted()) >= 1)
         nothing_queued(server, "muted", "awake")
-        assert told(http_receiver) == [("firing", "inbox_01", "fired")]
+        assert changes_told(http_receiver) == [("firing", "inbox_01", "fired")]
         assert muted.requests == []
 
         server.post_lines(
@@ -100,8 +88,8 @@ receivers:
         muted.wait_for(lambda r: len(r.accepted()) >= 1)
         http_receiver.wait_for(lambda r: len(r.accepted()) >= 2)
         nothing_queued(server, "muted", "awake")
-        assert told(muted) == [("firing", "pdf_01", "fired")]
-        assert told(http_receiver) == [
+        assert changes_told(muted) == [("firing", "pdf_01", "fired")]
+        assert changes_told(http_receiver) == [
             ("firing", "inbox_01", "fired"),
             ("firing", "pdf_01", "fired"),
         ]
@@ -142,7 +130,7 @@ receivers:
     [open_alert] = server.alerts_until(bool)
     assert (open_alert["server"], open_alert["in_maintenance"]) == ("inbox_02", "inbox-deploys")
     # InboxService's alert was neither told to fire nor to resolve
-    assert told(http_receiver) == [
+    assert changes_told(http_receiver) == [
         ("firing", "pdf_01", "fired"),
         ("resolved", "pdf_01", "resolved"),
     ]
@@ -271,7 +259,7 @@ def test_silences_and_acks_outlive_a_kill_9_and_go_on_working(
     )
     http_receiver.wait_for(lambda r: len(r.accepted()) >= 2)
     nothing_queued(again, "ops")
-    assert told(http_receiver) == [
+    assert changes_told(http_receiver) == [
         ("firing", "inbox_01", "fired"),
         ("firing", "pdf_01", "fired"),
     ]

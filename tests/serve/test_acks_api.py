@@ -7,22 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 from peers import HttpReceiver
 
-from conftest import Server, event, run_sereno
+from conftest import Server, disk_in_minute, run_sereno
 
-T0 = 1476057600
 CONFIG = """
 receivers:
   - {{name: ops, type: webhook, url: "{url}", repeat_interval: 1m}}
 """
-
-
-def disk(server: str, value: float, minute: int) -> dict[str, Any]:
-    return event(server, "InboxService", "DiskUsedPercentage", value, T0 + 60 * minute + 35)
 
 
 def told(receiver: HttpReceiver) -> list[tuple[str, str]]:
@@ -40,17 +34,17 @@ def test_an_acknowledged_alert_is_not_reminded_of_and_the_ack_is_kept(
 ) -> None:
     config = write_file("sereno.yaml", CONFIG.format(url=http_receiver.url))
     server = start_server("--config", str(config))
-    server.post_lines(disk("inbox_01", 0.95, 0), disk("inbox_01", 0.95, 1))
+    server.post_lines(disk_in_minute("inbox_01", 0.95, 0), disk_in_minute("inbox_01", 0.95, 1))
     http_receiver.wait_for(lambda r: len(r.accepted()) == 1)
     [alert] = server.alerts_until(bool)
     acked = run_sereno("ack", alert["id"], "--author", "ana", "--url", server.url)
     assert acked.stderr == f"sereno: alert {alert['id']} acknowledged by ana at MEDIUM\n"
     # minutes 1 to 3 are evaluated: inbox_01 would be reminded of in each; pdf_01 fires in 3
     server.post_lines(
-        disk("inbox_01", 0.95, 2),
-        disk("inbox_01", 0.95, 3),
-        disk("pdf_01", 0.95, 3),
-        disk("inbox_01", 0.95, 4),
+        disk_in_minute("inbox_01", 0.95, 2),
+        disk_in_minute("inbox_01", 0.95, 3),
+        disk_in_minute("pdf_01", 0.95, 3),
+        disk_in_minute("inbox_01", 0.95, 4),
     )
     http_receiver.wait_for(lambda r: len(r.accepted()) == 2)
     server.metric_until('sereno_notifications_queued{receiver="ops"} 0.0')
@@ -68,8 +62,8 @@ def test_an_acknowledged_alert_is_not_reminded_of_and_the_ack_is_kept(
     assert undone.stderr == f"sereno: alert {alert['id']} is no longer acknowledged by ana\n"
     # minutes 4 and 5 evaluated: inbox_01 is reminded of again in each; pdf_01 (acknowledged)
     # is not, and resolves in minute 5, which the history shows with who had it
-    again.post_lines(disk("inbox_01", 0.95, 5), disk("pdf_01", 0.5, 5))
-    again.post_lines(disk("inbox_01", 0.95, 6))
+    again.post_lines(disk_in_minute("inbox_01", 0.95, 5), disk_in_minute("pdf_01", 0.5, 5))
+    again.post_lines(disk_in_minute("inbox_01", 0.95, 6))
     http_receiver.wait_for(lambda r: len(r.accepted()) >= 5)
     again.metric_until('sereno_notifications_queued{receiver="ops"} 0.0')
     assert told(http_receiver)[2:] == [
@@ -96,7 +90,7 @@ def test_a_bad_acknowledgement_of_an_open_alert_is_a_400_with_the_reason(
     start_server: Callable[..., Server],
 ) -> None:
     server = start_server()
-    server.post_lines(disk("inbox_01", 0.95, 0))
+    server.post_lines(disk_in_minute("inbox_01", 0.95, 0))
     [alert] = server.alerts_until(bool)
     url = f"{server.url}/api/alerts/{alert['id']}/ack"
     cases: list[tuple[bytes, str]] = [

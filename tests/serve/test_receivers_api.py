@@ -14,17 +14,12 @@ from peers import HttpReceiver
 
 from sereno.state.store import read_deliveries
 
-from conftest import Server, event
+from conftest import Server, disk_in_minute
 
-T0 = 1476057600
 CONFIG = """
 receivers:
   - {{name: ops, type: webhook, url: "{url}", retry_backoff: 50ms}}
 """
-
-
-def disk(server: str, value: float, minute: int) -> dict[str, Any]:
-    return event(server, "InboxService", "DiskUsedPercentage", value, T0 + 60 * minute + 35)
 
 
 def test_a_receivers_counts_and_each_attempt_of_an_alert_are_shown(
@@ -49,7 +44,7 @@ def test_a_receivers_counts_and_each_attempt_of_an_alert_are_shown(
         "last_error_at": None,
     }
     http_receiver.answer(503)  # the first attempt fails, the retry is taken
-    server.post_lines(disk("inbox_01", 0.95, 0), disk("inbox_01", 0.95, 1))
+    server.post_lines(disk_in_minute("inbox_01", 0.95, 0), disk_in_minute("inbox_01", 0.95, 1))
     http_receiver.wait_for(lambda r: len(r.requests) == 1)
     http_receiver.answer(200)
     http_receiver.wait_for(lambda r: len(r.accepted()) == 1)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from peers import HttpReceiver
+from peers import HttpReceiver, changes_told
 
 from conftest import Server, event, run_sereno
 
@@ -36,18 +36,6 @@ def silence(server: Server, **fields: Any) -> httpx.Response:
     return httpx.post(f"{server.url}/api/silences", json=body)
 
 
-def told(receiver: HttpReceiver) -> list[tuple[str, str, str]]:
-    """(status, server, change) of each notice the receiver took."""
-    return [
-        (
-            body["status"],
-            body["commonLabels"].get("server", ""),
-            body["alerts"][0]["annotations"]["change"],
-        )
-        for body in receiver.accepted()
-    ]
-
-
 def test_a_silenced_alert_is_listed_not_told_and_told_once_its_silence_is_expired(
     start_server: Callable[..., Server],
     write_file: Callable[[str, str], Path],
@@ -70,7 +58,7 @@ def test_a_silenced_alert_is_listed_not_told_and_told_once_its_silence_is_expire
     # minute 0 is evaluated: pdf_01 is told, inbox_01 is not, and nothing else is queued
     http_receiver.wait_for(lambda r: len(r.accepted()) >= 1)
     server.metric_until('sereno_notifications_queued{receiver="ops"} 0.0')
-    assert told(http_receiver) == [("firing", "pdf_01", "fired")]
+    assert changes_told(http_receiver) == [("firing", "pdf_01", "fired")]
     alerts = server.alerts_until(lambda alerts: len(alerts) == 2)
     marks = {alert["server"]: alert["silenced_by"] for alert in alerts}
     assert marks == {"inbox_01": [silenced["id"]], "pdf_01": []}
@@ -82,7 +70,7 @@ def test_a_silenced_alert_is_listed_not_told_and_told_once_its_silence_is_expire
     # the next minute evaluated (minute 1) tells of the alert it covered, still firing
     server.post_lines(disk("inbox_01", INBOX, 0.95, T0 + 155))
     http_receiver.wait_for(lambda r: len(r.accepted()) >= 3)
-    assert told(http_receiver)[1:] == [
+    assert changes_told(http_receiver)[1:] == [
         ("resolved", "pdf_01", "resolved"),
         ("firing", "inbox_01", "unsilenced"),
     ]
