@@ -93,13 +93,20 @@ def _seconds(text: str, name: str) -> float:
     return seconds
 
 
-def _iso_time(text: str, name: str) -> float:
+def iso_moment(text: str) -> datetime | None:
+    """An ISO 8601 time (`Z` taken for UTC), or None if `text` is not one."""
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
+        return None
+
+
+def _iso_time(text: str, name: str) -> float:
+    moment = iso_moment(text)
+    if moment is None:
         raise ValueError(
             f"{name}: expected seconds since the epoch or an ISO 8601 time, got {_shown(text)}"
-        ) from None
+        )
     if moment.tzinfo is None:
         raise ValueError(f"{name}: {_shown(text)} has no time zone (add Z for UTC)")
     return moment.timestamp()

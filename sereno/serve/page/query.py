@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import timezone
 
-from sereno.serve.params import ALERT_ID
+from sereno.serve.params import ALERT_ID, iso_moment
 
 VIEWS = ("alerts", "fleet", "history", "alert", "silences", "receivers")
 STATES = ("firing", "no data", "pending")  # in the order the alerts are shown
@@ -128,9 +128,8 @@ def _time(values: dict[str, list[str]], name: str) -> float | None:
     try:
         seconds = float(text)
     except ValueError:
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
+        moment = iso_moment(text)
+        if moment is None:
             raise PageQueryError(
                 f"`{name}` must be seconds since the epoch or ISO 8601, not {text!r}"
             ) from None
