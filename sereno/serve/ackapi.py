@@ -12,7 +12,7 @@ from fastapi import Request, Response
 from sereno.engine.lifecycle import Episode
 from sereno.events.body import BodyError
 from sereno.notify.acks import AckError, Acks
-from sereno.serve.answers import JSON, AckAnswer, AckRequest, Problem
+from sereno.serve.answers import AckAnswer, AckRequest, Problem, json_answer
 from sereno.serve.params import read_body
 
 MAX_ACK_BODY = 16 * 1024
@@ -24,31 +24,27 @@ class AckApi:
     def __init__(self, acks: Acks, open_alerts: Callable[[], list[Episode]]) -> None:
         self._acks, self._open_alerts = acks, open_alerts
         self._decoder = msgspec.json.Decoder(AckRequest)
-        self._encoder = msgspec.json.Encoder()
-
-    def _answer(self, status: int, content: object) -> Response:
-        return Response(self._encoder.encode(content), status_code=status, media_type=JSON)
 
     async def ack(self, alert_id: str, request: Request) -> Response:
         episode = self._open(alert_id)
         if episode is None:
-            return self._answer(404, Problem(f"no open alert has the id {alert_id!r}"))
+            return json_answer(404, Problem(f"no open alert has the id {alert_id!r}"))
         try:
             asked = self._decoder.decode(await read_body(request, MAX_ACK_BODY))
             ack = self._acks.ack(alert_id, episode.severity, asked.by, asked.comment)
         except BodyError as error:
-            return self._answer(error.status, Problem(str(error)))
+            return json_answer(error.status, Problem(str(error)))
         except msgspec.DecodeError as error:
-            return self._answer(400, Problem(f"not an acknowledgement: {error}"))
+            return json_answer(400, Problem(f"not an acknowledgement: {error}"))
         except AckError as error:
-            return self._answer(400, Problem(str(error)))
-        return self._answer(200, AckAnswer.of(alert_id, ack))
+            return json_answer(400, Problem(str(error)))
+        return json_answer(200, AckAnswer.of(alert_id, ack))
 
     def undo(self, alert_id: str) -> Response:
         try:
-            return self._answer(200, AckAnswer.of(alert_id, self._acks.undo(alert_id)))
+            return json_answer(200, AckAnswer.of(alert_id, self._acks.undo(alert_id)))
         except AckError as error:
-            return self._answer(404, Problem(str(error)))
+            return json_answer(404, Problem(str(error)))
 
     def _open(self, alert_id: str) -> Episode | None:
         return next((e for e in self._open_alerts() if e.id == alert_id), None)

@@ -32,6 +32,7 @@ from sereno.serve.answers import (
     RulesRefused,
     RulesReloaded,
     Status,
+    json_answer,
 )
 from sereno.serve.config import ServerConfig
 from sereno.serve.params import (
@@ -75,11 +76,8 @@ class Api(Readings):
         # batches are journalled and queued in the order they come, some in a worker thread
         self._keeping_in_order = asyncio.Lock()
 
-    def _answer(self, status: int, content: object) -> Response:
-        return Response(self._encoder.encode(content), status_code=status, media_type=JSON)
-
     def _problem(self, status: int, message: str) -> Response:
-        return self._answer(status, Problem(message))
+        return json_answer(status, Problem(message))
 
     async def ingest(self, request: Request) -> Response:
         max_body, rejected = self._config.max_body, self._metrics.rejected
@@ -108,7 +106,7 @@ class Api(Readings):
         self._metrics.accepted.inc(len(events))
         if decoded.rejected:
             rejected.labels("bad_record").inc(len(decoded.rejected))
-        return self._answer(202, IngestAnswer(len(events), len(decoded.rejected), decoded.rejected))
+        return json_answer(202, IngestAnswer(len(events), len(decoded.rejected), decoded.rejected))
 
     def _event_times(self) -> EventTimes:
         """What a body's timestamps may be now: not ahead of this clock, not late."""
@@ -170,10 +168,10 @@ class Api(Readings):
         return Response(read_history(self._config.db, query), media_type=JSON)
 
     def status(self) -> Response:
-        return self._answer(200, self.status_answer())
+        return json_answer(200, self.status_answer())
 
     def rules(self) -> Response:
-        return self._answer(200, self.rules_answer())
+        return json_answer(200, self.rules_answer())
 
     def fleet(self, service: ServiceName = None) -> Response:
         fleet = self._live.fleet()
@@ -189,10 +187,10 @@ class Api(Readings):
             return self._problem(
                 404, f"no open alert nor episode of the history has the id {alert_id}"
             )
-        return self._answer(200, detail)
+        return json_answer(200, detail)
 
     def dead_letters(self) -> Response:
-        return self._answer(200, read_dead_letters(self._config.db))
+        return json_answer(200, read_dead_letters(self._config.db))
 
     def reload(self) -> Response:
         try:
@@ -201,18 +199,18 @@ class Api(Readings):
             return self._problem(503, str(error))
         except RefusedFile as error:
             refused = f"the {error.what} is refused, the old rules and receivers keep running"
-            return self._answer(400, RulesRefused(refused, error.problems))
+            return json_answer(400, RulesRefused(refused, error.problems))
         receivers = len(self._notifications.config.receivers)
         answer = RulesReloaded("reloaded", ruleset.source, len(ruleset.rules), receivers)
-        return self._answer(200, answer)
+        return json_answer(200, answer)
 
     def healthz(self) -> Response:
-        return self._answer(200, Status("ok"))
+        return json_answer(200, Status("ok"))
 
     def readyz(self) -> Response:
         if not self._live.running:
             return self._problem(503, "the evaluator is not running")
-        return self._answer(200, Status("ready"))
+        return json_answer(200, Status("ready"))
 
     def metrics(self) -> Response:
         return Response(generate_latest(self._metrics.registry), media_type=CONTENT_TYPE_LATEST)

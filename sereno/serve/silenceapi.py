@@ -16,7 +16,13 @@ from sereno.events.body import BodyError
 from sereno.notify.matchers import MatcherError, parse_matcher
 from sereno.notify.silences import Silence, SilenceError, UnknownSilence, parse_silence_duration
 from sereno.notify.silencing import Silences
-from sereno.serve.answers import JSON, Problem, SilenceAnswer, SilenceListAnswer, SilenceRequest
+from sereno.serve.answers import (
+    Problem,
+    SilenceAnswer,
+    SilenceListAnswer,
+    SilenceRequest,
+    json_answer,
+)
 from sereno.serve.params import read_body
 
 MAX_SILENCE_BODY = 64 * 1024
@@ -28,22 +34,18 @@ class SilenceApi:
     def __init__(self, silences: Silences) -> None:
         self._silences = silences
         self._decoder = msgspec.json.Decoder(SilenceRequest)
-        self._encoder = msgspec.json.Encoder()
-
-    def _answer(self, status: int, content: object) -> Response:
-        return Response(self._encoder.encode(content), status_code=status, media_type=JSON)
 
     async def create(self, request: Request) -> Response:
         try:
             asked = self._decoder.decode(await read_body(request, MAX_SILENCE_BODY))
             silence = self._add(asked)
         except BodyError as error:
-            return self._answer(error.status, Problem(str(error)))
+            return json_answer(error.status, Problem(str(error)))
         except msgspec.DecodeError as error:
-            return self._answer(400, Problem(f"not a silence: {error}"))
+            return json_answer(400, Problem(f"not a silence: {error}"))
         except (MatcherError, SilenceError) as error:
-            return self._answer(400, Problem(str(error)))
-        return self._answer(201, self._shown(silence))
+            return json_answer(400, Problem(str(error)))
+        return json_answer(201, self._shown(silence))
 
     def _add(self, asked: SilenceRequest) -> Silence:
         if not asked.matchers:
@@ -60,7 +62,7 @@ class SilenceApi:
         return self._silences.add(matchers, until, asked.created_by, asked.comment, asked.starts_at)
 
     def listing(self) -> Response:
-        return self._answer(200, self.answer())
+        return json_answer(200, self.answer())
 
     def answer(self) -> SilenceListAnswer:
         """The silences by state, as `GET /api/silences` answers them."""
@@ -73,17 +75,17 @@ class SilenceApi:
 
     def show(self, silence_id: str) -> Response:
         try:
-            return self._answer(200, self._shown(self._silences.get(silence_id)))
+            return json_answer(200, self._shown(self._silences.get(silence_id)))
         except UnknownSilence as error:
-            return self._answer(404, Problem(str(error)))
+            return json_answer(404, Problem(str(error)))
 
     def expire(self, silence_id: str) -> Response:
         try:
-            return self._answer(200, self._shown(self._silences.expire(silence_id)))
+            return json_answer(200, self._shown(self._silences.expire(silence_id)))
         except UnknownSilence as error:
-            return self._answer(404, Problem(str(error)))
+            return json_answer(404, Problem(str(error)))
         except SilenceError as error:
-            return self._answer(409, Problem(str(error)))
+            return json_answer(409, Problem(str(error)))
 
     def _shown(self, silence: Silence) -> SilenceAnswer:
         return SilenceAnswer.of(silence, self._silences.state(silence))
