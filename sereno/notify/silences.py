@@ -75,7 +75,11 @@ def state(silence: Silence, now: float) -> SilenceState:
 
 def new_silence_id() -> str:
     """An id no one can guess (128 random bits) and that fits in a URL."""
-    return secrets.token_urlsafe(16)
+    while True:
+        silence_id = secrets.token_urlsafe(16)
+        # An id typed after `sereno silence expire` must not read as an option.
+        if not silence_id.startswith("-"):
+            return silence_id
 
 
 def parse_silence_duration(text: str) -> int:

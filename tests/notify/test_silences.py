@@ -115,6 +115,15 @@ def test_default_ids_are_long_and_random() -> None:
     assert all(len(silence_id) >= 22 for silence_id in ids)  # 16 bytes, URL-safe base64
 
 
+def test_no_default_id_reads_as_an_option_on_a_command_line() -> None:
+    # One in 64 URL-safe base64 ids would start with "-": 4,000 ids hold one all but surely.
+    assert not [
+        silence_id
+        for silence_id in (new_silence_id() for _ in range(4000))
+        if silence_id.startswith("-")
+    ]
+
+
 def test_add_keeps_what_it_was_given() -> None:
     book = new_book()
     added = add(book, T0 + HOUR, T0 + 2 * HOUR, now=T0)
