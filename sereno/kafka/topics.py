@@ -1,0 +1,62 @@
+"""The topics at start: created when missing if asked (`--create-topics`), then checked."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from sereno.kafka.settings import KafkaError, KafkaSettings
+
+METADATA_TIMEOUT = 10.0
+CREATE_TIMEOUT = 30.0
+
+
+def prepare_topics(settings: KafkaSettings, names: list[str]) -> dict[str, int]:
+    """Each topic's partition count, after creating the missing ones if the settings ask for
+    it; a topic still missing is a `KafkaError`."""
+    admin = AdminClient(settings.admin_config())
+    counts = partition_counts(admin, names)
+    missing = [name for name in names if name not in counts]
+    if missing and settings.create is not None:
+        _create(admin, settings, missing)
+        counts = partition_counts(admin, names)
+        missing = [name for name in names if name not in counts]
+    if missing:
+        hint = "" if settings.create is not None else " (--create-topics makes it)"
+        raise KafkaError(f"no topic {missing[0]!r} at {settings.bootstrap}{hint}")
+    return counts
+
+
+def partition_counts(admin: AdminClient, names: list[str]) -> dict[str, int]:
+    """How many partitions each topic of `names` that exists has."""
+    try:
+        metadata = admin.list_topics(timeout=METADATA_TIMEOUT)
+    except KafkaException as error:
+        raise KafkaError(f"cannot reach Kafka: {error.args[0].str()}") from None
+    return {
+        name: len(topic.partitions)
+        for name, topic in metadata.topics.items()
+        if name in names and topic.error is None
+    }
+
+
+def _create(admin: AdminClient, settings: KafkaSettings, names: list[str]) -> None:
+    creation = settings.create
+    assert creation is not None
+    state = {"cleanup.policy": "compact"}  # only the latest state of a partition matters
+    topics = [
+        NewTopic(
+            name,
+            creation.partitions,
+            creation.replication,
+            config=state if name == settings.topics.state else {},
+        )
+        for name in names
+    ]
+    for name, future in admin.create_topics(topics, request_timeout=CREATE_TIMEOUT).items():
+        try:
+            future.result()
+        except KafkaException as error:
+            if error.args[0].name() != "TOPIC_ALREADY_EXISTS":  # made meanwhile by another
+                raise KafkaError(f"cannot create topic {name!r}: {error.args[0].str()}") from None
