@@ -71,9 +71,18 @@ def change_message(episode: Episode, notices: Sequence[Addressed]) -> tuple[byte
 def notices_message(notices: Sequence[Addressed]) -> tuple[bytes, bytes]:
     """The alerts topic's record of notices no change called for (reminders, a group's
     message), all about one alert or group."""
-    identity = notices[0].notice.alert
+    identity = notice_identity(notices[0].notice)
     key = _digest(*(item.key for item in notices))
     return identity.encode(), _json.encode(AlertMessage(key, None, tuple(notices)))
+
+
+def notice_identity(notice: Notice) -> str:
+    """The key of the alert a notice is about, as its changes are keyed (whatever its
+    severity), so that all of an alert's records are read in order from one partition; a
+    group's message is keyed by its group."""
+    if notice.group:
+        return f"group\0{notice.group}"
+    return "\0".join((notice.rule, notice.service, notice.server))
 
 
 def _digest(*parts: str) -> str:

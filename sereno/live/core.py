@@ -71,6 +71,8 @@ class Checkpoint:
     open_alerts: list[Episode]  # to show once saved and told
     minutes: list[AlertMinute] = field(default_factory=list)  # of the minutes evaluated
     prune_minutes_before: int | None = None  # the alerts' minutes to drop, if any
+    # per change, the notifications it calls for (the first of `outgoing`; reminders follow)
+    told: list[list[Outgoing]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,10 @@ class LiveCore:
         self._early_start = None  # the new rules have seen nothing of the open minutes
         return Step([], self._drain_told(), self._checkpoint(now))
 
+    def save(self, now: float) -> Step:
+        """Checkpoint now, whatever waits (before the state is handed on to another)."""
+        return Step([], self._drain_told(), self._checkpoint(now))
+
     def _new_engine(self, ruleset: RuleSet) -> Engine:
         return Engine(ruleset, self._condition_error, on_change=self._changed)
 
@@ -346,14 +352,17 @@ class LiveCore:
     def _checkpoint(self, now: float) -> Checkpoint:
         changes, self._changes = self._changes, []
         outgoing, self._reminders = self._reminders, []
-        if self._planner is not None:
-            outgoing = self._planner.for_changes(changes) + outgoing
+        planner = self._planner
+        told = [planner.for_changes([e]) if planner is not None else [] for e in changes]
+        outgoing = [notice for notices in told for notice in notices] + outgoing
         groups = self._planner.groups.saved() if self._planner is not None else b""
         snapshot = Snapshot(self._seq, self._windows.watermark, self._engine.state(), groups)
         self._saved_at = now
         minutes, self._minutes = self._minutes, []
         prune_before, self._prune_before = self._prune_before, None
-        return Checkpoint(snapshot, changes, outgoing, self.open_alerts(), minutes, prune_before)
+        return Checkpoint(
+            snapshot, changes, outgoing, self.open_alerts(), minutes, prune_before, told
+        )
 
     def _drop(self, episodes: list[Episode]) -> None:
         """The open alerts of rules no longer there end as dropped, from the next minute to
