@@ -32,6 +32,7 @@ _SUBCOMMANDS: dict[str, Command] = {
     "check": check_command,
     "test": test_command,
     "serve": _imported_when_run("sereno.cli.serve"),
+    "worker": _imported_when_run("sereno.cli.worker"),
     "push": _imported_when_run("sereno.cli.push"),
     "notify-test": _imported_when_run("sereno.cli.notify_test"),
     "dead-letters": _imported_when_run("sereno.cli.dead_letters"),

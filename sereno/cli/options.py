@@ -7,7 +7,7 @@ import io
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, NoReturn
 
 from sereno.engine.windows import DEFAULT_ALLOWED_LATENESS
 from sereno.errors import SerenoError
@@ -29,6 +29,7 @@ COMMANDS = {
     "check": "validate a rules file and list its rules",
     "test": "run rule unit tests written in YAML",
     "serve": "run the service agents push events to, over HTTP",
+    "worker": "evaluate events from Kafka, one of a group of workers (see Scaling out)",
     "push": "replay a file of events to a running service",
     "notify-test": "send a test notification to each receiver",
     "dead-letters": "list the journal entries the service set aside at start",
@@ -113,6 +114,13 @@ def open_input(path: str, stack: ExitStack) -> tuple[io.BufferedReader, str]:
 
 
 DEFAULT_DB = "sereno.db"
+
+
+def open_for_append(path: str) -> IO[bytes]:
+    try:
+        return open(path, "ab")
+    except OSError as error:
+        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def read_tokens(path: str | None) -> frozenset[str]:
