@@ -21,6 +21,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from confluent_kafka import (
@@ -53,6 +54,7 @@ COMMIT_SECONDS = 0.2  # the longest an alert change waits to be committed
 TRANSACTION_TIMEOUT_MS = 10_000  # how long a dead worker's transaction can hold readers up
 SESSION_TIMEOUT_MS = 6_000  # how long a dead worker keeps its partitions
 KAFKA_TIMEOUT = 30.0  # for a call to the cluster that must finish before going on
+RETRY_MAX_SECONDS = 5.0  # the longest wait between two attempts to commit
 STATE_LOOK_BACK = 16  # records before the end of a state partition in which its last state is
 MAX_MESSAGE_BYTES = 16 << 20
 EVENTS_TYPE = "application/x-ndjson"
@@ -256,34 +258,59 @@ class EvaluationWorker:
 
     def _commit(self) -> None:
         """Write what waits, with the offsets it covers, in one transaction; then log the
-        changes committed."""
-        producer, consumer = self._producer, self._consumer
-        assert producer is not None and consumer is not None
+        changes committed. While the cluster cannot take it, it is tried again (said once):
+        evaluation waits for Kafka rather than go on without saving."""
         pending, self._pending = self._pending, {}
-        alerts = [record for waiting in pending.values() for record in waiting.alerts]
-        states = {p: w.state for p, w in pending.items() if w.state is not None}
-        offsets = [
-            TopicPartition(self._topics.events, p, work.next_offset)
-            for p, work in self._owned.items()
-            if work.next_offset is not None
-        ]
-        _in_time(producer.begin_transaction, "begin a transaction")
-        self._produce(self._topics.alerts, alerts.__iter__(), None)
-        if alerts:
-            _in_time(lambda: _flushed(producer), "write the alert changes")
-        for partition, (key, value) in states.items():
-            self._produce_one(self._topics.state, key, value, partition)
-        metadata = consumer.consumer_group_metadata()
-        _in_time(
-            lambda: producer.send_offsets_to_transaction(offsets, metadata, KAFKA_TIMEOUT),
-            "commit the offsets",
-        )
-        _in_time(lambda: producer.commit_transaction(KAFKA_TIMEOUT), "commit a transaction")
+        failures = 0
+        while True:
+            try:
+                self._transaction(pending)
+                break
+            except KafkaException as error:
+                failures += 1
+                self._recover(error.args[0], failures)
+        if failures:
+            self._log(f"sereno: committed again, after {failures} failed attempts")
         self.stats.transactions += 1
         self._committed_at = self._clock()
         for waiting in pending.values():
             for episode in waiting.changes:
                 self._on_change(episode)
+
+    def _transaction(self, pending: dict[int, _Pending]) -> None:
+        """The alert records, acknowledged before the state records that say they were made,
+        and the offsets, in one transaction."""
+        producer, consumer = self._producer, self._consumer
+        assert producer is not None and consumer is not None
+        offsets = [
+            TopicPartition(self._topics.events, p, work.next_offset)
+            for p, work in self._owned.items()
+            if work.next_offset is not None
+        ]
+        producer.begin_transaction()
+        for waiting in pending.values():
+            self._produce(self._topics.alerts, waiting.alerts, None)
+        if producer.flush(KAFKA_TIMEOUT) > 0:
+            raise KafkaException(ClientError(ClientError._TIMED_OUT, "alerts not acknowledged"))
+        for partition, waiting in pending.items():
+            if waiting.state is not None:
+                self._produce(self._topics.state, [waiting.state], partition)
+        metadata = consumer.consumer_group_metadata()
+        producer.send_offsets_to_transaction(offsets, metadata, KAFKA_TIMEOUT)
+        producer.commit_transaction(KAFKA_TIMEOUT)
+
+    def _recover(self, error: ClientError, failures: int) -> None:
+        """After a failed transaction: abort it if it may be aborted, and wait a little; a
+        fatal error (another took this worker's place: fenced) stops the worker."""
+        if error.fatal():
+            raise KafkaError(f"Kafka: {error.str()}")
+        if failures == 1:
+            self._log(f"sereno: cannot commit to Kafka: {error.str()}; trying again")
+        producer = self._producer
+        assert producer is not None
+        with suppress(KafkaException):  # none may be in progress
+            producer.abort_transaction(KAFKA_TIMEOUT)
+        time.sleep(min(RETRY_MAX_SECONDS, 0.1 * 2**failures))
 
     def _produce(self, topic: str, records: Iterable[Record], partition: int | None) -> None:
         for key, value in records:
@@ -417,11 +444,6 @@ def _last_value(reader: Consumer, start: TopicPartition, key: bytes) -> bytes | 
     raise KafkaError(
         f"cannot read the state topic {start.topic} partition {start.partition} in time"
     )
-
-
-def _flushed(producer: Producer) -> None:
-    if producer.flush(KAFKA_TIMEOUT) > 0:
-        raise KafkaError("the alert changes were not acknowledged in time")
 
 
 def _in_time(call: Callable[[], object], what: str) -> None:
