@@ -68,7 +68,8 @@ def _read_to_end(consumer: Consumer, deadline: float) -> list[Message]:
 def kafka_cluster(partitions: int = PARTITIONS) -> Iterator[KafkaCluster]:
     """A mock cluster of 3 brokers with Sereno's three topics, `partitions` each."""
     topics = [DEFAULT_EVENTS_TOPIC, DEFAULT_ALERTS_TOPIC, DEFAULT_STATE_TOPIC]
-    command = [sys.executable, "-m", "sereno.kafka.mockcluster"]
+    # a group's first rebalance at once: the tests start their workers one by one anyway
+    command = [sys.executable, "-m", "sereno.kafka.mockcluster", "--initial-rebalance-delay", "0"]
     for topic in topics:
         command += ["--topic", f"{topic}:{partitions}"]
     process = subprocess.Popen(

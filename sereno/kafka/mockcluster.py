@@ -1,10 +1,12 @@
 """A Kafka cluster in one process, for trying scale-out on one machine and for the tests:
 librdkafka's mock cluster, which speaks the real protocol over TCP on 127.0.0.1 (consumer
 groups, idempotent and transactional producers), with nothing on disk. Not for production:
-it keeps everything in memory, does not compact, and shows a transaction's records to
-`read_committed` consumers before it commits (and after it aborts).
+it keeps everything in memory, keeps only about the last 5 MB of each partition (older
+records are deleted, as by a small `retention.bytes`), does not compact, and shows a
+transaction's records to `read_committed` consumers before it commits (and after it aborts).
 
     python -m sereno.kafka.mockcluster [--brokers 3] [--topic NAME:PARTITIONS ...]
+                                       [--initial-rebalance-delay MS]
 
 prints the bootstrap servers on its first line, then takes commands on standard input, a
 line each, and answers each with "ok": `down` (every broker stops answering), `up` (they
@@ -46,6 +48,8 @@ def _library() -> ctypes.CDLL:
     lib.rd_kafka_mock_topic_create.argtypes = [
         ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_int
     ]  # fmt: skip
+    lib.rd_kafka_mock_group_initial_rebalance_delay_ms.restype = None
+    lib.rd_kafka_mock_group_initial_rebalance_delay_ms.argtypes = [ctypes.c_void_p, ctypes.c_int32]
     for name in ("rd_kafka_mock_broker_set_down", "rd_kafka_mock_broker_set_up"):
         getattr(lib, name).restype = ctypes.c_int
         getattr(lib, name).argtypes = [ctypes.c_void_p, ctypes.c_int32]
@@ -77,6 +81,11 @@ class MockCluster:
         if code:
             raise RuntimeError(f"the mock cluster could not create {name}: error {code}")
 
+    def set_initial_rebalance_delay(self, milliseconds: int) -> None:
+        """How long a new group waits for more members before its first rebalance (Kafka's
+        `group.initial.rebalance.delay.ms`, 3000 by default)."""
+        self._lib.rd_kafka_mock_group_initial_rebalance_delay_ms(self._cluster, milliseconds)
+
     def set_brokers(self, up: bool) -> None:
         """Every broker answers again (`up`), or stops answering."""
         change = (
@@ -97,8 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sereno.kafka.mockcluster")
     parser.add_argument("--brokers", type=int, default=3, choices=range(1, 10), metavar="N")
     parser.add_argument("--topic", type=_topic, action="append", default=[], metavar="NAME:N")
+    parser.add_argument("--initial-rebalance-delay", type=int, default=3000, metavar="MS")
     args = parser.parse_args(argv)
     cluster = MockCluster(args.brokers)
+    cluster.set_initial_rebalance_delay(args.initial_rebalance_delay)
     for name, partitions in args.topic:
         cluster.create_topic(name, partitions, args.brokers)
     print(cluster.bootstrap, flush=True)

@@ -64,9 +64,14 @@ class Worker:
         self.process.wait()
 
     def stop(self) -> int:
-        self.process.terminate()
+        """Stop it as a service manager would (SIGTERM); its exit status (-9 if killed)."""
+        if self.process.poll() is None:
+            self.process.terminate()
         try:
             return self.process.wait(DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"{self.name} did not stop on SIGTERM in {DEADLINE:g}s") from None
         finally:
             self._reader.join(5)
 
