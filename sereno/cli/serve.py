@@ -31,6 +31,7 @@ from sereno.cli.options import (
 )
 from sereno.cli.receivers import add_receiver_options, webhook_option
 from sereno.engine.records import AckRecord
+from sereno.engine.windows import DEFAULT_ALLOWED_LATENESS
 from sereno.errors import RefusedFile
 from sereno.events.body import DEFAULT_MAX_BODY
 from sereno.events.schema import event_type
@@ -243,6 +244,7 @@ def _serve_ingest_node(args: argparse.Namespace, settings: KafkaSettings) -> int
             f"sereno: ingest node on {_url(host, port)}: events to topic {topic} "
             f"({counted(partitions[topic], 'partition')}) of {settings.describe()}"
         )
+        _reload_fields_on_hangup(args.rules_config, ingest, metrics)
         for stop_signal in (signal.SIGTERM, signal.SIGINT):  # as the service does, above
             signal.signal(stop_signal, signal.SIG_IGN)
         try:
@@ -258,6 +260,24 @@ def _serve_ingest_node(args: argparse.Namespace, settings: KafkaSettings) -> int
     return EXIT_OK
 
 
+def _reload_fields_on_hangup(path: str | None, ingest: KafkaIngest, metrics: Metrics) -> None:
+    """SIGHUP reads the rules again, on an ingest node for the fields events keep: a rule
+    of the workers' new rules may read a field the old ones did not."""
+
+    def reload() -> None:
+        try:
+            ruleset = load_ruleset(path)
+        except RefusedFile as error:
+            metrics.reload_failures.inc()
+            to_stderr(f"sereno: reload refused, events keep the old rules' fields:\n{error}")
+            return
+        ingest.event_type = event_type(ruleset.fields)
+        metrics.reloads.inc()
+        to_stderr(f"sereno: rules reloaded from {ruleset.source}: events keep the fields they read")
+
+    signal.signal(signal.SIGHUP, lambda number, frame: threading.Thread(target=reload).start())
+
+
 def _refuse_evaluator_options(args: argparse.Namespace) -> None:
     """The options of evaluation and notification mean nothing on an ingest node: said, not
     silently ignored."""
@@ -270,6 +290,7 @@ def _refuse_evaluator_options(args: argparse.Namespace) -> None:
             ("--webhook", args.webhook, None),
             ("--webhook-file", args.webhook_file, None),
             ("--quiet-after", args.quiet_after, DEFAULT_QUIET_AFTER),
+            ("--allowed-lateness", args.allowed_lateness, DEFAULT_ALLOWED_LATENESS),
         )
         if value != default
     ]

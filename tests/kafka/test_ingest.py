@@ -4,7 +4,9 @@ and the pure parts of its producer."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -368,3 +370,49 @@ def test_an_ingest_node_says_it_keeps_no_alerts_and_describes_only_its_routes(
     assert sorted(document["paths"]) == ["/events", "/healthz", "/metrics", "/readyz"]
     refused = document["paths"]["/events"]["post"]["responses"]["503"]
     assert "Retry-After" in refused["headers"]
+
+
+def test_an_ingest_node_keeps_to_its_openapi_document(
+    cluster: KafkaCluster, start_ingest: Callable[..., Server], tmp_path: Path
+) -> None:
+    node = start_ingest(cluster.bootstrap)
+    (tmp_path / "schemathesis.toml").write_text('warnings = ["missing_test_data"]\n')
+    st = Path(sys.executable).parent / "st"
+    command = [str(st), "run", f"{node.url}/openapi.json", "--checks", "all", "--seed"]
+    command += ["20161010", "--max-examples", "50", "--workers", "1", "--no-color"]
+    result = subprocess.run(
+        [*command, "--request-timeout", "10"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No issues found" in result.stdout, result.stdout
+    assert "Traceback" not in node.stop()
+
+
+def test_the_fields_the_rules_read_are_kept_and_a_hangup_reads_the_rules_again(
+    cluster: KafkaCluster,
+    start_ingest: Callable[..., Server],
+    write_file: Callable[[str, str], Path],
+) -> None:
+    rules = write_file(
+        "rules.yaml",
+        'severities: {LOW: {}}\nrules:\n  - {name: eu, severity: LOW, condition: region == "eu"}\n',
+    )
+    node = start_ingest(cluster.bootstrap, "-r", str(rules))
+    node.post_lines({**_load("a", "S", 1.0), "region": "eu", "rack": "r1"})
+    write_file(
+        "rules.yaml",
+        'severities: {LOW: {}}\nrules:\n  - {name: r1, severity: LOW, condition: rack == "r1"}\n',
+    )
+    node.process.send_signal(signal.SIGHUP)
+    reloaded = "sereno_rules_reloads_total 1.0"
+    assert reloaded in node.metric_until(reloaded)
+    node.post_lines({**_load("a", "S", 2.0), "region": "eu", "rack": "r1"})
+    [first, second] = [record for m in _on_topic(cluster) for record in _lines(m)]
+    assert (first["region"], "rack" in first) == ("eu", False)
+    assert ("region" in second, second["rack"]) == (False, "r1")
+    assert "sereno: rules reloaded from" in node.stop()
