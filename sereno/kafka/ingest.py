@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import msgspec
 from confluent_kafka import KafkaError as ClientError
 from confluent_kafka import KafkaException, Message, Producer
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from sereno.events.body import BodyError
@@ -155,7 +155,7 @@ class KafkaIngest:
 
     def collector(self) -> Collector:
         """The producer's counts, for the service's metrics."""
-        return _ProduceCollector(self.stats)
+        return _ProduceCollector(self.stats, lambda: len(self._producer))
 
 
 class _Request:
@@ -269,8 +269,9 @@ def _text(error: KafkaException) -> str:
 
 
 class _ProduceCollector(Collector):
-    def __init__(self, stats: ProduceStats) -> None:
+    def __init__(self, stats: ProduceStats, in_flight: Callable[[], int]) -> None:
         self._stats = stats
+        self._in_flight = in_flight
 
     def collect(self) -> Iterator[Metric]:
         stats = self._stats
@@ -293,3 +294,8 @@ class _ProduceCollector(Collector):
         failures.add_metric(["delivery"], stats.messages_failed)
         failures.add_metric(["queue"], stats.messages_refused)
         yield failures
+        yield GaugeMetricFamily(
+            "sereno_kafka_messages_in_flight",
+            "Messages produced and not yet acknowledged nor failed",
+            value=self._in_flight(),
+        )

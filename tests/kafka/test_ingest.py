@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -416,3 +417,25 @@ def test_the_fields_the_rules_read_are_kept_and_a_hangup_reads_the_rules_again(
     assert (first["region"], "rack" in first) == ("eu", False)
     assert ("region" in second, second["rack"]) == (False, "r1")
     assert "sereno: rules reloaded from" in node.stop()
+
+
+def test_a_stop_answers_the_requests_in_flight_and_exits_0(
+    cluster: KafkaCluster, start_ingest: Callable[..., Server]
+) -> None:
+    node = start_ingest(cluster.bootstrap)
+    cluster.set_brokers(False)
+    answers: list[httpx.Response] = []
+    body = json.dumps([_load("a", "S1", 1.0), _load("b", "S2", 2.0)]).encode()
+    url = f"{node.url}/events"
+    posting = threading.Thread(
+        target=lambda: answers.append(httpx.post(url, content=body, timeout=30))
+    )
+    posting.start()
+    assert "sereno_kafka_messages_in_flight 2.0" in node.metric_until(
+        "sereno_kafka_messages_in_flight 2.0"
+    )
+    said = node.stop()  # SIGTERM, then exit status 0
+    posting.join()
+    [answer] = answers
+    assert answer.status_code == 503, answer.text
+    assert said.rstrip().endswith("sereno: stopped") and "Traceback" not in said
