@@ -573,6 +573,38 @@ ROUTES: dict[str, dict[str, Any]] = {
 }
 """Per path, what FastAPI's route decorator is given to describe it."""
 
+NOT_ON_INGEST_NODE = (
+    "this ingest node keeps no alerts: they are on the alerts topic (it serves POST /events, "
+    "/healthz, /readyz, /metrics and /openapi.json)"
+)
+INGEST_ROUTES: dict[str, dict[str, Any]] = {
+    "/events": {
+        **ROUTES["/events"],
+        "responses": {
+            **ROUTES["/events"]["responses"],
+            202: _json(_ref(IngestAnswer), "Taken: the good records are on the events topic"),
+            503: {
+                **_problem("Kafka did not take the events in time: send them again"),
+                "headers": {
+                    "Retry-After": {
+                        "description": "Seconds to wait before sending again",
+                        "schema": {"type": "integer"},
+                    }
+                },
+            },
+        },
+    },
+    "/readyz": {
+        "summary": "Readiness",
+        "responses": {
+            200: _json(_ref(Status), "The producer runs"),
+            503: _problem("The producer is not running"),
+        },
+    },
+}
+"""What differs on an ingest node (`sereno serve --kafka`), which serves only these and
+`/healthz`, `/metrics`."""
+
 
 def schema_components() -> dict[str, Any]:
     """The JSON schemas the routes refer to, for the OpenAPI document's components."""

@@ -1,5 +1,5 @@
 """`sereno serve`'s HTTP API: the routes to the handlers, the bearer tokens when there are
-any, and the OpenAPI document (`GET /openapi.json`)."""
+any, and the OpenAPI document (`GET /openapi.json`); with `--kafka`, an ingest node's few."""
 
 from __future__ import annotations
 
@@ -10,15 +10,27 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
 from sereno import __version__
 from sereno.serve.ackapi import AckApi
-from sereno.serve.answers import ROUTES, schema_components
+from sereno.serve.answers import (
+    INGEST_ROUTES,
+    NOT_ON_INGEST_NODE,
+    ROUTES,
+    Problem,
+    Status,
+    json_answer,
+    schema_components,
+)
 from sereno.serve.auth import BearerTokens, is_open
 from sereno.serve.config import ServerConfig
 from sereno.serve.handlers import Api
+from sereno.serve.ingest import Ingest, Intake, JournalIntake
+from sereno.serve.metrics import Metrics
 from sereno.serve.params import invalid_request
 from sereno.serve.readings import Served
 from sereno.serve.receiverapi import ReceiverApi
@@ -27,18 +39,11 @@ from sereno.serve.webpage import PageFiles, WebPage
 
 
 def create_app(served: Served, config: ServerConfig) -> FastAPI:
+    """The service's whole API: ingest into the journal and the evaluator, and every reading."""
     api = Api(served, config)
-    app = FastAPI(
-        title="Sereno",
-        version=__version__,
-        summary="Rules-based alerting: events in, alerts out",
-    )
-    if config.tokens:
-        refused = served.metrics.rejected.labels("unauthorized").inc
-        app.add_middleware(BearerTokens, tokens=config.tokens, on_refused=refused)
-    app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_exception_handler(StarletteHTTPException, _allowing_every_method(app))
-    app.post("/events", status_code=202, **ROUTES["/events"])(api.ingest)
+    app = _app(served.metrics, config, _allowing_every_method)
+    ingest = Ingest(JournalIntake(served.live, served.journal, config.db), served.metrics, config)
+    app.post("/events", status_code=202, **ROUTES["/events"])(ingest.ingest)
     app.post("/-/reload", **ROUTES["/-/reload"])(api.reload)
     silences = SilenceApi(served.notifications.silences)
     app.post("/api/silences", status_code=201, **ROUTES["POST /api/silences"])(silences.create)
@@ -81,6 +86,72 @@ def create_app(served: Served, config: ServerConfig) -> FastAPI:
         app.head(path, include_in_schema=False)(handler)
     _describe_with_schemas(app, secured=bool(config.tokens))
     return app
+
+
+def create_ingest_app(
+    intake: Intake, metrics: Metrics, config: ServerConfig, running: Callable[[], bool]
+) -> FastAPI:
+    """An ingest node's API (`sereno serve --kafka`): `POST /events` into `intake`, health,
+    readiness (while `running()`) and metrics. It keeps no alerts: any other path is a 404
+    that says where they are."""
+    app = _app(metrics, config, _saying_where_alerts_are)
+    app.post("/events", status_code=202, **INGEST_ROUTES["/events"])(
+        Ingest(intake, metrics, config).ingest
+    )
+
+    def healthz() -> Response:
+        return json_answer(200, Status("ok"))
+
+    def readyz() -> Response:
+        if not running():
+            return json_answer(503, Problem("the producer is not running"))
+        return json_answer(200, Status("ready"))
+
+    def metrics_page() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    readable = (("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics_page))
+    for path, handler in readable:
+        app.get(path, **INGEST_ROUTES.get(path, ROUTES[path]))(handler)
+        app.head(path, include_in_schema=False)(handler)
+    _describe_with_schemas(app, secured=bool(config.tokens))
+    return app
+
+
+def _app(
+    metrics: Metrics,
+    config: ServerConfig,
+    http_errors: Callable[[FastAPI], Callable[[Request, Exception], Awaitable[Response]]],
+) -> FastAPI:
+    """An app with no route yet: the bearer tokens if there are any, and the answers to a
+    bad parameter (400) and to the HTTP errors (`http_errors(app)`)."""
+    app = FastAPI(
+        title="Sereno",
+        version=__version__,
+        summary="Rules-based alerting: events in, alerts out",
+    )
+    if config.tokens:
+        refused = metrics.rejected.labels("unauthorized").inc
+        app.add_middleware(BearerTokens, tokens=config.tokens, on_refused=refused)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_errors(app))
+    return app
+
+
+def _saying_where_alerts_are(
+    app: FastAPI,
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """HTTP errors as `_allowing_every_method` answers them, but a path an ingest node does
+    not serve (the alerts, the page, silences...) is a 404 that says why."""
+    others = _allowing_every_method(app)
+
+    async def answer(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        if error.status_code == 404:
+            return json_answer(404, Problem(NOT_ON_INGEST_NODE))
+        return await others(request, error)
+
+    return answer
 
 
 def _allowing_every_method(
