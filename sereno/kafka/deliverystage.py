@@ -14,25 +14,31 @@ delivered when it died is read again by the partition's next owner: nothing is l
 **Deduplicated by idempotency key** (`Addressed.key`, the same wherever and however often the
 notice is made), in two places:
 
-- in the state file: each key is recorded (`delivery_keys`, kept a week) in the transaction
-  that queues its notice, and a notice whose key is recorded is not queued again. So one
-  worker delivers once the same change produced twice (by the evaluation around a takeover of
-  an events partition, in records of aborted transactions, which the mock cluster does not
-  hide, or read again after a rebalance of the alerts group);
+- in the state file, for this worker: each key is recorded (`delivery_keys`, kept a week) in
+  the transaction that queues its notice, and a notice whose key is recorded is not queued
+  again. So a worker delivers once the same change produced twice: by the evaluation around
+  a takeover of an events partition, in a record of an aborted transaction and again in the
+  next owner's (the mock cluster does not hide aborted records from `read_committed`
+  consumers; a real cluster does), or read again after a rebalance of the alerts group;
 - across workers: when the stage is given an alerts partition, it reads back the records
-  just before the committed offset (at most `LOOK_BACK_RECORDS`, for at most
-  `LOOK_BACK_SECONDS`) and records their keys as handled, as they were, by the partition's
-  previous owner: a copy of one of them that lands after the committed offset is not
-  delivered twice. A copy of an older record than that is delivered again.
+  just before the group's committed offset (at most `LOOK_BACK_RECORDS`, for at most
+  `LOOK_BACK_SECONDS`) and records their keys as handled, as they were (delivered or given
+  up on) by the partition's previous owner: a copy of one of them that lands after the
+  committed offset is not delivered twice.
 
 A notice withdrawn from the outbox (below) has its key forgotten, so that it is queued again
 when its record is read again.
 
-**When a receiver may be told a notice twice**: a worker that stops (dies, or loses its
-partition) after the receiver took a notice and before the commit that says so: the next
-owner reads that record again and delivers it again. Every notice carries its idempotency key,
-which the webhook sends as its `Idempotency-Key` header (and Alertmanager merges repeats), so
-that a receiver can tell.
+**When a receiver may be told a notice twice**, with the same idempotency key (which the
+webhook sends as its `Idempotency-Key` header, and by which Alertmanager merges repeats, so
+that a receiver can tell):
+
+- a worker stops (killed, or its partition taken away) after the receiver took a notice and
+  before the commit that says so: the next owner reads that record again and tells it again.
+  Commits follow deliveries within `COMMIT_EVERY_SECONDS`, and a partition taken away is
+  committed first (below), so this is mostly about a worker that dies;
+- a copy of a record older than the look-back (or of a key pruned after a week) arrives;
+- a send still in flight after `REVOKE_WAIT_SECONDS` when its partition is taken away.
 
 **Rebalances.** When an alerts partition is taken away, the stage waits (at most
 `REVOKE_WAIT_SECONDS`) for the sends in flight of that partition's notices, and no send of
@@ -40,8 +46,10 @@ them starts from then on (the senders are wrapped: a notice withdrawn between a 
 worker's reading the outbox and its sending is left out of the send); then it commits what
 was delivered and withdraws the rest from the outbox, for the new owner to read again. A send
 still in flight when the wait ends may reach the receiver after the withdrawal: then the new
-owner tells it again (the window above). The leftovers of an earlier run of the worker (its
-outbox, undelivered when it stopped) are withdrawn at start, for the same reason.
+owner tells it again (the window above). Such a send, or one left out as withdrawn, is logged
+as sent in the deliveries log of this worker's state file. The leftovers of an earlier run of
+the worker (its outbox, undelivered when it stopped) are withdrawn at start, for the same
+reason. A partition the group has no offset for yet is read from its start.
 
 **Alertmanager's refresh.** The worker's state file has no snapshot of what fires. The stage
 keeps, per partition it owns, the latest notice of each alert for each receiver while its
@@ -232,14 +240,10 @@ class DeliveryStage:
         self._receivers = {spec.name for spec in config.receivers}
         self._outbox = notice_outbox(db)
         self._in_flight = InFlight()
-        senders = {
-            name: TrackedSender(name, sender, self._in_flight)
-            for name, sender in senders_of(config).items()
-        }
         self.delivery = Delivery(
             self._outbox,
             config.receivers,
-            senders,
+            self._senders(config),
             Planner(config, ruleset),
             log=log,
             firing=self,
@@ -275,10 +279,26 @@ class DeliveryStage:
         self.delivery.start()
         self._thread.start()
 
+    def use(self, config: NotifyConfig, ruleset: RuleSet) -> None:
+        """Deliver to the receivers of `config` from now on (after a reload): each delivery
+        worker finishes what it is sending; what waits for a receiver no longer configured is
+        dropped, and said so (its records are then committed)."""
+        self._receivers = {spec.name for spec in config.receivers}
+        self._said_receivers.clear()
+        self.delivery.reconfigure(config.receivers, self._senders(config), Planner(config, ruleset))
+
+    def _senders(self, config: NotifyConfig) -> dict[str, Sender]:
+        return {
+            name: TrackedSender(name, sender, self._in_flight)
+            for name, sender in senders_of(config).items()
+        }
+
     def stop(self, timeout: float = 60.0) -> None:
         """Finish the sends in flight, commit what was delivered, leave the group."""
         self._stopping.set()
-        if self._thread.is_alive():
+        if self._thread.ident is None:  # never started
+            self._outbox.close()
+        elif self._thread.is_alive():
             self._thread.join(timeout)
 
     @property

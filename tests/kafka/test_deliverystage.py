@@ -165,6 +165,8 @@ def stage(
     running = in_process_stage(cluster, tmp_path / "worker.db", http_receiver.url, logged.append)
     running.start()
     yield running
+    print("the stage said:", *logged, sep="\n  ")  # shown if the test failed
+    print(running.counts)
     running.stop()
     assert running.failure is None
     assert not running.running
