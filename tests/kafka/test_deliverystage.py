@@ -444,3 +444,18 @@ def ended_at(receiver: HttpReceiver, server: str) -> int | None:
         ),
         None,
     )
+
+
+def test_a_new_config_delivers_to_its_receivers_from_then_on(
+    cluster: KafkaCluster, http_receiver: HttpReceiver, stage: DeliveryStage, logged: list[str]
+) -> None:
+    produce(cluster, [record("web1", receiver="pager")])
+    wait_until(lambda: stage.counts.unknown_receiver == 1, what="the notice for pager read")
+    both = (
+        ReceiverSpec("hook", "webhook", http_receiver.url, timing=FAST),
+        ReceiverSpec("pager", "webhook", http_receiver.url, timing=FAST),
+    )
+    stage.use(NotifyConfig("test", both), RULES)
+    produce(cluster, [record("web1", resolved=True, receiver="pager")])
+    http_receiver.wait_for(lambda r: told(r) == [("web1", "resolved")], timeout=30)
+    assert [body["receiver"] for body in http_receiver.accepted()] == ["pager"]
