@@ -11,6 +11,9 @@ oldest notice at the head of the queue. One about the notices sent (a 5xx answer
 time) holds back their alert for its own backoff, and the oldest notices of other alerts go
 on meanwhile; an alert's own notices always keep their order. A receiver that refuses
 notices for good (a 4xx answer) has them dropped at once, logged and counted.
+
+Alertmanager is refreshed with what fires, as the snapshot of the state file has it; or, where
+the state file has none (`sereno worker`), as a `FiringSource` given to the `Delivery` says.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from sereno.notify.config import ReceiverSpec
 from sereno.notify.notice import Notice
@@ -63,6 +67,17 @@ def _told_of(notice: Notice) -> list[Notice]:
     return [told for told in notice.alerts or (notice,) if told.alert_id]
 
 
+class FiringSource(Protocol):
+    """What fires now, for Alertmanager's refresh, where the outbox's state file has no
+    snapshot to read it from."""
+
+    def firing_if_drained(self, spec: ReceiverSpec, held: Collection[str]) -> list[Notice] | None:
+        """The notices of the alerts firing now that `spec` is to be refreshed with, if
+        everything queued for it has been delivered but the notices of the alerts `held`
+        back (None if not)."""
+        ...
+
+
 @dataclass
 class ReceiverCounts:
     """What a receiver's worker did, for the metrics: written by that worker only."""
@@ -102,8 +117,10 @@ class Delivery:
         log: Callable[[str], None] = to_stderr,
         jitter: Callable[[], float] = random.random,
         pause: Callable[[threading.Event, float], object] = threading.Event.wait,
+        firing: FiringSource | None = None,
     ) -> None:
         self.outbox = outbox
+        self.firing = firing  # None: what fires is the outbox's snapshot
         self.log = log
         self.pause = pause  # (stopping, seconds): a worker's wait after a failure
         self._jitter = jitter
@@ -284,19 +301,24 @@ class _Worker(threading.Thread):
         not, that comes first: whether it was done). An alert held back waiting to retry is
         left out, and does not hold up the others: Alertmanager would let them expire."""
         held = self._held()
-        episodes = self._delivery.outbox.open_alerts_if_drained(self.spec.name, held)
-        if episodes is None:
+        now_firing = self._firing_if_drained(held)
+        if now_firing is None:
             return False
-        firing = [
-            notice
-            for notice in self._planner.firing_for(self.spec, episodes, time.time())
-            if notice.alert not in held
-        ]
+        firing = [notice for notice in now_firing if notice.alert not in held]
         size = self._sender.batch_size
         for start in range(0, len(firing), size):
             if self._attempt(firing[start : start + size]) is not None:
                 break  # the rest, at the next refresh
         return True
+
+    def _firing_if_drained(self, held: set[str]) -> list[Notice] | None:
+        source = self._delivery.firing
+        if source is not None:
+            return source.firing_if_drained(self.spec, held)
+        episodes = self._delivery.outbox.open_alerts_if_drained(self.spec.name, held)
+        if episodes is None:
+            return None
+        return self._planner.firing_for(self.spec, episodes, time.time())
 
     def _attempt(self, notices: list[Notice]) -> DeliveryError | None:
         """Send; after a failure of the receiver's that may pass, wait its backoff (or until

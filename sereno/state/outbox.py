@@ -1,12 +1,16 @@
 """The outbox of `sereno serve`'s state file: the notifications still to deliver, per
 receiver in the order they were queued; one is deleted only once its receiver has
 acknowledged it. The checkpoint that queues them is the store's (`StateStore.checkpoint`).
+
+`sereno worker`'s delivery stage queues them itself, each once by its idempotency key
+(`queue_once`, the `delivery_keys` table), and withdraws those of a partition it no longer
+owns (`withdraw`): see `kafka.deliverystage`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -20,6 +24,7 @@ M = TypeVar("M")
 SKIP_PAGE = 256  # messages read at a time when some alerts' messages are passed over
 DELIVERIES_KEPT_SECONDS = 7 * 86400  # how long the log of attempts keeps them
 PRUNE_EVERY_SECONDS = 3600.0
+KEYS_KEPT_SECONDS = 7 * 86400  # how long an idempotency key is known after it was queued
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class Outbox(Generic[M]):
         self._decoder = msgspec.msgpack.Decoder(message)
         self._alert_of = alert_of
         self._snapshot = msgspec.msgpack.Decoder(Snapshot)
+        self._encoder = msgspec.msgpack.Encoder()
         self._lock = threading.Lock()  # one connection, shared by the receivers' workers
         self._pruned_at = float("-inf")
 
@@ -84,6 +90,12 @@ class Outbox(Generic[M]):
             return None
         return self._snapshot.decode(row[0]).engine.episodes if row is not None else []
 
+    def drained(self, receiver: str, held: Collection[str] = frozenset()) -> bool:
+        """Whether everything queued for `receiver` has been delivered (or given up on), but
+        the messages of the alerts `held` back."""
+        with self._lock:
+            return not self._waiting(receiver, held)
+
     def _waiting(self, receiver: str, held: Collection[str]) -> bool:
         """Whether a message for `receiver` waits that is not of an alert `held` back."""
         if not held:
@@ -114,6 +126,67 @@ class Outbox(Generic[M]):
                 connection.execute(
                     "DELETE FROM deliveries WHERE at < ?", (now - DELIVERIES_KEPT_SECONDS,)
                 )
+
+    def queue_once(self, keyed: Sequence[tuple[str, str, M]], now: float) -> list[int | None]:
+        """Queue each (idempotency key, receiver, message) whose key is not known yet, and
+        know its key from now on, in one transaction: the id each was queued as, None for
+        one whose key was known (queued before, or handled elsewhere: see `remember`)."""
+        ids: list[int | None] = []
+        with self._lock, transaction(self._connection):
+            connection = self._connection
+            for key, receiver, message in keyed:
+                known = "SELECT 1 FROM delivery_keys WHERE key = ?"
+                if connection.execute(known, (key,)).fetchone() is not None:
+                    ids.append(None)
+                    continue
+                queued = connection.execute(
+                    "INSERT INTO outbox (receiver, queued_at, notice) VALUES (?, ?, ?)",
+                    (receiver, now, self._encoder.encode(message)),
+                ).lastrowid
+                connection.execute("INSERT INTO delivery_keys VALUES (?, ?, ?)", (key, now, queued))
+                ids.append(queued)
+        return ids
+
+    def remember(self, keys: Iterable[str], now: float) -> int:
+        """Know these idempotency keys as handled (by another worker): how many were new."""
+        with self._lock, transaction(self._connection):
+            before = self._connection.total_changes
+            self._connection.executemany(
+                "INSERT OR IGNORE INTO delivery_keys VALUES (?, ?, NULL)",
+                [(key, now) for key in keys],
+            )
+            return self._connection.total_changes - before
+
+    def queued_ids(self) -> set[int]:
+        """The ids of every message still queued, whatever its receiver."""
+        with self._lock:
+            return {id for (id,) in self._connection.execute("SELECT id FROM outbox")}
+
+    def withdraw(self, ids: Iterable[int] | None = None) -> int:
+        """Take these messages out of the queue undelivered (all of them if None), and forget
+        their keys, so that they are queued again when read again: how many were queued."""
+        with self._lock, transaction(self._connection):
+            connection = self._connection
+            if ids is None:
+                connection.execute(
+                    "DELETE FROM delivery_keys WHERE queued IN (SELECT id FROM outbox)"
+                )
+                return connection.execute("DELETE FROM outbox").rowcount
+            rows = [(id,) for id in ids]
+            connection.executemany("DELETE FROM delivery_keys WHERE queued = ?", rows)
+            before = connection.total_changes
+            connection.executemany("DELETE FROM outbox WHERE id = ?", rows)
+            return connection.total_changes - before
+
+    def prune_keys(self, now: float) -> int:
+        """Forget the keys known for longer than `KEYS_KEPT_SECONDS` (but those of messages
+        still queued): how many."""
+        with self._lock, transaction(self._connection):
+            return self._connection.execute(
+                "DELETE FROM delivery_keys WHERE at < ? AND (queued IS NULL OR queued NOT IN "
+                "(SELECT id FROM outbox))",
+                (now - KEYS_KEPT_SECONDS,),
+            ).rowcount
 
     def depths(self) -> dict[str, int]:
         """How many notifications wait, by receiver."""

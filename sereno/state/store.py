@@ -20,6 +20,10 @@ These tables make a restart, even after `kill -9`, pick up where the service was
   it matched, its severity and state after it), kept 7 days of event time. In minute order:
   a minute's rows go to the end of the table (rows in alert order would be written all over
   a large file at each checkpoint), and one alert's are read minute by minute.
+- `delivery_keys`: `sereno worker`'s delivery stage only: the idempotency keys of the notices
+  it queued (with the outbox row, `queued`, while it may wait there) or saw handled by another
+  worker, kept a week, so that a notice read twice is delivered once (`kafka.deliverystage`).
+  Added by `CREATE ... IF NOT EXISTS`, as older files get it at open: no new schema version.
 - `dead_letter`: the journal's batches that could not be replayed at start (undecodable, or
   their evaluation failed), set aside with the reason so that the service can start.
 
@@ -120,6 +124,13 @@ CREATE TABLE IF NOT EXISTS alert_minutes (
     state TEXT NOT NULL,
     PRIMARY KEY (minute, alert_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS delivery_keys (
+    key TEXT PRIMARY KEY,
+    at REAL NOT NULL,
+    queued INTEGER
+);
+CREATE INDEX IF NOT EXISTS delivery_keys_by_queued ON delivery_keys (queued);
+CREATE INDEX IF NOT EXISTS delivery_keys_by_time ON delivery_keys (at);
 CREATE TABLE IF NOT EXISTS dead_letter (
     seq INTEGER PRIMARY KEY,
     set_aside REAL NOT NULL,
