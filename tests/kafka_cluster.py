@@ -37,31 +37,48 @@ class KafkaCluster:
                 "group.id": "tests-reader",
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
+                "fetch.wait.max.ms": 10,
             }
         )
         try:
-            metadata = consumer.list_topics(topic, timeout=10)
-            got: list[Message] = []
-            for partition in sorted(metadata.topics[topic].partitions):
-                consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
-                got += _read_to_end(consumer, time.monotonic() + deadline)
-            return got
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+            got = _read_to_end(consumer, set(partitions), time.monotonic() + deadline)
+            return sorted(got, key=lambda m: (m.partition() or 0, m.offset() or 0))
+        finally:
+            consumer.close()
+
+    def committed(self, group: str, topic: str) -> dict[int, int]:
+        """The offsets `group` has committed on `topic`, by partition (those it has)."""
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group})
+        try:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            asked = [TopicPartition(topic, partition) for partition in partitions]
+            return {
+                tp.partition: tp.offset
+                for tp in consumer.committed(asked, timeout=10)
+                if tp.offset >= 0
+            }
         finally:
             consumer.close()
 
 
-def _read_to_end(consumer: Consumer, deadline: float) -> list[Message]:
+def _read_to_end(consumer: Consumer, partitions: set[int], deadline: float) -> list[Message]:
+    """What the consumer reads until each of `partitions` is at its end."""
     got: list[Message] = []
-    while time.monotonic() < deadline:
-        message = consumer.poll(0.5)
+    left = set(partitions)
+    while left and time.monotonic() < deadline:
+        message = consumer.poll(0.2)
         if message is None:
             continue
         error = message.error()
         if error is None:
             got.append(message)
         elif error.code() == KafkaError._PARTITION_EOF:
-            return got
-    raise AssertionError(f"read {len(got)} messages, not to the end of the partition, in time")
+            left.discard(message.partition() or 0)
+    if left:
+        raise AssertionError(f"read {len(got)} messages, not to the end of {sorted(left)}, in time")
+    return got
 
 
 @contextmanager

@@ -114,6 +114,7 @@ def open_input(path: str, stack: ExitStack) -> tuple[io.BufferedReader, str]:
 
 
 DEFAULT_DB = "sereno.db"
+DEFAULT_WORKER_DB = "sereno-worker.db"
 
 
 def open_for_append(path: str) -> IO[bytes]:

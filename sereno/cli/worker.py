@@ -8,9 +8,11 @@ import sys
 import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
+from pathlib import Path
 
 from sereno.cli.kafka_options import add_kafka_options, kafka_settings
 from sereno.cli.options import (
+    DEFAULT_WORKER_DB,
     EXIT_OK,
     EXIT_REJECTED,
     Parser,
@@ -21,10 +23,12 @@ from sereno.cli.options import (
     open_for_append,
 )
 from sereno.cli.receivers import add_receiver_options, webhook_option
-from sereno.kafka.settings import DEFAULT_GROUP, KafkaError
+from sereno.kafka.deliverystage import DeliveryStage
+from sereno.kafka.settings import DEFAULT_GROUP, KafkaError, KafkaSettings
 from sereno.kafka.worker import EvaluationWorker
 from sereno.notify.config import receivers_config
 from sereno.sinks.alertslog import ChangeLog
+from sereno.state.store import claim, create
 from sereno.stderr import to_stderr
 
 
@@ -44,6 +48,19 @@ def _worker_parser() -> argparse.ArgumentParser:
         help=f"the workers' consumer group (default {DEFAULT_GROUP})",
     )
     parser.add_argument("--alerts-log", metavar="FILE", help="append alert changes to FILE")
+    parser.add_argument(
+        "--db",
+        metavar="FILE",
+        type=Path,
+        default=Path(DEFAULT_WORKER_DB),
+        help="the SQLite file of the delivery stage: the notifications still to send, and the "
+        f"log of deliveries (default {DEFAULT_WORKER_DB}, in the working directory)",
+    )
+    parser.add_argument(
+        "--no-delivery",
+        action="store_true",
+        help="only evaluate: leave the notifications of the alerts topic to other workers",
+    )
     add_lateness_option(parser)
     add_clock_skew_option(parser)
     add_receiver_options(parser)
@@ -70,16 +87,36 @@ def command(argv: Sequence[str]) -> int:
             args.max_clock_skew,
             ChangeLog(log).write,
         )
+        delivery = None
+        if not args.no_delivery:
+            stack.enter_context(claim(args.db))
+            create(args.db)
+            delivery = DeliveryStage(settings, args.group, args.db, receivers, ruleset)
         worker.start()
+        if delivery is not None:
+            delivery.start()
+            stack.callback(delivery.stop)
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             signal.signal(stop_signal, lambda number, frame: stopping.set())
-        to_stderr(
-            f"sereno: worker of group {args.group} evaluating {ruleset.source} from "
-            f"{settings.topics.events}, {settings.describe()}"
-        )
+        to_stderr(_started(args, settings, ruleset.source, delivery is not None))
         try:
-            worker.run_until(stopping.is_set)
+            worker.run_until(lambda: stopping.is_set() or _failed(delivery))
         except KafkaError as error:
             to_stderr(f"sereno: stopped: {error}")
             return EXIT_REJECTED
+    if delivery is not None and delivery.failure is not None:
+        to_stderr(f"sereno: stopped: the delivery stage failed: {delivery.failure}")
+        return EXIT_REJECTED
     return EXIT_OK
+
+
+def _failed(delivery: DeliveryStage | None) -> bool:
+    return delivery is not None and delivery.failure is not None
+
+
+def _started(args: argparse.Namespace, settings: KafkaSettings, rules: str, delivers: bool) -> str:
+    delivering = f", notifications from {settings.topics.alerts} (state in {args.db})"
+    return (
+        f"sereno: worker of group {args.group} evaluating {rules} from {settings.topics.events}"
+        f"{delivering if delivers else ''}, {settings.describe()}"
+    )

@@ -228,10 +228,7 @@ class DeliveryStage:
         # evaluation workers may write notices before any delivery stage joined
         self._consumer_config = settings.consumer_config(
             self.group,
-            **{
-                "partition.assignment.strategy": "cooperative-sticky",
-                "auto.offset.reset": "earliest",
-            },
+            **{"auto.offset.reset": "earliest"},
         )
         # reads back before committed offsets; never joins the group nor commits
         self._reader_config = settings.consumer_config(

@@ -3,7 +3,8 @@
 - **Events** (`--events-topic`): keyed by the service's name (UTF-8), so that all of a
   service's events land in one partition, where a majority rule sees them together. The value
   is JSON Lines: one event object a line (a single object is a message of one line), all of
-  the key's service. Agents that write to Kafka themselves send the same.
+  the key's service; ingest nodes put one minute's events in a message, and write a batch's
+  messages minute by minute. Agents that write to Kafka themselves send the same.
 - **Alerts** (`--alerts-topic`): keyed by the alert's identity (rule, service and server,
   NUL-separated), or by a group's id for a group's message. The value is an `AlertMessage` as
   JSON: a change of an alert as the alerts log writes it, and the notices it calls for, each
@@ -29,12 +30,20 @@ _json = msgspec.json.Encoder()
 
 
 def event_messages(events: Iterable[Event]) -> list[tuple[bytes, bytes]]:
-    """The messages of a batch of events: (key, value), one a service, in the order each
-    service first comes; each service's events in the order they came."""
-    by_service: dict[str, list[bytes]] = {}
+    """The messages of a batch of events: (key, value), one a service and minute, minute by
+    minute (in each, the services in the order they first come), each holding its events in
+    the order they came. So a partition's messages move through event time as the batch
+    does: a message of a later minute of one service never comes before one of an earlier
+    minute of another service of its partition, which would make the other's events late."""
+    by_minute: dict[tuple[int, str], list[bytes]] = {}
     for event in events:
-        by_service.setdefault(event.service, []).append(_json.encode(event))
-    return [(service.encode(), b"\n".join(lines)) for service, lines in by_service.items()]
+        by_minute.setdefault((int(event.timestamp // 60), event.service), []).append(
+            _json.encode(event)
+        )
+    return [
+        (service.encode(), b"\n".join(by_minute[minute, service]))
+        for minute, service in sorted(by_minute, key=lambda at: at[0])
+    ]
 
 
 class Addressed(msgspec.Struct, frozen=True):

@@ -33,6 +33,13 @@ FIXED_CONSUMER = {
     "enable.auto.commit": "false",
     "isolation.level": "read_committed",
 }
+# For consumer groups, unless the config file says otherwise: a dead member's partitions move
+# after 6 s (the brokers' least, `group.min.session.timeout.ms`), not after librdkafka's 45.
+GROUP_DEFAULTS = {
+    "session.timeout.ms": "6000",
+    "heartbeat.interval.ms": "1000",
+    "partition.assignment.strategy": "cooperative-sticky",
+}
 SECRET_WORDS = ("password", "secret", "token", "key.pem", "sasl.jaas")
 MAX_CONFIG_BYTES = 1 << 20
 TOPIC_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -74,7 +81,7 @@ class KafkaSettings:
 
     def consumer_config(self, group: str, **extra: str) -> ClientConfig:
         """A consumer's settings in `group`: the file's, then `extra`, then those Sereno fixes."""
-        return {**self._common(), "group.id": group, **extra, **FIXED_CONSUMER}
+        return {**GROUP_DEFAULTS, **self._common(), "group.id": group, **extra, **FIXED_CONSUMER}
 
     def admin_config(self) -> ClientConfig:
         return self._common()

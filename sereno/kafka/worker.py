@@ -52,7 +52,6 @@ CONSUME_BATCH = 2000  # messages taken at a time
 POLL_SECONDS = 0.1  # the longest a worker waits for messages before it ticks
 COMMIT_SECONDS = 0.2  # the longest an alert change waits to be committed
 TRANSACTION_TIMEOUT_MS = 10_000  # how long a dead worker's transaction can hold readers up
-SESSION_TIMEOUT_MS = 6_000  # how long a dead worker keeps its partitions
 KAFKA_TIMEOUT = 30.0  # for a call to the cluster that must finish before going on
 RETRY_MAX_SECONDS = 5.0  # the longest wait between two attempts to commit
 STATE_LOOK_BACK = 16  # records before the end of a state partition in which its last state is
@@ -138,12 +137,7 @@ class EvaluationWorker:
         self._consumer = consumer = Consumer(
             self._settings.consumer_config(
                 self._group,
-                **{
-                    "partition.assignment.strategy": "cooperative-sticky",
-                    "session.timeout.ms": str(SESSION_TIMEOUT_MS),
-                    "heartbeat.interval.ms": "1000",
-                    "auto.offset.reset": "earliest",
-                },
+                **{"auto.offset.reset": "earliest"},
             )
         )
         consumer.subscribe(

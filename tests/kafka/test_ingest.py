@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from sereno.events.schema import Event
 from sereno.kafka.ingest import DELIVERY_TIMEOUT_SECONDS, encoded, split_message
 from sereno.serve.answers import NOT_ON_INGEST_NODE
 
-from conftest import Server, event, json_lines, run_sereno, sereno_executable
+from conftest import Server, event, json_lines, run_sereno
 from kafka_cluster import PARTITIONS, KafkaCluster
 
 EVENTS_TOPIC = "sereno-events"
@@ -108,38 +108,6 @@ def test_events_are_encoded_one_message_a_service_with_their_count() -> None:
         "timestamp": 1476057600,
         "active": True,
     }
-
-
-# --- a real ingest node -------------------------------------------------------------------
-
-
-@pytest.fixture
-def start_ingest(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """`sereno serve --kafka BOOTSTRAP ARGS...` on a free port, once it is ready."""
-    started: list[Server] = []
-
-    def start(bootstrap: str, *args: str) -> Server:
-        port = free_port()
-        command = [sereno_executable(), "serve", "--listen", f"127.0.0.1:{port}"]
-        process = subprocess.Popen(
-            [*command, "--kafka", bootstrap, *args], stderr=subprocess.PIPE, cwd=tmp_path
-        )
-        server = Server(process, f"http://127.0.0.1:{port}", tmp_path / "no-alerts.log")
-        started.append(server)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if server.get("/readyz").status_code == 200:
-                    return server
-            except httpx.TransportError:
-                time.sleep(0.05)
-        pytest.fail("the ingest node did not start")
-
-    yield start
-    for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-        server.process.wait()
 
 
 def _load(server: str, service: str, value: float, timestamp: float = NOW) -> dict[str, Any]:

@@ -1,114 +1,159 @@
-"""Workers sharing the events topic's partitions give the alerts `sereno FILE` gives on the
-same events: with three workers, after one of them is killed, and after a fourth joins."""
+"""The whole scale-out, as deployed: events pushed over HTTP (`sereno push`) to an ingest
+node (`sereno serve --kafka`), evaluated by `sereno worker`s sharing the events topic's
+partitions, and told by their delivery stages to a real webhook on 127.0.0.1. The notices
+equal those `sereno FILE` gives on the same events, and none reaches the webhook twice: with
+three workers, when one of them is killed mid-stream, and when a fourth joins mid-stream."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+
+from peers import HttpReceiver
 
 from .workers import (
     Worker,
     alert_messages,
     batch_notices,
+    delivered_everything,
     notices_told,
-    produce_events,
     wait_for,
 )
-from conftest import DATA, run_sereno
+from conftest import DATA, Server, run_sereno
 from kafka_cluster import PARTITIONS, KafkaCluster
 
 SCENARIO = DATA / "scenarios" / "kafka_fleet.jsonl"  # written by kafka_fleet.py beside it
 T0, CLOSING_MINUTE = 1476057600, 14
 ALL = list(range(PARTITIONS))
-RECEIVER = ("--webhook", "http://127.0.0.1:9/")  # so that notices are planned
 
 
 def _key(notice: dict[str, object]) -> tuple[str, ...]:
     return tuple(str(notice[k]) for k in ("at", "rule", "service", "server", "change"))
 
 
-def test_three_workers_tell_what_the_batch_run_tells(cluster: KafkaCluster, tmp_path: Path) -> None:
-    expected = sorted(batch_notices(run_sereno, SCENARIO, T0 + 60 * CLOSING_MINUTE), key=_key)
-    workers = [
-        Worker(f"w{n}", cluster, tmp_path, "--webhook", "http://127.0.0.1:9/") for n in range(3)
+def _expected() -> list[dict[str, object]]:
+    return sorted(batch_notices(run_sereno, SCENARIO, T0 + 60 * CLOSING_MINUTE), key=_key)
+
+
+def _push_minutes(ingest: Server, tmp_path: Path, first: int, last: int) -> None:
+    """`sereno push` of the scenario's events of minutes `first` to `last` (the closing
+    minute is the scenario's last)."""
+    lines = [
+        line
+        for line in SCENARIO.read_text().splitlines()
+        if first <= (json.loads(line)["timestamp"] - T0) // 60 <= last
     ]
-    try:
-        wait_for(
-            lambda: sorted(p for w in workers for p in w.partitions()) == list(range(PARTITIONS)),
-            "the partitions shared by the three workers",
-        )
-        produce_events(cluster, SCENARIO.read_bytes().splitlines())
-        wait_for(
-            lambda: len(notices_told(alert_messages(cluster))) >= len(expected),
-            f"the {len(expected)} notices the batch run tells",
-        )
-        told = sorted(notices_told(alert_messages(cluster)), key=_key)
-        assert told == expected
-    finally:
-        for worker in workers:
-            worker.stop()
-
-
-def _minutes(before: int) -> tuple[list[bytes], list[bytes]]:
-    """The scenario's lines of the minutes before minute `before`, and the others."""
-    lines = SCENARIO.read_bytes().splitlines()
-    split = T0 + 60 * before
-    first = [line for line in lines if json.loads(line)["timestamp"] < split]
-    return first, lines[len(first) :]
+    part = tmp_path / f"minutes-{first}-{last}.jsonl"
+    part.write_text("\n".join(lines) + "\n")
+    pushed = run_sereno("push", part, "--url", f"{ingest.url}/events")
+    assert pushed.returncode == 0, pushed.stderr
 
 
 def _owned(workers: list[Worker]) -> list[int]:
     return sorted(p for worker in workers for p in worker.partitions())
 
 
-def test_a_killed_workers_partitions_move_and_no_alert_is_lost(
-    cluster: KafkaCluster, tmp_path: Path
+def _deliveries(receiver: HttpReceiver) -> Counter[str]:
+    """How many times each idempotency key reached the webhook (answered 2xx)."""
+    return Counter(
+        request.headers["idempotency-key"]
+        for request in receiver.requests
+        if 200 <= request.status < 300
+    )
+
+
+def _settled(cluster: KafkaCluster, receiver: HttpReceiver, expected: int) -> Callable[[], bool]:
+    """Whether the webhook has every notice expected, and the delivery stages have committed
+    every record of the alerts topic: nothing is on its way."""
+
+    def check() -> bool:
+        return len(_deliveries(receiver)) >= expected and delivered_everything(cluster)
+
+    return check
+
+
+def _check_against_the_batch_run(
+    cluster: KafkaCluster, receiver: HttpReceiver, expected: list[dict[str, object]]
 ) -> None:
-    expected = sorted(batch_notices(run_sereno, SCENARIO, T0 + 60 * CLOSING_MINUTE), key=_key)
-    first, rest = _minutes(6)
-    workers = [Worker(f"w{n}", cluster, tmp_path, *RECEIVER) for n in range(3)]
+    """The alerts topic tells what the batch run tells (of the minutes before the closing
+    one, which only the batch run's end of input closes for sure), each notice reached the
+    webhook, and none did twice."""
+    told = notices_told(alert_messages(cluster), T0 + 60 * CLOSING_MINUTE)
+    assert sorted(told.values(), key=_key) == expected
+    deliveries = _deliveries(receiver)
+    assert [key for key, times in deliveries.items() if times > 1] == []
+    assert {key.partition("/")[2] for key in told} <= set(deliveries)
+
+
+def test_three_workers_tell_what_the_batch_run_tells(
+    cluster: KafkaCluster,
+    start_ingest: Callable[..., Server],
+    http_receiver: HttpReceiver,
+    tmp_path: Path,
+) -> None:
+    expected = _expected()
+    ingest = start_ingest(cluster.bootstrap)
+    hook = ("--webhook", http_receiver.url)
+    workers = [Worker(f"w{n}", cluster, tmp_path, *hook) for n in range(3)]
     try:
         wait_for(lambda: _owned(workers) == ALL, "the partitions shared by the three workers")
-        produce_events(cluster, first)
-        told_by_then = [n for n in expected if int(str(n["at"])) < T0 + 60 * 4]
-        wait_for(
-            lambda: len(notices_told(alert_messages(cluster))) >= len(told_by_then),
-            "the notices of minutes 0-3",
-        )
+        _push_minutes(ingest, tmp_path, 0, CLOSING_MINUTE)
+        wait_for(_settled(cluster, http_receiver, len(expected)), "every notice delivered")
+        _check_against_the_batch_run(cluster, http_receiver, expected)
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def test_a_killed_workers_partitions_move_and_no_alert_is_lost_or_told_twice(
+    cluster: KafkaCluster,
+    start_ingest: Callable[..., Server],
+    http_receiver: HttpReceiver,
+    tmp_path: Path,
+) -> None:
+    expected = _expected()
+    ingest = start_ingest(cluster.bootstrap)
+    hook = ("--webhook", http_receiver.url)
+    workers = [Worker(f"w{n}", cluster, tmp_path, *hook) for n in range(3)]
+    try:
+        wait_for(lambda: _owned(workers) == ALL, "the partitions shared by the three workers")
+        _push_minutes(ingest, tmp_path, 0, 5)
+        by_then = [n for n in expected if int(str(n["at"])) < T0 + 60 * 4]
+        wait_for(_settled(cluster, http_receiver, len(by_then)), "the notices of minutes 0-3")
         victim = max(workers, key=lambda worker: len(worker.partitions()))
         survivors = [worker for worker in workers if worker is not victim]
         victim.kill()
         moved = wait_for(lambda: _owned(survivors) == ALL, "the killed worker's partitions moved")
         print(f"the killed worker's partitions moved in {moved:.1f}s")
-        produce_events(cluster, rest)
-        wait_for(
-            lambda: len(notices_told(alert_messages(cluster))) >= len(expected),
-            f"the {len(expected)} notices the batch run tells",
-        )
-        assert sorted(notices_told(alert_messages(cluster)), key=_key) == expected
+        _push_minutes(ingest, tmp_path, 6, CLOSING_MINUTE)
+        wait_for(_settled(cluster, http_receiver, len(expected)), "every notice delivered")
+        _check_against_the_batch_run(cluster, http_receiver, expected)
     finally:
         for worker in workers:
             worker.stop()
 
 
 def test_a_worker_joining_mid_stream_takes_partitions_and_changes_no_alert(
-    cluster: KafkaCluster, tmp_path: Path
+    cluster: KafkaCluster,
+    start_ingest: Callable[..., Server],
+    http_receiver: HttpReceiver,
+    tmp_path: Path,
 ) -> None:
-    expected = sorted(batch_notices(run_sereno, SCENARIO, T0 + 60 * CLOSING_MINUTE), key=_key)
-    first, rest = _minutes(6)
-    workers = [Worker(f"w{n}", cluster, tmp_path, *RECEIVER) for n in range(3)]
+    expected = _expected()
+    ingest = start_ingest(cluster.bootstrap)
+    hook = ("--webhook", http_receiver.url)
+    workers = [Worker(f"w{n}", cluster, tmp_path, *hook) for n in range(3)]
     try:
         wait_for(lambda: _owned(workers) == ALL, "the partitions shared by the three workers")
-        produce_events(cluster, first)
-        workers.append(Worker("w3", cluster, tmp_path, *RECEIVER))
+        _push_minutes(ingest, tmp_path, 0, 5)
+        workers.append(Worker("w3", cluster, tmp_path, *hook))
         wait_for(lambda: bool(workers[3].partitions()), "the fourth worker given partitions")
         wait_for(lambda: _owned(workers) == ALL, "every partition owned once")
-        produce_events(cluster, rest)
-        wait_for(
-            lambda: len(notices_told(alert_messages(cluster))) >= len(expected),
-            f"the {len(expected)} notices the batch run tells",
-        )
-        assert sorted(notices_told(alert_messages(cluster)), key=_key) == expected
+        _push_minutes(ingest, tmp_path, 6, CLOSING_MINUTE)
+        wait_for(_settled(cluster, http_receiver, len(expected)), "every notice delivered")
+        _check_against_the_batch_run(cluster, http_receiver, expected)
     finally:
         for worker in workers:
             worker.stop()

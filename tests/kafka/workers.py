@@ -11,12 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import msgspec
-from confluent_kafka import Producer
-
-from sereno.events.schema import Event
-from sereno.kafka.messages import ALERT_MESSAGE, AlertMessage, event_messages
-from sereno.kafka.settings import DEFAULT_ALERTS_TOPIC, DEFAULT_EVENTS_TOPIC
+from sereno.kafka.messages import ALERT_MESSAGE, AlertMessage
+from sereno.kafka.settings import DEFAULT_ALERTS_TOPIC, DEFAULT_GROUP
 
 from conftest import sereno_executable
 from kafka_cluster import KafkaCluster
@@ -32,7 +28,7 @@ class Worker:
         self.alerts_log = folder / f"{name}.alerts.log"
         command = [sereno_executable(), "worker", "--kafka", cluster.bootstrap]
         self.process = subprocess.Popen(
-            [*command, "--alerts-log", str(self.alerts_log), *args],
+            [*command, "--alerts-log", str(self.alerts_log), "--db", f"{name}.db", *args],
             stderr=subprocess.PIPE,
             text=True,
             cwd=folder,
@@ -86,40 +82,33 @@ def wait_for(check: Callable[[], bool], what: str, deadline: float = DEADLINE) -
     return time.monotonic() - started
 
 
-def produce_events(cluster: KafkaCluster, lines: list[bytes]) -> None:
-    """The events of these JSON lines onto the events topic, as an ingest node puts them."""
-    producer = Producer(
-        {"bootstrap.servers": cluster.bootstrap, "enable.idempotence": True,
-         "partitioner": "murmur2_random"}
-    )  # fmt: skip
-    events = [msgspec.json.decode(line, type=Event) for line in lines]
-    for start in range(0, len(events), 50):
-        for key, value in event_messages(events[start : start + 50]):
-            producer.produce(DEFAULT_EVENTS_TOPIC, value, key)
-    assert producer.flush(30) == 0
+def delivered_everything(cluster: KafkaCluster) -> bool:
+    """Whether the delivery stages' group has committed every record of the alerts topic."""
+    ends: dict[int, int] = {}
+    for message in cluster.messages(DEFAULT_ALERTS_TOPIC):
+        ends[message.partition() or 0] = (message.offset() or 0) + 1
+    committed = cluster.committed(f"{DEFAULT_GROUP}-delivery", DEFAULT_ALERTS_TOPIC)
+    return all(committed.get(partition, -1) >= end for partition, end in ends.items())
 
 
 def alert_messages(cluster: KafkaCluster) -> list[AlertMessage]:
     return [ALERT_MESSAGE.decode(m.value() or b"") for m in cluster.messages(DEFAULT_ALERTS_TOPIC)]
 
 
-def notices_told(messages: list[AlertMessage]) -> list[dict[str, object]]:
-    """The notices the alerts topic holds, each key once, as `sereno FILE --notices --format
-    json` writes them (reminders aside)."""
-    seen: set[str] = set()
-    told = []
+def notices_told(messages: list[AlertMessage], before: int) -> dict[str, dict[str, object]]:
+    """The notices the alerts topic holds of the minutes before `before`, reminders aside,
+    by receiver and idempotency key, each as `sereno FILE --notices --format json` writes it."""
+    told = {}
     for message in messages:
         for item in message.notices:
             notice = item.notice
-            if notice.reason == "repeat" or notice.key in seen:
-                continue
-            seen.add(notice.key)
-            told.append(
-                {"at": notice.at, "change": notice.reason, "rule": notice.rule,
-                 "severity": notice.severity, "service": notice.service,
-                 "server": notice.server or None, "value": notice.value,
-                 "started": notice.started}
-            )  # fmt: skip
+            if notice.reason != "repeat" and notice.at < before:
+                told[item.key] = {
+                    "at": notice.at, "change": notice.reason, "rule": notice.rule,
+                    "severity": notice.severity, "service": notice.service,
+                    "server": notice.server or None, "value": notice.value,
+                    "started": notice.started,
+                }  # fmt: skip
     return told
 
 
