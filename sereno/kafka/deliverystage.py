@@ -74,10 +74,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka import KafkaError as ClientError
 
-from sereno.kafka.messages import ALERT_MESSAGE, AlertMessage
+from sereno.kafka.messages import ALERT_MESSAGE, AlertMessage, delivered_message
 from sereno.kafka.settings import KafkaError, KafkaSettings
 from sereno.notify.config import NotifyConfig, ReceiverSpec
 from sereno.notify.delivery import Delivery, notice_outbox
@@ -98,6 +98,7 @@ PRUNE_EVERY_SECONDS = 3600.0
 LOGGED_BAD_RECORDS = 10
 LOGGED_CLIENT_ERRORS = 10
 WITHDRAWN_KEPT_SECONDS = 60.0  # a withdrawn key is left out of sends this long at most
+KAFKA_FLUSH_SECONDS = 10.0  # for the records of delivered keys, before a partition goes
 SHOWN_CHARACTERS = 120  # of a name or an error from the topic, in a log line
 
 
@@ -119,6 +120,7 @@ class StageCounts:
 class _Partition:
     """An alerts partition the stage owns."""
 
+    number: int
     next_offset: int | None = None  # after the latest record read
     committed: int | None = None  # as this stage last committed it
     # records with notices queued, oldest first: (offset, [(outbox id, sent key)])
@@ -185,11 +187,18 @@ class TrackedSender:
     """A receiver's sender, whose sends are known to `InFlight`: one leaves out the notices
     withdrawn since the delivery worker read them from the outbox."""
 
-    def __init__(self, receiver: str, sender: Sender, in_flight: InFlight) -> None:
+    def __init__(
+        self,
+        receiver: str,
+        sender: Sender,
+        in_flight: InFlight,
+        on_sent: Callable[[list[str]], None],
+    ) -> None:
         self.batch_size = sender.batch_size
         self._receiver = receiver
         self._sender = sender
         self._in_flight = in_flight
+        self._on_sent = on_sent  # told the keys its receiver took
 
     def send(self, notices: Sequence[Notice]) -> None:
         keys = [sent_key(self._receiver, notice) for notice in notices]
@@ -198,6 +207,7 @@ class TrackedSender:
             kept = [notice for notice, ok in zip(notices, allowed, strict=True) if ok]
             if kept:
                 self._sender.send(kept)
+                self._on_sent([key for key, ok in zip(keys, allowed, strict=True) if ok])
         finally:
             self._in_flight.end(key for key, ok in zip(keys, allowed, strict=True) if ok)
 
@@ -256,6 +266,10 @@ class DeliveryStage:
         self._pruned_at = float("-inf")
         self._consumer: Consumer | None = None
         self._reader: Consumer | None = None
+        self._producer: Producer | None = None  # of the records of delivered keys
+        self._producer_config = settings.producer_config(**{"linger.ms": "5"})
+        self._partition_of: dict[str, int] = {}  # a queued notice's key: its partition
+        self._taken: set[str] = set()  # keys delivered while partitions are given back
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -271,6 +285,7 @@ class DeliveryStage:
         try:
             self._consumer = Consumer(self._consumer_config)
             self._reader = Consumer(self._reader_config)
+            self._producer = Producer(self._producer_config)
         except KafkaException as error:
             raise KafkaError(f"cannot make a Kafka consumer: {error.args[0]}") from None
         self.delivery.start()
@@ -286,9 +301,24 @@ class DeliveryStage:
 
     def _senders(self, config: NotifyConfig) -> dict[str, Sender]:
         return {
-            name: TrackedSender(name, sender, self._in_flight)
+            name: TrackedSender(name, sender, self._in_flight, self._delivered)
             for name, sender in senders_of(config).items()
         }
+
+    def _delivered(self, keys: list[str]) -> None:
+        """Say on the alerts topic that these notices were delivered (in a delivery worker's
+        thread, once their receiver took them): in the partitions of their records."""
+        by_partition: dict[int, list[str]] = {}
+        with self._lock:
+            self._taken.update(keys)
+            for key in keys:
+                number = self._partition_of.get(key)
+                if number is not None:
+                    by_partition.setdefault(number, []).append(key)
+        producer = self._producer
+        for number, delivered in by_partition.items():
+            if producer is not None:
+                _produce(producer, self.topic, number, delivered_message(delivered))
 
     def stop(self, timeout: float = 60.0) -> None:
         """Finish the sends in flight, commit what was delivered, leave the group."""
@@ -319,6 +349,7 @@ class DeliveryStage:
                 message = consumer.poll(POLL_SECONDS)
                 if message is not None:
                     self._take(message)
+                self._said_delivered(0)
                 self._commit_if_due()
                 self._prune_if_due()
             self._finish(consumer)
@@ -328,8 +359,24 @@ class DeliveryStage:
             self.delivery.stop()
             self._close(consumer)
 
+    def _said_delivered(self, timeout: float) -> None:
+        """Serve the producer of delivered keys; with a `timeout`, wait until all it was given
+        is written (before a partition is handed on)."""
+        producer = self._producer
+        if producer is None:
+            return
+        if timeout:
+            left = producer.flush(timeout)
+            if left:
+                self.log(
+                    f"sereno: delivery: {counted(left, 'record')} of delivered keys not written"
+                )
+        else:
+            producer.poll(0)
+
     def _finish(self, consumer: Consumer) -> None:
         self.delivery.stop()  # waits for the sends in flight
+        self._said_delivered(KAFKA_FLUSH_SECONDS)
         self._commit_delivered()
         self._give_back(list(self._partitions), commit=True)
         self._close(consumer)
@@ -341,6 +388,7 @@ class DeliveryStage:
                     client.close()
             except (KafkaException, RuntimeError) as error:
                 self.log(f"sereno: delivery: closing a Kafka consumer: {error}")
+        self._producer = None  # its connections close with it
         self._outbox.close()
 
     # -- records ---------------------------------------------------------------------------------
@@ -361,6 +409,8 @@ class DeliveryStage:
         except msgspec.DecodeError as bad:
             self._bad_record(number, offset, bad)
             return
+        if record.delivered:
+            self.counts.looked_back += self._outbox.remember(record.delivered, time.time())
         self._queue(partition, offset, record)
 
     def _queue(self, partition: _Partition, offset: int, record: AlertMessage) -> None:
@@ -389,6 +439,8 @@ class DeliveryStage:
         self.counts.queued += len(queued)
         self.counts.duplicates += len(wanted) - len(queued)
         if queued:
+            with self._lock:
+                self._partition_of.update((key, partition.number) for _, key in queued)
             partition.waiting.append((offset, queued))
             self.delivery.wake()
 
@@ -426,12 +478,14 @@ class DeliveryStage:
             self._commit_delivered()
             self._committed_at = time.monotonic()
 
-    def _commit_delivered(self, numbers: Iterable[int] | None = None) -> None:
-        """Commit each partition's offset up to its first record still with a notice queued
-        (all it read, if none)."""
+    def _commit_delivered(
+        self, numbers: Iterable[int] | None = None, unsent: Collection[int] = ()
+    ) -> None:
+        """Commit each partition's offset up to its first record still with a notice queued,
+        or `unsent` (all it read, if none)."""
         consumer = self._consumer
         assert consumer is not None
-        still = self._outbox.queued_ids()
+        still = self._outbox.queued_ids() | set(unsent)
         offsets = []
         for number in self._partitions if numbers is None else numbers:
             partition = self._partitions.get(number)
@@ -439,7 +493,10 @@ class DeliveryStage:
                 continue
             waiting = partition.waiting
             while waiting and not any(id in still for id, _ in waiting[0][1]):
-                waiting.popleft()
+                _, drained = waiting.popleft()
+                with self._lock:
+                    for _, key in drained:
+                        self._partition_of.pop(key, None)
             point = waiting[0][0] if waiting else partition.next_offset
             if point is not None and point != partition.committed:
                 offsets.append(TopicPartition(self.topic, number, point))
@@ -474,7 +531,7 @@ class DeliveryStage:
         seen = self._look_back(numbers)
         with self._lock:
             for number in numbers:
-                self._partitions[number] = seen.get(number) or _Partition()
+                self._partitions[number] = seen.get(number) or _Partition(number)
 
     def _revoked(self, consumer: Consumer, taken: list[TopicPartition]) -> None:
         self._give_back([tp.partition for tp in taken if tp.topic == self.topic], commit=True)
@@ -489,80 +546,89 @@ class DeliveryStage:
         if not ours:
             return
         queued = [item for partition in ours for _, items in partition.waiting for item in items]
+        # a notice withdrawn while a delivery worker holds it leaves the outbox as if sent:
+        # only those its receiver took count as delivered in the commit
+        with self._lock:
+            unsent = self._outbox.queued_ids()
+            self._taken.clear()
         if not self._in_flight.withdraw({key for _, key in queued}, REVOKE_WAIT_SECONDS):
             self.log(
                 "sereno: delivery: a send was still in flight when its alerts partition was "
                 "taken away; its receiver may be told it again, with the same idempotency key"
             )
+        self._said_delivered(KAFKA_FLUSH_SECONDS)  # before the next owner reads ahead
         if commit:
-            self._commit_delivered(numbers)
+            with self._lock:
+                unsent = {id for id, key in queued if id in unsent and key not in self._taken}
+            self._commit_delivered(numbers, unsent)
         with self._lock:
             self.counts.withdrawn += self._outbox.withdraw([id for id, _ in queued])
             for number in numbers:
                 self._partitions.pop(number, None)
+            for _, key in queued:
+                self._partition_of.pop(key, None)
 
     def _look_back(self, numbers: list[int]) -> dict[int, _Partition]:
-        """Read back the records before each partition's committed offset (bounded) and record
-        their keys as handled; the firing notices they hold, by partition."""
+        """Read each partition from a little before the group's committed offset to its end
+        (bounded), and record as handled the keys of the records before that offset, and
+        those a delivery stage said it delivered; the firing notices, by partition."""
         reader = self._reader
         assert reader is not None
-        seen: dict[int, _Partition] = {}
-        deadline = time.monotonic() + LOOK_BACK_SECONDS
         try:
-            committed = reader.committed(
-                [TopicPartition(self.topic, number) for number in numbers], timeout=10
-            )
+            asked = [TopicPartition(self.topic, number) for number in numbers]
+            committed = {
+                tp.partition: tp.offset
+                for tp in reader.committed(asked, timeout=10)
+                if tp.error is None and tp.offset >= 0
+            }
         except KafkaException as error:
             self.log(f"sereno: delivery: cannot read the committed offsets to look back: {error}")
-            return seen
-        ends = {tp.partition: tp.offset for tp in committed if tp.error is None and tp.offset > 0}
-        if not ends:
-            return seen
-        reader.assign(
-            [
-                TopicPartition(self.topic, number, max(0, end - LOOK_BACK_RECORDS))
-                for number, end in ends.items()
-            ]
-        )
+            return {}
+        starts = {
+            number: max(0, committed.get(number, 0) - LOOK_BACK_RECORDS) for number in numbers
+        }
+        reader.assign([TopicPartition(self.topic, n, start) for n, start in starts.items()])
+        seen: dict[int, _Partition] = {}
         keys: list[str] = []
+        left = set(numbers)
+        deadline = time.monotonic() + LOOK_BACK_SECONDS
         try:
-            while ends and time.monotonic() < deadline:
+            while left and time.monotonic() < deadline:
                 message = reader.poll(POLL_SECONDS)
-                if message is None:
-                    continue
-                number, offset = message.partition(), message.offset()
-                if number not in ends or offset is None:
+                number = message.partition() if message is not None else None
+                if message is None or number not in left:
                     continue
                 failure = message.error()
                 if failure is not None:
                     if failure.code() == ClientError._PARTITION_EOF:
-                        del ends[number]
+                        left.discard(number)
                     continue
-                if offset >= ends[number]:
-                    del ends[number]
-                    continue
-                keys += self._handled(seen.setdefault(number, _Partition()), message.value())
-                if offset >= ends[number] - 1:
-                    del ends[number]
+                before = (message.offset() or 0) < committed.get(number, 0)
+                partition = seen.setdefault(number, _Partition(number))
+                keys += self._handled(partition, message.value(), before)
         finally:
             reader.unassign()
-        if ends:
+        if left:
             self.log(
-                f"sereno: delivery: looking back in partitions {sorted(ends)} of {self.topic} "
+                f"sereno: delivery: looking back in partitions {sorted(left)} of {self.topic} "
                 f"took over {LOOK_BACK_SECONDS:g}s; notices of older records may be delivered "
                 "again if they come again"
             )
         self.counts.looked_back += self._outbox.remember(keys, time.time())
         return seen
 
-    def _handled(self, partition: _Partition, value: bytes | None) -> list[str]:
+    def _handled(self, partition: _Partition, value: bytes | None, before: bool) -> list[str]:
+        """The keys a record read back shows handled: said delivered, or, `before` the
+        committed offset, all of its notices (whose firing ones are kept for refreshes)."""
         try:
             record = ALERT_MESSAGE.decode(value or b"")
         except msgspec.DecodeError:
             return []  # said by whoever read it first
+        if not before:
+            return list(record.delivered)
         for item in record.notices:
             partition.note(item.receiver, item.notice)
-        return [item.key for item in record.notices]
+        return [*record.delivered, *(item.key for item in record.notices)]
 
     # -- what fires, for Alertmanager ------------------------------------------------------------
 
@@ -576,6 +642,15 @@ class DeliveryStage:
                 for (receiver, _), notice in partition.firing.items()
                 if receiver == spec.name
             ]
+
+
+def _produce(producer: Producer, topic: str, partition: int, value: bytes) -> None:
+    while True:
+        try:
+            producer.produce(topic, value, None, partition)
+            return
+        except BufferError:  # its queue is full: let it send
+            producer.poll(0.1)
 
 
 def _shown(text: str) -> str:

@@ -8,7 +8,8 @@
 - **Alerts** (`--alerts-topic`): keyed by the alert's identity (rule, service and server,
   NUL-separated), or by a group's id for a group's message. The value is an `AlertMessage` as
   JSON: a change of an alert as the alerts log writes it, and the notices it calls for, each
-  with its receiver and idempotency key; or notices alone (reminders, a group's message).
+  with its receiver and idempotency key; or notices alone (reminders, a group's message); or
+  the keys of notices a delivery stage has delivered.
 - **State** (`--state-topic`, compacted): keyed by the events partition's number, in the
   partition of the same number; the value is a `PartitionState` as MessagePack.
 """
@@ -56,11 +57,20 @@ class Addressed(msgspec.Struct, frozen=True):
 
 class AlertMessage(msgspec.Struct, frozen=True, omit_defaults=True):
     """A record of the alerts topic: `key` identifies it (a change made twice, as around a
-    takeover, has the same key); `change` is the alert's change, if it is one."""
+    takeover, has the same key); `change` is the alert's change, if it is one. A record of
+    `delivered` keys is a delivery stage's word that it told those notices (written to the
+    partition of their record, just after their receiver took them), so that the partition's
+    next owner does not tell them again."""
 
     key: str
     change: EpisodeRecord | None = None
     notices: tuple[Addressed, ...] = ()
+    delivered: tuple[str, ...] = ()
+
+
+def delivered_message(keys: Sequence[str]) -> bytes:
+    """The value of the record saying the notices of these keys were delivered."""
+    return _json.encode(AlertMessage(f"delivered/{_digest(*keys)}", delivered=tuple(keys)))
 
 
 def addressed(receiver: str, notice: Notice) -> Addressed:

@@ -361,8 +361,8 @@ class SlowSender:
 def test_a_withdrawal_waits_for_the_send_in_flight_and_no_send_of_it_starts_after() -> None:
     planner = Planner(NotifyConfig("test"), RULES)
     web1, web2 = (planner.notice(disk_change(s, 0), "fired", T0) for s in ("web1", "web2"))
-    in_flight, slow = InFlight(), SlowSender()
-    sender = TrackedSender("hook", slow, in_flight)
+    in_flight, slow, taken = InFlight(), SlowSender(), list[str]()
+    sender = TrackedSender("hook", slow, in_flight, taken.extend)
     sending = threading.Thread(target=sender.send, args=([web1],))
     sending.start()
     assert slow.sending.wait(10)
@@ -376,13 +376,16 @@ def test_a_withdrawal_waits_for_the_send_in_flight_and_no_send_of_it_starts_afte
     in_flight.allow([sent_key("hook", web2)])  # queued again
     sender.send([web1, web2])
     assert slow.sent == ["web1", "web2"]
+    assert taken == [sent_key("hook", web1), sent_key("hook", web2)]  # told as taken
 
 
 def test_a_withdrawal_gives_up_waiting_for_a_send_that_takes_too_long() -> None:
     planner = Planner(NotifyConfig("test"), RULES)
     web1 = planner.notice(disk_change("web1", 0), "fired", T0)
     in_flight, slow = InFlight(), SlowSender()
-    sending = threading.Thread(target=TrackedSender("hook", slow, in_flight).send, args=([web1],))
+    sending = threading.Thread(
+        target=TrackedSender("hook", slow, in_flight, lambda keys: None).send, args=([web1],)
+    )
     sending.start()
     assert slow.sending.wait(10)
     assert not in_flight.withdraw([sent_key("hook", web1)], timeout=0.1)

@@ -105,6 +105,11 @@ def test_three_workers_tell_what_the_batch_run_tells(
     finally:
         for worker in workers:
             worker.stop()
+            print(
+                worker.name,
+                *(line for line in worker.lines if "refused an" not in line),
+                sep="\n  ",
+            )
 
 
 def test_a_killed_workers_partitions_move_and_no_alert_is_lost_or_told_twice(
@@ -133,6 +138,11 @@ def test_a_killed_workers_partitions_move_and_no_alert_is_lost_or_told_twice(
     finally:
         for worker in workers:
             worker.stop()
+            print(
+                worker.name,
+                *(line for line in worker.lines if "refused an" not in line),
+                sep="\n  ",
+            )
 
 
 def test_a_worker_joining_mid_stream_takes_partitions_and_changes_no_alert(
@@ -157,3 +167,8 @@ def test_a_worker_joining_mid_stream_takes_partitions_and_changes_no_alert(
     finally:
         for worker in workers:
             worker.stop()
+            print(
+                worker.name,
+                *(line for line in worker.lines if "refused an" not in line),
+                sep="\n  ",
+            )
