@@ -105,7 +105,6 @@ class EvaluationWorker:
         self._pending: dict[int, _Pending] = {}
         self._committed_at = float("-inf")
         self._stopping = False
-        self.partitions_seen: list[tuple[float, str, list[int]]] = []  # when, what, which
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
 
@@ -360,7 +359,6 @@ class EvaluationWorker:
 
     def _note(self, what: str, numbers: list[int]) -> None:
         if numbers:
-            self.partitions_seen.append((time.time(), what, sorted(numbers)))
             listed = ", ".join(str(n) for n in sorted(numbers))
             self._log(f"sereno: partitions {what}: {listed}")
 
