@@ -47,15 +47,19 @@ from pathlib import Path
 
 import httpx
 import msgspec
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from confluent_kafka import KafkaError as ClientError
+from confluent_kafka import Consumer, TopicPartition
 from ingest import free_port, make_batches, read_events
 from run import sereno_command  # the `sereno` beside the Python that runs this
 
 from sereno.events.schema import Event
-from sereno.kafka.messages import STATE_DECODER
-from sereno.kafka.partitions import state_key
-from sereno.kafka.settings import DEFAULT_ALERTS_TOPIC, DEFAULT_EVENTS_TOPIC, DEFAULT_STATE_TOPIC
+from sereno.kafka.settings import (
+    DEFAULT_ALERTS_TOPIC,
+    DEFAULT_EVENTS_TOPIC,
+    DEFAULT_GROUP,
+    DEFAULT_STATE_TOPIC,
+    KafkaSettings,
+)
+from sereno.kafka.worker import saved_states
 
 DEADLINE = 600.0
 CLOSING_DELAY = 180  # seconds of event time after the file's last event: closes its minutes
@@ -139,30 +143,25 @@ class Deployment:
 
     def wait_evaluated(self) -> None:
         """Until each events partition's latest state covers all of its messages."""
-        reader = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": "benchmark-reader",
-                "enable.partition.eof": True,
-                "fetch.wait.max.ms": 10,
-            }
-        )
+        settings = KafkaSettings(self.bootstrap)
+        watcher = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "benchmark"})
+        numbers = list(range(self.partitions))
         deadline = time.monotonic() + DEADLINE
         try:
-            while not self._all_covered(reader):
+            while True:
+                ends = [
+                    watcher.get_watermark_offsets(TopicPartition(DEFAULT_EVENTS_TOPIC, n), 10)[1]
+                    for n in numbers
+                ]
+                states = saved_states(settings, DEFAULT_GROUP, numbers, print)
+                covered = [states[n].snapshot.seq if n in states else 0 for n in numbers]
+                if all(seen >= end for seen, end in zip(covered, ends, strict=True)):
+                    return
                 if time.monotonic() > deadline:
                     raise SystemExit("the workers did not take every event in time")
-                time.sleep(0.1)
+                time.sleep(0.05)
         finally:
-            reader.close()
-
-    def _all_covered(self, reader: Consumer) -> bool:
-        for partition in range(self.partitions):
-            events = TopicPartition(DEFAULT_EVENTS_TOPIC, partition)
-            _, high = reader.get_watermark_offsets(events, timeout=10)
-            if _covered(reader, partition) < high:
-                return False
-        return True
+            watcher.close()
 
 
 class Worker:
@@ -185,30 +184,6 @@ class Worker:
             numbers = {int(n) for n in listed.split(", ")}
             owned = owned | numbers if what == "assigned" else owned - numbers
         return owned
-
-
-def _covered(reader: Consumer, partition: int) -> int:
-    """The offset the latest state of events partition `partition` covers up to (0: none)."""
-    topic = DEFAULT_STATE_TOPIC
-    _, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-    reader.assign(
-        [TopicPartition(topic, partition, max(0, high - 16) if high else OFFSET_BEGINNING)]
-    )
-    key, covered = state_key(DEFAULT_EVENTS_TOPIC, partition), 0
-    try:
-        while True:
-            message = reader.poll(1.0)
-            if message is None:
-                return covered
-            error = message.error()
-            if error is not None:
-                if error.code() == ClientError._PARTITION_EOF:
-                    return covered
-                continue
-            if message.key() == key:
-                covered = STATE_DECODER.decode(message.value() or b"").snapshot.seq
-    finally:
-        reader.unassign()
 
 
 def _ended(process: subprocess.Popen[str]) -> None:

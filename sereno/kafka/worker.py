@@ -25,7 +25,6 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaException,
     Message,
@@ -40,7 +39,7 @@ from sereno.events.schema import Event, event_type
 from sereno.events.times import EventTimes
 from sereno.kafka.messages import STATE_DECODER, PartitionState
 from sereno.kafka.partitions import PartitionWork, Record, alert_records, state_key
-from sereno.kafka.settings import KafkaError, KafkaSettings
+from sereno.kafka.settings import KafkaError, KafkaSettings, Topics
 from sereno.kafka.topics import prepare_topics
 from sereno.live.core import MAX_REPORTED, LiveCore, Step
 from sereno.notify.config import NotifyConfig
@@ -326,7 +325,7 @@ class EvaluationWorker:
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = [tp.partition for tp in partitions]
-        states = self._restored(numbers)
+        states = saved_states(self._settings, self._group, numbers, self._log)
         placed = []
         for number in numbers:
             work = PartitionWork(number, self._new_core(), states.get(number), self._log)
@@ -373,69 +372,74 @@ class EvaluationWorker:
             self._max_skew,
         )
 
-    def _restored(self, numbers: list[int]) -> dict[int, PartitionState]:
-        """The last saved state of each partition of `numbers` that has one."""
-        if not numbers:
-            return {}
-        reader = Consumer(
-            self._settings.consumer_config(
-                f"{self._group}-restore", **{"enable.partition.eof": "true"}
-            )
-        )
-        try:
-            return {
-                number: state
-                for number in numbers
-                if (state := self._state_of(reader, number)) is not None
-            }
-        finally:
-            reader.close()
-
-    def _state_of(self, reader: Consumer, number: int) -> PartitionState | None:
-        """The partition's last state: in the last few records of its state partition, or,
-        if they have none (a run of aborted transactions), anywhere in it."""
-        topic = self._topics.state
-        low, high = reader.get_watermark_offsets(TopicPartition(topic, number), KAFKA_TIMEOUT)
-        if high <= low:
-            return None
-        key = state_key(self._topics.events, number)
-        for start in dict.fromkeys((max(low, high - STATE_LOOK_BACK), OFFSET_BEGINNING)):
-            value = _last_value(reader, TopicPartition(topic, number, start), key)
-            if value is not None:
-                return self._decoded_state(value, number)
-        return None
-
-    def _decoded_state(self, value: bytes, number: int) -> PartitionState | None:
-        try:
-            return STATE_DECODER.decode(value)
-        except Exception as error:  # a state this version cannot read: start afresh, said
-            self._log(
-                f"sereno: the saved state of partition {number} cannot be read ({error}); "
-                "it starts afresh from the group's committed offset"
-            )
-            return None
-
 
 OFFSET_STORED = -1000  # librdkafka: the group's committed offset
 
 
-def _last_value(reader: Consumer, start: TopicPartition, key: bytes) -> bytes | None:
-    """The value of the last record with `key` from `start` to the end of its partition."""
-    reader.assign([start])
-    last: bytes | None = None
-    deadline = time.monotonic() + KAFKA_TIMEOUT
-    while time.monotonic() < deadline:
+def saved_states(
+    settings: KafkaSettings, group: str, numbers: list[int], log: Callable[[str], None]
+) -> dict[int, PartitionState]:
+    """The last saved state of each events partition of `numbers` that has one: in the last
+    few records of its state partition, or, if they have none (a run of aborted
+    transactions), anywhere in it. All the partitions are read at once."""
+    if not numbers:
+        return {}
+    reader = Consumer(
+        settings.consumer_config(
+            f"{group}-restore", **{"enable.partition.eof": "true", "fetch.wait.max.ms": "10"}
+        )
+    )
+    topics, found = settings.topics, {}
+    try:
+        ends = {
+            number: reader.get_watermark_offsets(
+                TopicPartition(topics.state, number), KAFKA_TIMEOUT
+            )
+            for number in numbers
+        }
+        near_end = {n: max(low, high - STATE_LOOK_BACK) for n, (low, high) in ends.items()}
+        found = _last_values(reader, topics, near_end)
+        elsewhere = {n: low for n, (low, _) in ends.items() if n not in found}
+        if any(near_end[n] > low for n, low in elsewhere.items()):
+            found |= _last_values(reader, topics, elsewhere)
+    finally:
+        reader.close()
+    states = {number: _decoded_state(value, number, log) for number, value in found.items()}
+    return {number: state for number, state in states.items() if state is not None}
+
+
+def _last_values(reader: Consumer, topics: Topics, starts: dict[int, int]) -> dict[int, bytes]:
+    """The value of each partition's last state record from its offset in `starts` on."""
+    topic, events = topics.state, topics.events
+    keys = {state_key(events, number): number for number in starts}
+    reader.assign([TopicPartition(topic, number, start) for number, start in starts.items()])
+    values: dict[int, bytes] = {}
+    left, deadline = set(starts), time.monotonic() + KAFKA_TIMEOUT
+    while left and time.monotonic() < deadline:
         message = reader.poll(0.2)
         if message is None:
             continue
-        error = message.error()
-        if error is not None and error.code() == ClientError._PARTITION_EOF:
-            return last
-        if error is None and message.key() == key:
-            last = message.value()
-    raise KafkaError(
-        f"cannot read the state topic {start.topic} partition {start.partition} in time"
-    )
+        error, number = message.error(), message.partition() or 0
+        if error is not None:
+            if error.code() == ClientError._PARTITION_EOF:
+                left.discard(number)
+        elif keys.get(message.key() or b"") == number:
+            values[number] = message.value() or b""
+    reader.unassign()
+    if left:
+        raise KafkaError(f"cannot read the state topic {topic} in time: partitions {sorted(left)}")
+    return values
+
+
+def _decoded_state(value: bytes, number: int, log: Callable[[str], None]) -> PartitionState | None:
+    try:
+        return STATE_DECODER.decode(value)
+    except Exception as error:  # a state this version cannot read: start afresh, said
+        log(
+            f"sereno: the saved state of partition {number} cannot be read ({error}); "
+            "it starts afresh from the group's committed offset"
+        )
+        return None
 
 
 def _in_time(call: Callable[[], object], what: str) -> None:
