@@ -15,7 +15,10 @@ CREATE_TIMEOUT = 30.0
 def prepare_topics(settings: KafkaSettings, names: list[str]) -> dict[str, int]:
     """Each topic's partition count, after creating the missing ones if the settings ask for
     it; a topic still missing is a `KafkaError`."""
-    admin = AdminClient(settings.admin_config())
+    try:
+        admin = AdminClient(settings.admin_config())
+    except KafkaException as error:
+        raise KafkaError(f"the Kafka client settings are refused: {error.args[0].str()}") from None
     counts = partition_counts(admin, names)
     missing = [name for name in names if name not in counts]
     if missing and settings.create is not None:

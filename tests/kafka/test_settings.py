@@ -61,3 +61,11 @@ def test_missing_topics_are_named_and_existing_ones_counted(cluster: KafkaCluste
         KafkaError, match=r"no topic .elsewhere. at .* \(--create-topics makes it\)"
     ):
         prepare_topics(settings, ["elsewhere"])
+
+
+def test_a_client_setting_librdkafka_does_not_know_is_one_line(cluster: KafkaCluster) -> None:
+    settings = KafkaSettings(cluster.bootstrap, {"no.such.setting": "1"})
+    with pytest.raises(
+        KafkaError, match=r"the Kafka client settings are refused: .*no\.such\.setting"
+    ):
+        prepare_topics(settings, ["sereno-events"])
