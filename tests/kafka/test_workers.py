@@ -172,3 +172,28 @@ def test_a_worker_joining_mid_stream_takes_partitions_and_changes_no_alert(
                 *(line for line in worker.lines if "refused an" not in line),
                 sep="\n  ",
             )
+
+
+def test_a_worker_that_cannot_use_kafka_says_why_in_one_line_and_exits_2(
+    cluster: KafkaCluster, tmp_path: Path
+) -> None:
+    config = tmp_path / "kafka.conf"
+    config.write_text("sasl.password=hunter2\nsecurity.protocol\n")
+    for args, said in [
+        (
+            ["--kafka", "kafka1"],
+            "sereno: --kafka 'kafka1': expected HOST:PORT[,HOST:PORT...], such as "
+            "kafka1:9092,kafka2:9092",
+        ),
+        (
+            ["--kafka", cluster.bootstrap, "--events-topic", "elsewhere"],
+            f"sereno: no topic 'elsewhere' at {cluster.bootstrap} (--create-topics makes it)",
+        ),
+        (
+            ["--kafka", cluster.bootstrap, "--kafka-config", str(config)],
+            "sereno: kafka.conf:2: expected key=value, such as security.protocol=SASL_SSL",
+        ),
+    ]:
+        result = run_sereno("worker", *args, "--db", tmp_path / "w.db")
+        assert (result.returncode, result.stderr) == (2, said + "\n")
+        assert "hunter2" not in result.stdout + result.stderr
