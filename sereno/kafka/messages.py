@@ -10,7 +10,7 @@
   JSON: a change of an alert as the alerts log writes it, and the notices it calls for, each
   with its receiver and idempotency key; or notices alone (reminders, a group's message); or
   the keys of notices a delivery stage has delivered.
-- **State** (`--state-topic`, compacted): keyed by the events partition's number, in the
+- **State** (`--state-topic`, compacted): keyed by the group, events topic and partition, in the
   partition of the same number; the value is a `PartitionState` as MessagePack.
 """
 

@@ -88,15 +88,17 @@ class PartitionWork:
             self._log(f"sereno: the message of {where} could not be evaluated again: {error!r}")
             return Step()
 
-    def state_record(self, checkpoint: Checkpoint, topic: str) -> Record:
-        """The state topic's record of the partition as of `checkpoint`."""
+    def state_record(self, checkpoint: Checkpoint, key: bytes) -> Record:
+        """The state topic's record of the partition as of `checkpoint`, under `key`."""
         snapshot = checkpoint.snapshot
         state = PartitionState(snapshot, self._trail.replay_from(snapshot.watermark.closed_before))
-        return state_key(topic, self.partition), STATE_ENCODER.encode(state)
+        return key, STATE_ENCODER.encode(state)
 
 
-def state_key(events_topic: str, partition: int) -> bytes:
-    return f"{events_topic}/{partition}".encode()
+def state_key(group: str, events_topic: str, partition: int) -> bytes:
+    """The key of a partition's state: a group's own, so that groups (of other rules, say)
+    that share a state topic never take each other's."""
+    return f"{group}/{events_topic}/{partition}".encode()
 
 
 def alert_records(checkpoint: Checkpoint) -> list[Record]:

@@ -245,7 +245,9 @@ class EvaluationWorker:
             return
         pending = self._pending.setdefault(work.partition, _Pending())
         pending.alerts += alert_records(checkpoint)
-        pending.state = work.state_record(checkpoint, self._topics.events)
+        pending.state = work.state_record(
+            checkpoint, state_key(self._group, self._topics.events, work.partition)
+        )
         pending.changes += checkpoint.changes
 
     def _commit(self) -> None:
@@ -398,20 +400,22 @@ def saved_states(
             for number in numbers
         }
         near_end = {n: max(low, high - STATE_LOOK_BACK) for n, (low, high) in ends.items()}
-        found = _last_values(reader, topics, near_end)
+        found = _last_values(reader, group, topics, near_end)
         elsewhere = {n: low for n, (low, _) in ends.items() if n not in found}
         if any(near_end[n] > low for n, low in elsewhere.items()):
-            found |= _last_values(reader, topics, elsewhere)
+            found |= _last_values(reader, group, topics, elsewhere)
     finally:
         reader.close()
     states = {number: _decoded_state(value, number, log) for number, value in found.items()}
     return {number: state for number, state in states.items() if state is not None}
 
 
-def _last_values(reader: Consumer, topics: Topics, starts: dict[int, int]) -> dict[int, bytes]:
+def _last_values(
+    reader: Consumer, group: str, topics: Topics, starts: dict[int, int]
+) -> dict[int, bytes]:
     """The value of each partition's last state record from its offset in `starts` on."""
     topic, events = topics.state, topics.events
-    keys = {state_key(events, number): number for number in starts}
+    keys = {state_key(group, events, number): number for number in starts}
     reader.assign([TopicPartition(topic, number, start) for number, start in starts.items()])
     values: dict[int, bytes] = {}
     left, deadline = set(starts), time.monotonic() + KAFKA_TIMEOUT
