@@ -23,8 +23,15 @@ class KafkaCluster:
 
     def set_brokers(self, up: bool) -> None:
         """Every broker answers again (`up`), or stops answering."""
+        self._tell("up" if up else "down")
+
+    def fail_requests(self, api_key: int, error: int, count: int) -> None:
+        """The next `count` requests of type `api_key` are answered with error code `error`."""
+        self._tell(f"fail {api_key} {error} {count}")
+
+    def _tell(self, command: str) -> None:
         assert self._process.stdin is not None and self._process.stdout is not None
-        self._process.stdin.write("up\n" if up else "down\n")
+        self._process.stdin.write(command + "\n")
         self._process.stdin.flush()
         assert self._process.stdout.readline() == "ok\n"
 

@@ -10,7 +10,8 @@ transaction's records to `read_committed` consumers before it commits (and after
 
 prints the bootstrap servers on its first line, then takes commands on standard input, a
 line each, and answers each with "ok": `down` (every broker stops answering), `up` (they
-answer again). It stops at the end of its input.
+answer again), `fail API_KEY ERROR COUNT` (the next COUNT requests of that type are answered
+with that error code). It stops at the end of its input.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ def _library() -> ctypes.CDLL:
     lib.rd_kafka_mock_topic_create.restype = ctypes.c_int
     lib.rd_kafka_mock_topic_create.argtypes = [
         ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_int
+    ]  # fmt: skip
+    lib.rd_kafka_mock_push_request_errors_array.restype = None
+    lib.rd_kafka_mock_push_request_errors_array.argtypes = [
+        ctypes.c_void_p, ctypes.c_int16, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int)
     ]  # fmt: skip
     lib.rd_kafka_mock_group_initial_rebalance_delay_ms.restype = None
     lib.rd_kafka_mock_group_initial_rebalance_delay_ms.argtypes = [ctypes.c_void_p, ctypes.c_int32]
@@ -86,6 +91,12 @@ class MockCluster:
         `group.initial.rebalance.delay.ms`, 3000 by default)."""
         self._lib.rd_kafka_mock_group_initial_rebalance_delay_ms(self._cluster, milliseconds)
 
+    def fail_requests(self, api_key: int, error: int, count: int) -> None:
+        """The next `count` requests of `api_key` (a Kafka protocol request type: 0 is
+        Produce, 26 EndTxn...) are answered with the error code `error`."""
+        errors = (ctypes.c_int * count)(*([error] * count))
+        self._lib.rd_kafka_mock_push_request_errors_array(self._cluster, api_key, count, errors)
+
     def set_brokers(self, up: bool) -> None:
         """Every broker answers again (`up`), or stops answering."""
         change = (
@@ -115,11 +126,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(cluster.bootstrap, flush=True)
     for line in sys.stdin:
         command = line.strip()
+        words = command.split()
         if command in ("down", "up"):
             cluster.set_brokers(command == "up")
             print("ok", flush=True)
+        elif len(words) == 4 and words[0] == "fail" and all(w.isdigit() for w in words[1:]):
+            cluster.fail_requests(*(int(word) for word in words[1:]))
+            print("ok", flush=True)
         elif command:
-            print(f"unknown command {command!r}: expected down or up", flush=True)
+            print(f"unknown command {command!r}: expected down, up or fail", flush=True)
     return 0
 
 

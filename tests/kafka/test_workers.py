@@ -27,6 +27,7 @@ from kafka_cluster import PARTITIONS, KafkaCluster
 SCENARIO = DATA / "scenarios" / "kafka_fleet.jsonl"  # written by kafka_fleet.py beside it
 T0, CLOSING_MINUTE = 1476057600, 14
 ALL = list(range(PARTITIONS))
+ADD_PARTITIONS_TO_TXN, TOPIC_AUTHORIZATION_FAILED = 24, 29  # a request type, an error code
 
 
 def _key(notice: dict[str, object]) -> tuple[str, ...]:
@@ -197,3 +198,27 @@ def test_a_worker_that_cannot_use_kafka_says_why_in_one_line_and_exits_2(
         result = run_sereno("worker", *args, "--db", tmp_path / "w.db")
         assert (result.returncode, result.stderr) == (2, said + "\n")
         assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_a_transaction_the_cluster_refuses_is_aborted_and_made_again(
+    cluster: KafkaCluster,
+    start_ingest: Callable[..., Server],
+    http_receiver: HttpReceiver,
+    tmp_path: Path,
+) -> None:
+    expected = _expected()
+    ingest = start_ingest(cluster.bootstrap)
+    worker = Worker("w0", cluster, tmp_path, "--webhook", http_receiver.url)
+    try:
+        wait_for(lambda: _owned([worker]) == ALL, "the partitions owned by the worker")
+        # the worker's next transaction cannot add its partitions: it must be aborted
+        cluster.fail_requests(ADD_PARTITIONS_TO_TXN, TOPIC_AUTHORIZATION_FAILED, 1)
+        _push_minutes(ingest, tmp_path, 0, CLOSING_MINUTE)
+        wait_for(_settled(cluster, http_receiver, len(expected)), "every notice delivered")
+        _check_against_the_batch_run(cluster, http_receiver, expected)
+        said = [line for line in worker.lines if "commit" in line]
+        assert said[0].startswith("sereno: cannot commit to Kafka: ")
+        assert said[0].endswith("; trying again")
+        assert said[1] == "sereno: committed again, after 1 failed attempts"
+    finally:
+        assert worker.stop() == 0
