@@ -46,6 +46,7 @@ from sereno.notify.config import NotifyConfig
 from sereno.notify.planner import Planner
 from sereno.rules.rulefmt import RuleSet
 from sereno.stderr import to_stderr
+from sereno.text import counted
 
 CONSUME_BATCH = 2000  # messages taken at a time
 POLL_SECONDS = 0.1  # the longest a worker waits for messages before it ticks
@@ -264,7 +265,7 @@ class EvaluationWorker:
                 failures += 1
                 self._recover(error.args[0], failures)
         if failures:
-            self._log(f"sereno: committed again, after {failures} failed attempts")
+            self._log(f"sereno: committed again, after {counted(failures, 'failed attempt')}")
         self.stats.transactions += 1
         self._committed_at = self._clock()
         for waiting in pending.values():

@@ -219,6 +219,6 @@ def test_a_transaction_the_cluster_refuses_is_aborted_and_made_again(
         said = [line for line in worker.lines if "commit" in line]
         assert said[0].startswith("sereno: cannot commit to Kafka: ")
         assert said[0].endswith("; trying again")
-        assert said[1] == "sereno: committed again, after 1 failed attempts"
+        assert said[1] == "sereno: committed again, after 1 failed attempt"
     finally:
         assert worker.stop() == 0
