@@ -15,8 +15,6 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from peers import HttpReceiver
 
-from sereno.engine.alerts import AlertKey, ServerAlert
-from sereno.engine.lifecycle import Episode, State
 from sereno.kafka.deliverystage import DeliveryStage, InFlight, TrackedSender, sent_key
 from sereno.kafka.messages import addressed, change_message
 from sereno.kafka.settings import DEFAULT_ALERTS_TOPIC, KafkaSettings
@@ -26,11 +24,10 @@ from sereno.notify.planner import Planner
 from sereno.rules.rulefmt import load_default_rules
 from sereno.state.store import create
 
+from disk_alerts import T0, change
 from kafka_cluster import PARTITIONS, KafkaCluster
 
 RULES = load_default_rules()
-DISK = "Disk consumption exceeds 90%"
-T0 = 1476057600
 GROUP = "tests"
 RUNNER = Path(__file__).with_name("delivery_runner.py")
 # a dead member's partitions go to another one within seconds, not the default 45
@@ -44,32 +41,10 @@ Record = tuple[bytes, bytes]  # key, value
 Placed = tuple[int, int]  # partition, offset
 
 
-def disk_change(server: str, minute: int, resolved: bool = False) -> Episode:
-    """A disk alert of `server` that fired at T0 (and resolved in `minute`, if so)."""
-    alert = ServerAlert(DISK, "MEDIUM", T0, "DiskUsedPercentage", 0.95, server, "web")
-    at = T0 + minute * 60
-    return Episode(
-        AlertKey(DISK, "web", server),
-        "MEDIUM",
-        State.RESOLVED if resolved else State.FIRING,
-        T0,
-        T0,
-        0.95,
-        1,
-        alert,
-        fired=T0,
-        ended=at if resolved else None,
-        recovered=0.5 if resolved else None,
-        notified_at=T0,
-        changed_at=at,
-        tell="resolved" if resolved else "fired",
-    )
-
-
 def record(server: str, resolved: bool = False, receiver: str = "hook") -> Record:
     """The alerts topic's record of a disk alert of `server` firing (at minute 0) or resolved
     (at minute 5), with its notice for `receiver`."""
-    episode = disk_change(server, 5 if resolved else 0, resolved)
+    episode = change(server, 5 if resolved else 0, resolved)
     planner = Planner(NotifyConfig("test"), RULES)
     notice = planner.notice(episode, "resolved" if resolved else "fired", episode.changed_at or 0)
     return change_message(episode, [addressed(receiver, notice)])
@@ -360,7 +335,7 @@ class SlowSender:
 
 def test_a_withdrawal_waits_for_the_send_in_flight_and_no_send_of_it_starts_after() -> None:
     planner = Planner(NotifyConfig("test"), RULES)
-    web1, web2 = (planner.notice(disk_change(s, 0), "fired", T0) for s in ("web1", "web2"))
+    web1, web2 = (planner.notice(change(s, 0), "fired", T0) for s in ("web1", "web2"))
     in_flight, slow, taken = InFlight(), SlowSender(), list[str]()
     sender = TrackedSender("hook", slow, in_flight, taken.extend)
     sending = threading.Thread(target=sender.send, args=([web1],))
@@ -381,7 +356,7 @@ def test_a_withdrawal_waits_for_the_send_in_flight_and_no_send_of_it_starts_afte
 
 def test_a_withdrawal_gives_up_waiting_for_a_send_that_takes_too_long() -> None:
     planner = Planner(NotifyConfig("test"), RULES)
-    web1 = planner.notice(disk_change("web1", 0), "fired", T0)
+    web1 = planner.notice(change("web1", 0), "fired", T0)
     in_flight, slow = InFlight(), SlowSender()
     sending = threading.Thread(
         target=TrackedSender("hook", slow, in_flight, lambda keys: None).send, args=([web1],)

@@ -1,5 +1,5 @@
-"""Episodes of the packaged disk rule, built by hand for the notification tests: an alert that
-fired at T0, still firing or resolved in a given minute."""
+"""Episodes of the packaged disk rule, built by hand for the notification and delivery tests:
+an alert that fired at T0, still firing or resolved in a given minute."""
 
 from __future__ import annotations
 
