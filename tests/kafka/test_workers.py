@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from peers import HttpReceiver
@@ -88,21 +89,16 @@ def _check_against_the_batch_run(
     assert {key.partition("/")[2] for key in told} <= set(deliveries)
 
 
-def test_three_workers_tell_what_the_batch_run_tells(
-    cluster: KafkaCluster,
-    start_ingest: Callable[..., Server],
-    http_receiver: HttpReceiver,
-    tmp_path: Path,
-) -> None:
-    expected = _expected()
-    ingest = start_ingest(cluster.bootstrap)
-    hook = ("--webhook", http_receiver.url)
-    workers = [Worker(f"w{n}", cluster, tmp_path, *hook) for n in range(3)]
+@contextmanager
+def _workers(
+    cluster: KafkaCluster, tmp_path: Path, receiver: HttpReceiver, count: int
+) -> Iterator[list[Worker]]:
+    """`count` workers telling `receiver`, once they share every partition; each (and any the
+    test adds to the list) stopped after, its log printed (shown when the test fails)."""
+    workers = [Worker(f"w{n}", cluster, tmp_path, "--webhook", receiver.url) for n in range(count)]
     try:
-        wait_for(lambda: _owned(workers) == ALL, "the partitions shared by the three workers")
-        _push_minutes(ingest, tmp_path, 0, CLOSING_MINUTE)
-        wait_for(_settled(cluster, http_receiver, len(expected)), "every notice delivered")
-        _check_against_the_batch_run(cluster, http_receiver, expected)
+        wait_for(lambda: _owned(workers) == ALL, f"the partitions shared by {count} workers")
+        yield workers
     finally:
         for worker in workers:
             worker.stop()
@@ -113,6 +109,20 @@ def test_three_workers_tell_what_the_batch_run_tells(
             )
 
 
+def test_three_workers_tell_what_the_batch_run_tells(
+    cluster: KafkaCluster,
+    start_ingest: Callable[..., Server],
+    http_receiver: HttpReceiver,
+    tmp_path: Path,
+) -> None:
+    expected = _expected()
+    ingest = start_ingest(cluster.bootstrap)
+    with _workers(cluster, tmp_path, http_receiver, 3):
+        _push_minutes(ingest, tmp_path, 0, CLOSING_MINUTE)
+        wait_for(_settled(cluster, http_receiver, len(expected)), "every notice delivered")
+        _check_against_the_batch_run(cluster, http_receiver, expected)
+
+
 def test_a_killed_workers_partitions_move_and_no_alert_is_lost_or_told_twice(
     cluster: KafkaCluster,
     start_ingest: Callable[..., Server],
@@ -121,10 +131,7 @@ def test_a_killed_workers_partitions_move_and_no_alert_is_lost_or_told_twice(
 ) -> None:
     expected = _expected()
     ingest = start_ingest(cluster.bootstrap)
-    hook = ("--webhook", http_receiver.url)
-    workers = [Worker(f"w{n}", cluster, tmp_path, *hook) for n in range(3)]
-    try:
-        wait_for(lambda: _owned(workers) == ALL, "the partitions shared by the three workers")
+    with _workers(cluster, tmp_path, http_receiver, 3) as workers:
         _push_minutes(ingest, tmp_path, 0, 5)
         by_then = [n for n in expected if int(str(n["at"])) < T0 + 60 * 4]
         wait_for(_settled(cluster, http_receiver, len(by_then)), "the notices of minutes 0-3")
@@ -136,14 +143,6 @@ def test_a_killed_workers_partitions_move_and_no_alert_is_lost_or_told_twice(
         _push_minutes(ingest, tmp_path, 6, CLOSING_MINUTE)
         wait_for(_settled(cluster, http_receiver, len(expected)), "every notice delivered")
         _check_against_the_batch_run(cluster, http_receiver, expected)
-    finally:
-        for worker in workers:
-            worker.stop()
-            print(
-                worker.name,
-                *(line for line in worker.lines if "refused an" not in line),
-                sep="\n  ",
-            )
 
 
 def test_a_worker_joining_mid_stream_takes_partitions_and_changes_no_alert(
@@ -154,25 +153,14 @@ def test_a_worker_joining_mid_stream_takes_partitions_and_changes_no_alert(
 ) -> None:
     expected = _expected()
     ingest = start_ingest(cluster.bootstrap)
-    hook = ("--webhook", http_receiver.url)
-    workers = [Worker(f"w{n}", cluster, tmp_path, *hook) for n in range(3)]
-    try:
-        wait_for(lambda: _owned(workers) == ALL, "the partitions shared by the three workers")
+    with _workers(cluster, tmp_path, http_receiver, 3) as workers:
         _push_minutes(ingest, tmp_path, 0, 5)
-        workers.append(Worker("w3", cluster, tmp_path, *hook))
+        workers.append(Worker("w3", cluster, tmp_path, "--webhook", http_receiver.url))
         wait_for(lambda: bool(workers[3].partitions()), "the fourth worker given partitions")
         wait_for(lambda: _owned(workers) == ALL, "every partition owned once")
         _push_minutes(ingest, tmp_path, 6, CLOSING_MINUTE)
         wait_for(_settled(cluster, http_receiver, len(expected)), "every notice delivered")
         _check_against_the_batch_run(cluster, http_receiver, expected)
-    finally:
-        for worker in workers:
-            worker.stop()
-            print(
-                worker.name,
-                *(line for line in worker.lines if "refused an" not in line),
-                sep="\n  ",
-            )
 
 
 def test_a_worker_that_cannot_use_kafka_says_why_in_one_line_and_exits_2(
@@ -208,9 +196,7 @@ def test_a_transaction_the_cluster_refuses_is_aborted_and_made_again(
 ) -> None:
     expected = _expected()
     ingest = start_ingest(cluster.bootstrap)
-    worker = Worker("w0", cluster, tmp_path, "--webhook", http_receiver.url)
-    try:
-        wait_for(lambda: _owned([worker]) == ALL, "the partitions owned by the worker")
+    with _workers(cluster, tmp_path, http_receiver, 1) as (worker,):
         # the worker's next transaction cannot add its partitions: it must be aborted
         cluster.fail_requests(ADD_PARTITIONS_TO_TXN, TOPIC_AUTHORIZATION_FAILED, 1)
         _push_minutes(ingest, tmp_path, 0, CLOSING_MINUTE)
@@ -220,5 +206,4 @@ def test_a_transaction_the_cluster_refuses_is_aborted_and_made_again(
         assert said[0].startswith("sereno: cannot commit to Kafka: ")
         assert said[0].endswith("; trying again")
         assert said[1] == "sereno: committed again, after 1 failed attempt"
-    finally:
         assert worker.stop() == 0
