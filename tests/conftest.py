@@ -217,16 +217,27 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         )
         server = Server(process, f"http://127.0.0.1:{port}", log)
         started.append(server)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if server.get("/readyz").status_code == 200:
-                    return server
-            except httpx.TransportError:
-                time.sleep(0.05)
-        pytest.fail("the server did not start")
+        return ready_or_fail(server, 20, "the server")
 
     yield start
+    stop_servers(started)
+
+
+def ready_or_fail(server: Server, seconds: float, what: str) -> Server:
+    """`server` once its /readyz answers 200; the test fails if it does not within `seconds`
+    (or its process ends first)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and server.process.poll() is None:
+        try:
+            if server.get("/readyz").status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.05)
+    pytest.fail(f"{what} did not start")
+
+
+def stop_servers(started: list[Server]) -> None:
+    """Kill the servers a test started and left running."""
     for server in started:
         if server.process.poll() is None:
             server.process.kill()

@@ -1,15 +1,13 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from peers import free_port
 
-from conftest import Server, sereno_executable
+from conftest import Server, ready_or_fail, sereno_executable, stop_servers
 from kafka_cluster import KafkaCluster, kafka_cluster
 
 
@@ -33,17 +31,7 @@ def start_ingest(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         )
         server = Server(process, f"http://127.0.0.1:{port}", tmp_path / "no-alerts.log")
         started.append(server)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if server.get("/readyz").status_code == 200:
-                    return server
-            except httpx.TransportError:
-                time.sleep(0.05)
-        pytest.fail("the ingest node did not start")
+        return ready_or_fail(server, 30, "the ingest node")
 
     yield start
-    for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-        server.process.wait()
+    stop_servers(started)
