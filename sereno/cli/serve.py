@@ -11,7 +11,6 @@ import threading
 from collections.abc import Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
-from typing import IO
 
 import uvicorn
 
@@ -27,6 +26,7 @@ from sereno.cli.options import (
     add_lateness_option,
     add_rules_option,
     load_ruleset,
+    open_for_append,
     read_tokens,
 )
 from sereno.cli.receivers import add_receiver_options, webhook_option
@@ -157,7 +157,7 @@ def command(argv: Sequence[str]) -> int:
         listening = stack.enter_context(_listen(host, port))
         log = sys.stdout.buffer
         if args.alerts_log is not None:
-            log = stack.enter_context(_open_for_append(args.alerts_log))
+            log = stack.enter_context(open_for_append(args.alerts_log))
         metrics = Metrics()
         state = StateStore(args.db, event_type(ruleset.fields))
         outbox = notice_outbox(args.db)
@@ -339,10 +339,3 @@ def _reload_on_hangup(reload_rules: RulesReload) -> None:
     signal.signal(
         signal.SIGHUP, lambda number, frame: threading.Thread(target=reload_quietly).start()
     )
-
-
-def _open_for_append(path: str) -> IO[bytes]:
-    try:
-        return open(path, "ab")
-    except OSError as error:
-        raise InputError(f"cannot write {path}: {error.strerror or error}") from None

@@ -79,6 +79,7 @@ from confluent_kafka import KafkaError as ClientError
 
 from sereno.kafka.messages import ALERT_MESSAGE, AlertMessage, delivered_message
 from sereno.kafka.settings import KafkaError, KafkaSettings
+from sereno.kafka.topics import produce_when_room
 from sereno.notify.config import NotifyConfig, ReceiverSpec
 from sereno.notify.delivery import Delivery, notice_outbox
 from sereno.notify.notice import FIRING, Notice
@@ -318,7 +319,7 @@ class DeliveryStage:
         producer = self._producer
         for number, delivered in by_partition.items():
             if producer is not None:
-                _produce(producer, self.topic, number, delivered_message(delivered))
+                produce_when_room(producer, self.topic, delivered_message(delivered), None, number)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Finish the sends in flight, commit what was delivered, leave the group."""
@@ -642,15 +643,6 @@ class DeliveryStage:
                 for (receiver, _), notice in partition.firing.items()
                 if receiver == spec.name
             ]
-
-
-def _produce(producer: Producer, topic: str, partition: int, value: bytes) -> None:
-    while True:
-        try:
-            producer.produce(topic, value, None, partition)
-            return
-        except BufferError:  # its queue is full: let it send
-            producer.poll(0.1)
 
 
 def _shown(text: str) -> str:

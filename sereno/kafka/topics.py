@@ -1,8 +1,9 @@
-"""The topics at start: created when missing if asked (`--create-topics`), then checked."""
+"""The topics at start: created when missing if asked (`--create-topics`), then checked; and
+writing to them once the producer has room."""
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -63,3 +64,18 @@ def _create(admin: AdminClient, settings: KafkaSettings, names: list[str]) -> No
         except KafkaException as error:
             if error.args[0].name() != "TOPIC_ALREADY_EXISTS":  # made meanwhile by another
                 raise KafkaError(f"cannot create topic {name!r}: {error.args[0].str()}") from None
+
+
+ANY_PARTITION = -1  # librdkafka's: the partitioner places the record by its key
+
+
+def produce_when_room(
+    producer: Producer, topic: str, value: bytes, key: bytes | None, partition: int = ANY_PARTITION
+) -> None:
+    """Hand a record to the producer, waiting while its queue is full (it is sending)."""
+    while True:
+        try:
+            producer.produce(topic, value, key, partition)
+            return
+        except BufferError:
+            producer.poll(0.1)

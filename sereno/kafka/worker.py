@@ -20,7 +20,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 
@@ -40,7 +40,7 @@ from sereno.events.times import EventTimes
 from sereno.kafka.messages import STATE_DECODER, PartitionState
 from sereno.kafka.partitions import PartitionWork, Record, alert_records, state_key
 from sereno.kafka.settings import KafkaError, KafkaSettings, Topics
-from sereno.kafka.topics import prepare_topics
+from sereno.kafka.topics import prepare_topics, produce_when_room
 from sereno.live.core import MAX_REPORTED, LiveCore, Step
 from sereno.notify.config import NotifyConfig
 from sereno.notify.planner import Planner
@@ -171,6 +171,7 @@ class EvaluationWorker:
     def _take(self, messages: Sequence[Message], now: float) -> None:
         """Each partition's run of messages, taken at once."""
         runs: dict[int, tuple[list[int], list[Event]]] = {}
+        times = EventTimes(time.time(), self._max_skew, float("-inf"))
         for message in messages:
             error = message.error()
             if error is not None:
@@ -185,18 +186,19 @@ class EvaluationWorker:
                 self._collect(work, work.take(offsets, events, now))  # replayed, then new
                 offsets, events = runs[partition] = ([], [])
             offsets.append(offset)
-            events += self._events_of(message, partition, offset)
+            events += self._events_of(message, partition, offset, times)
         for partition, (offsets, events) in runs.items():
             if offsets:
                 work = self._owned[partition]
                 self._collect(work, work.take(offsets, events, now))
 
-    def _events_of(self, message: Message, partition: int, offset: int) -> list[Event]:
+    def _events_of(
+        self, message: Message, partition: int, offset: int, times: EventTimes
+    ) -> list[Event]:
         """The events of a message, checked: a record that is not an event, or not of the
         service the message's key names, is refused and said (the first few)."""
         self.stats.messages += 1
         where = f"{self._topics.events} partition {partition} offset {offset}"
-        times = EventTimes(time.time(), self._max_skew, float("-inf"))
         try:
             decoded = decode_body(
                 message.value() or b"",
@@ -284,12 +286,14 @@ class EvaluationWorker:
         ]
         producer.begin_transaction()
         for waiting in pending.values():
-            self._produce(self._topics.alerts, waiting.alerts, None)
+            for key, value in waiting.alerts:
+                produce_when_room(producer, self._topics.alerts, value, key)
         if producer.flush(KAFKA_TIMEOUT) > 0:
             raise KafkaException(ClientError(ClientError._TIMED_OUT, "alerts not acknowledged"))
         for partition, waiting in pending.items():
             if waiting.state is not None:
-                self._produce(self._topics.state, [waiting.state], partition)
+                key, value = waiting.state
+                produce_when_room(producer, self._topics.state, value, key, partition)
         metadata = consumer.consumer_group_metadata()
         producer.send_offsets_to_transaction(offsets, metadata, KAFKA_TIMEOUT)
         producer.commit_transaction(KAFKA_TIMEOUT)
@@ -306,23 +310,6 @@ class EvaluationWorker:
         with suppress(KafkaException):  # none may be in progress
             producer.abort_transaction(KAFKA_TIMEOUT)
         time.sleep(min(RETRY_MAX_SECONDS, 0.1 * 2**failures))
-
-    def _produce(self, topic: str, records: Iterable[Record], partition: int | None) -> None:
-        for key, value in records:
-            self._produce_one(topic, key, value, partition)
-
-    def _produce_one(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:
-        producer = self._producer
-        assert producer is not None
-        while True:
-            try:
-                if partition is None:
-                    producer.produce(topic, value, key)
-                else:
-                    producer.produce(topic, value, key, partition)
-                return
-            except BufferError:  # the producer's queue is full: let it send
-                producer.poll(0.1)
 
     # --- partitions coming and going ---------------------------------------------------------
 
