@@ -7,16 +7,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from peers import HttpReceiver
 
 from sereno.kafka.deliverystage import DeliveryStage, InFlight, TrackedSender, sent_key
-from sereno.kafka.messages import addressed, change_message
+from sereno.kafka.messages import ALERT_MESSAGE, addressed, change_message
 from sereno.kafka.settings import DEFAULT_ALERTS_TOPIC, KafkaSettings
 from sereno.notify.config import NotifyConfig, ReceiverSpec, Timing
 from sereno.notify.notice import Notice
@@ -24,8 +23,9 @@ from sereno.notify.planner import Planner
 from sereno.rules.rulefmt import load_default_rules
 from sereno.state.store import create
 
+from .workers import wait_for
 from disk_alerts import T0, change
-from kafka_cluster import PARTITIONS, KafkaCluster
+from kafka_cluster import KafkaCluster
 
 RULES = load_default_rules()
 GROUP = "tests"
@@ -38,6 +38,7 @@ CLIENT = {
 }
 FAST = Timing(timeout=0.5, retry_backoff=0.02, retry_backoff_max=0.1)
 Record = tuple[bytes, bytes]  # key, value
+WAIT = 30.0  # seconds a test waits for what it expects
 Placed = tuple[int, int]  # partition, offset
 
 
@@ -74,15 +75,7 @@ def produce(cluster: KafkaCluster, records: list[Record]) -> list[Placed]:
 
 def committed(cluster: KafkaCluster) -> dict[int, int]:
     """The offsets the delivery group has committed, by partition (those it has)."""
-    reader = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"{GROUP}-delivery"})
-    try:
-        offsets = reader.committed(
-            [TopicPartition(DEFAULT_ALERTS_TOPIC, number) for number in range(PARTITIONS)],
-            timeout=10,
-        )
-    finally:
-        reader.close()
-    return {tp.partition: tp.offset for tp in offsets if tp.offset >= 0}
+    return cluster.committed(f"{GROUP}-delivery", DEFAULT_ALERTS_TOPIC)
 
 
 def covers(placed: list[Placed]) -> Callable[[KafkaCluster], bool]:
@@ -95,20 +88,20 @@ def covers(placed: list[Placed]) -> Callable[[KafkaCluster], bool]:
     return check
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"waited {timeout} s in vain for {what or check}")
-        time.sleep(0.05)
-
-
 def told(receiver: HttpReceiver) -> list[tuple[str, str]]:
     """(server, change) of each notice the receiver took, in the order it took them."""
     return [
         (body["commonLabels"]["server"], body["alerts"][0]["annotations"]["change"])
         for body in receiver.accepted()
     ]
+
+
+def ends(cluster: KafkaCluster) -> dict[int, int]:
+    """The offset after the last record of each partition of the alerts topic that has one."""
+    return {
+        (message.partition() or 0): (message.offset() or 0) + 1
+        for message in cluster.messages(DEFAULT_ALERTS_TOPIC)
+    }
 
 
 def keys_taken(receiver: HttpReceiver) -> list[str]:
@@ -162,12 +155,21 @@ def test_notices_reach_the_webhook_once_each_in_order_per_alert_then_offsets_are
             "resolved",
         ]
     assert len(set(keys_taken(http_receiver))) == 12
-    wait_until(lambda: covers(placed)(cluster), what="offsets committed past every record")
-    # committed up to the end of each partition written, no further
-    last = dict(sorted(placed, key=lambda p: p[1]))  # the greatest offset of each partition
-    assert {n: o for n, o in committed(cluster).items() if n in last} == {
-        number: offset + 1 for number, offset in last.items()
-    }
+    wait_for(lambda: covers(placed)(cluster), "offsets committed past every record", WAIT)
+    # committed up to the end of each partition written, no further: the records of the keys
+    # the stage said it delivered, which it wrote after them, included
+    written = {number for number, _ in placed}
+    wait_for(
+        lambda: {n: o for n, o in committed(cluster).items() if n in written} == ends(cluster),
+        "offsets committed to the end of each partition written",
+        WAIT,
+    )
+    said = [
+        key
+        for message in cluster.messages(DEFAULT_ALERTS_TOPIC)
+        for key in ALERT_MESSAGE.decode(message.value() or b"").delivered
+    ]
+    assert sorted(said) == sorted(f"hook/{key}" for key in keys_taken(http_receiver))
     assert (stage.counts.queued, stage.counts.duplicates, stage.counts.undecodable) == (12, 0, 0)
 
 
@@ -187,7 +189,7 @@ def test_nothing_is_committed_past_a_notice_its_receiver_has_not_taken(
 ) -> None:
     first = produce(cluster, [record("web1")])
     http_receiver.wait_for(lambda r: told(r) == [("web1", "fired")], timeout=30)
-    wait_until(lambda: covers(first)(cluster), what="the first record committed")
+    wait_for(lambda: covers(first)(cluster), "the first record committed", WAIT)
     http_receiver.answer(503)
     (number, offset), *_ = second = produce(cluster, [record("web1", resolved=True)])
     # retried: the stage has read it and failed more than once
@@ -197,7 +199,7 @@ def test_nothing_is_committed_past_a_notice_its_receiver_has_not_taken(
     assert committed(cluster)[number] == offset  # up to the record still waiting, not past
     http_receiver.answer(200)
     http_receiver.wait_for(lambda r: told(r) == [("web1", "fired"), ("web1", "resolved")])
-    wait_until(lambda: covers(second)(cluster), what="the second record committed once taken")
+    wait_for(lambda: covers(second)(cluster), "the second record committed once taken", WAIT)
 
 
 def test_a_record_that_is_not_an_alert_message_is_logged_and_passed_over(
@@ -222,7 +224,7 @@ def test_a_record_that_is_not_an_alert_message_is_logged_and_passed_over(
         "counted, not logged"
     ]
     assert stage.counts.undecodable == 12
-    wait_until(lambda: covers(placed)(cluster), what="offsets committed past them all")
+    wait_for(lambda: covers(placed)(cluster), "offsets committed past them all", WAIT)
 
 
 def test_a_notice_for_a_receiver_the_config_does_not_have_is_counted_and_said_once(
@@ -253,7 +255,7 @@ def test_a_worker_killed_loses_nothing_and_its_successor_delivers_nothing_twice(
         assert worker_a.stdout is not None and worker_a.stdout.readline() == "started\n"
         http_receiver.wait_for(lambda r: len(r.accepted()) == 6, timeout=30)
         # A is killed only once its commits say what it delivered
-        wait_until(lambda: covers(first)(cluster), what="A's offsets committed")
+        wait_for(lambda: covers(first)(cluster), "A's offsets committed", WAIT)
     finally:
         worker_a.kill()
         worker_a.wait()
@@ -265,7 +267,7 @@ def test_a_worker_killed_loses_nothing_and_its_successor_delivers_nothing_twice(
     worker_b.start()
     try:
         http_receiver.wait_for(lambda r: len(r.accepted()) >= 12, timeout=60)
-        wait_until(lambda: covers(again + second)(cluster), what="B's offsets committed")
+        wait_for(lambda: covers(again + second)(cluster), "B's offsets committed", WAIT)
         assert worker_b.counts.looked_back >= 6
         assert worker_b.counts.duplicates == 1
     finally:
@@ -292,18 +294,18 @@ def test_a_partition_taken_away_has_its_undelivered_notices_withdrawn_for_its_ne
     worker_a.start()
     try:
         # all queued, and refused for now
-        wait_until(lambda: worker_a.counts.queued == 6, what="A queueing every notice")
+        wait_for(lambda: worker_a.counts.queued == 6, "A queueing every notice", WAIT)
         http_receiver.wait_for(lambda r: len(r.requests) > 0, timeout=30)
         worker_b.start()
         try:
-            wait_until(lambda: worker_a.counts.withdrawn > 0, what="A withdrawing notices")
-            wait_until(lambda: worker_b.counts.queued > 0, what="B queueing them again")
+            wait_for(lambda: worker_a.counts.withdrawn > 0, "A withdrawing notices", WAIT)
+            wait_for(lambda: worker_b.counts.queued > 0, "B queueing them again", WAIT)
             http_receiver.answer(200)
             http_receiver.wait_for(lambda r: len(r.accepted()) == 6, timeout=30)
             # then the alerts' next changes: once those are told, nothing else is on its way
             second = produce(cluster, [record(server, resolved=True) for server in servers])
             http_receiver.wait_for(lambda r: len(r.accepted()) >= 12, timeout=30)
-            wait_until(lambda: covers(first + second)(cluster), what="offsets committed")
+            wait_for(lambda: covers(first + second)(cluster), "offsets committed", WAIT)
         finally:
             worker_b.stop()
     finally:
@@ -428,7 +430,7 @@ def test_a_new_config_delivers_to_its_receivers_from_then_on(
     cluster: KafkaCluster, http_receiver: HttpReceiver, stage: DeliveryStage, logged: list[str]
 ) -> None:
     produce(cluster, [record("web1", receiver="pager")])
-    wait_until(lambda: stage.counts.unknown_receiver == 1, what="the notice for pager read")
+    wait_for(lambda: stage.counts.unknown_receiver == 1, "the notice for pager read", WAIT)
     both = (
         ReceiverSpec("hook", "webhook", http_receiver.url, timing=FAST),
         ReceiverSpec("pager", "webhook", http_receiver.url, timing=FAST),
