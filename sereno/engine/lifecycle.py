@@ -415,12 +415,13 @@ class Lifecycle:
         at or open; the alerts that started (True) or stopped (False) flapping."""
         if not self._flapping_rules:
             return {}
-        evaluated = {
+        # in a fixed order (not a set's, which changes from run to run): the order told
+        evaluated = dict.fromkeys(
             key
             for key in [*self._open, *changed, *self._flaps]
             if key.rule in self._flapping_rules
             and (key in self._open or key in changed or key in looked_at)
-        }
+        )
         toggled: dict[AlertKey, bool] = {}
         for key in evaluated:
             episode = self._open.get(key)

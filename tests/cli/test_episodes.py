@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import REPO, SAMPLE, event, json_lines, run_sereno
+from conftest import REPO, SAMPLE, disk_in_minute, event, json_lines, run_sereno
 
 T0 = 1476057600
 
@@ -143,3 +143,34 @@ def test_notices_of_the_controls_example_worked_out_by_hand() -> None:
         (13, "stopped flapping", errors, "api01"),  # two changes left: 1.5625 / 9 < 0.25
     ]
     assert result.stderr.startswith("sereno: 16 notices (6 'Disk filling up'")
+
+
+def test_notices_of_alerts_that_start_flapping_together_come_in_the_same_order_every_run(
+    tmp_path: Path,
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "severities:\n"
+        "  HIGH: {}\n"
+        "rules:\n"
+        "  - name: disk\n"
+        "    severity: HIGH\n"
+        '    condition: component == "DiskUsedPercentage" and value > 0.9\n'
+        "    flapping: true\n"
+    )
+    # twelve servers, each full and not full in turn: they start flapping in the same minute
+    events = tmp_path / "events.jsonl"
+    servers = [f"web{index:02}" for index in range(12)]
+    lines = [
+        json.dumps(disk_in_minute(server, 0.95 if minute % 2 == 0 else 0.5, minute))
+        for minute in range(12)
+        for server in servers
+    ]
+    events.write_text("\n".join(lines) + "\n")
+    runs = [
+        run_sereno(events, "-r", rules, "--notices", env={"PYTHONHASHSEED": str(seed)})
+        for seed in range(4)
+    ]
+    flapping = [line for line in runs[0].stdout.splitlines() if "change: flapping" in line]
+    assert [line.split("server: ")[1].split(",")[0] for line in flapping] == servers
+    assert all(run.stdout == runs[0].stdout for run in runs[1:])
