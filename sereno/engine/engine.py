@@ -84,9 +84,12 @@ class Engine:
         on_condition_error: ConditionErrorHandler,
         keep_episodes: bool = False,
         on_change: Callable[[Episode], None] | None = None,
+        fires_early: bool = False,
     ) -> None:
+        """`fires_early`: `fire_early` will be called (a live stream), so the rules keep what
+        it needs."""
         self.ruleset = ruleset
-        self._rules = [build_rule(spec) for spec in ruleset.rules]
+        self._rules = [build_rule(spec, fires_early) for spec in ruleset.rules]
         self.rule_order = {spec.name: rank for rank, spec in enumerate(ruleset.rules)}
         self._on_condition_error = on_condition_error
         self.lifecycle = Lifecycle(

@@ -9,6 +9,8 @@ is neither raised nor over.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import groupby, repeat
+from operator import attrgetter
 from types import MappingProxyType
 from typing import NamedTuple, Protocol
 
@@ -27,6 +29,11 @@ from sereno.rules.conditions import Condition, ConditionError
 from sereno.rules.rulefmt import RuleSpec
 
 ConditionErrorHandler = Callable[[RuleSpec, Event, ConditionError], None]
+
+_service = attrgetter("service")
+_server = attrgetter("server")
+_value = attrgetter("value")
+_PLAIN = {Event}  # events without extra fields, whose alerts have no labels
 
 
 class RuleResult(NamedTuple):
@@ -72,6 +79,22 @@ def _matches(spec: RuleSpec, event: Event, on_error: ConditionErrorHandler) -> b
         return False
 
 
+def _select(
+    spec: RuleSpec, events: Sequence[Event], on_error: ConditionErrorHandler
+) -> list[Event]:
+    """The events that meet the rule's (first level's) condition, in one call."""
+    return spec.condition.select(events, lambda event, error: on_error(spec, event, error))
+
+
+def _looked_at(rule: str, samples: Sequence[Event]) -> dict[AlertKey, Number]:
+    """Each sample's alert key, with its value (of a server's several samples, the last).
+
+    The keys are plain tuples, equal to their `AlertKey` and made without a call each: this
+    runs for every sample of every minute."""
+    keys = zip(repeat(rule), map(_service, samples), map(_server, samples))
+    return dict(zip(keys, map(_value, samples), strict=True))  # type: ignore[arg-type]
+
+
 def _level(spec: RuleSpec, event: Event, on_error: ConditionErrorHandler) -> int:
     """The most severe of the rule's levels whose condition the event meets; -1 if none."""
     levels = spec.levels
@@ -108,16 +131,13 @@ class ServerRule:
 
     def evaluate(self, window: Window, on_error: ConditionErrorHandler) -> RuleResult:
         spec = self.spec
-        samples = window.latest_samples(spec.components).values()
-        looked_at = {
-            AlertKey(spec.name, event.service, event.server): event.value for event in samples
-        }
+        samples = list(window.latest_samples(spec.components).values())
+        looked_at = _looked_at(spec.name, samples)
         if len(spec.levels) == 1 and spec.recover_when is None:
-            alerts: list[Alert] = [
-                self._alert(event, 0) for event in samples if _matches(spec, event, on_error)
-            ]
-            return RuleResult(alerts, looked_at)
-        alerts, recovered = [], set()
+            matching = _select(spec, samples, on_error)
+            return RuleResult(self._alerts(matching), looked_at)
+        alerts: list[Alert] = []
+        recovered = set()
         for event in samples:
             level = _level(spec, event, on_error)
             if level >= 0:
@@ -129,6 +149,16 @@ class ServerRule:
         # a server recovers when one of its samples meets the condition and none matches
         recovered.difference_update(map(alert_key, alerts))
         return RuleResult(alerts, looked_at, recovered)
+
+    def _alerts(self, matching: list[Event]) -> list[Alert]:
+        """The alerts of a rule of one level, one per matching sample."""
+        if not set(map(type, matching)) <= _PLAIN:  # extra fields: labels to copy
+            return [self._alert(event, 0) for event in matching]
+        name, severity = self.spec.name, self.spec.levels[0].severity.name
+        return [
+            ServerAlert(name, severity, e.timestamp, e.component, e.value, e.server, e.service)
+            for e in matching
+        ]
 
     def early(self, start: int, events: Sequence[Event]) -> list[Alert]:
         """Each event that matches, as it comes (a later sample of the same minute may
@@ -162,38 +192,36 @@ class MajorityRule:
     when its latest event there says so.
     """
 
-    def __init__(self, spec: RuleSpec) -> None:
+    def __init__(self, spec: RuleSpec, fires_early: bool = False) -> None:
         self.spec = spec
+        self._fires_early = fires_early
         self._active_before: dict[str, frozenset[str]] = {}
-        """Each service's active servers in the latest minute evaluated with data for it."""
+        """Each service's active servers in the latest minute evaluated with data for it
+        (kept only when it fires early)."""
         self._early = _EarlyMinute(-1)
 
     def evaluate(self, window: Window, on_error: ConditionErrorHandler) -> RuleResult:
         spec = self.spec
-        samples = window.latest_samples(spec.components)
-        if not samples:
+        if not window.latest_samples(spec.components):
             return RuleResult([], {})
+        if self._fires_early:
+            self._remember_active(window.activity)
+        if len(spec.levels) == 1 and spec.recover_when is None:
+            return self._evaluate_plain(window, on_error)
         activity = window.activity
-        self._remember_active(activity)
-        active: dict[str, int] = {}
-        for (service, _), is_active in activity.items():
-            active[service] = active.get(service, 0) + is_active
+        active = window.active_servers
         reported: dict[str, set[str]] = {}
         best: dict[str, dict[str, _Match]] = {}
         recovering: dict[str, set[str]] = {}
         looked_at: dict[AlertKey, Number] = {}  # with the highest value of its active servers
-        single = len(spec.levels) == 1
-        for event in samples.values():
+        for event in window.latest_samples(spec.components).values():
             if not activity[(event.service, event.server)]:
                 continue
             service = event.service
             key = AlertKey(spec.name, service, "")
             looked_at[key] = max(looked_at.get(key, event.value), event.value)
             reported.setdefault(service, set()).add(event.server)
-            if single:  # most rules: the condition, without a loop over levels
-                level = 0 if _matches(spec, event, on_error) else -1
-            else:
-                level = _level(spec, event, on_error)
+            level = _level(spec, event, on_error)
             if level >= 0:
                 _keep_highest(best.setdefault(service, {}), event, level)
             elif spec.recover_when is not None and _recovers(spec, event, on_error):
@@ -204,8 +232,7 @@ class MajorityRule:
             alert = self._decide(window.start, servers, active[service])
             if alert is not None:
                 alerts.append(alert)
-                others = reported[service].difference(alert.matched_servers)
-                unmatched[AlertKey(spec.name, service, "")] = tuple(sorted(others))
+                unmatched[alert_key(alert)] = _others(reported[service], alert)
         recovered = None
         if spec.recover_when is not None:
             recovered = {
@@ -216,6 +243,27 @@ class MajorityRule:
                 )
             }
         return RuleResult(alerts, looked_at, recovered, unmatched)
+
+    def _evaluate_plain(self, window: Window, on_error: ConditionErrorHandler) -> RuleResult:
+        """`evaluate` for a rule of one level and no recovery condition (most rules): the
+        condition over all the active samples at once, then the services one by one."""
+        spec = self.spec
+        samples = window.active_samples(spec.components)
+        matching = _select(spec, samples, on_error)
+        reported = _by_service(samples)
+        looked_at: dict[AlertKey, Number] = {
+            AlertKey(spec.name, service, ""): max(map(_value, events))
+            for service, events in reported.items()
+        }
+        alerts: list[Alert] = []
+        unmatched: dict[AlertKey, tuple[str, ...]] = {}
+        active = window.active_servers
+        for service, events in _by_service(matching).items():
+            alert = self._decide(window.start, _matches_of(events), active[service])
+            if alert is not None:
+                alerts.append(alert)
+                unmatched[alert_key(alert)] = _others(map(_server, reported[service]), alert)
+        return RuleResult(alerts, looked_at, None, unmatched)
 
     def _recovered(self, recovering: set[str], matching: dict[str, _Match], active: int) -> bool:
         """Whether the active servers that do not meet the recovery condition are no longer
@@ -309,6 +357,28 @@ def _keep_highest(servers: dict[str, _Match], event: Event, level: int) -> None:
         servers[event.server] = (max(level, current[0]), highest)
 
 
+def _by_service(events: list[Event]) -> dict[str, list[Event]]:
+    """The events of each service, in the order they are listed."""
+    return {
+        service: list(group) for service, group in groupby(sorted(events, key=_service), _service)
+    }
+
+
+def _matches_of(events: list[Event]) -> dict[str, _Match]:
+    """Each server's match at the only level: its highest matching sample."""
+    servers = {event.server: (0, event) for event in events}
+    if len(servers) < len(events):  # a server matched with several components
+        servers = {}
+        for event in events:
+            _keep_highest(servers, event, 0)
+    return servers
+
+
+def _others(reported: Iterable[str], alert: MajorityAlert) -> tuple[str, ...]:
+    """The servers that reported and are not among the alert's matched ones, in order."""
+    return tuple(sorted(set(reported).difference(alert.matched_servers)))
+
+
 class _EarlyMinute:
     """What a majority rule has seen so far of the oldest minute not yet evaluated."""
 
@@ -383,7 +453,8 @@ class AbsentRule:
         return []
 
 
-def build_rule(spec: RuleSpec) -> Rule:
+def build_rule(spec: RuleSpec, fires_early: bool = False) -> Rule:
+    """The rule of a spec; `fires_early`: its `early` will be asked (a live stream)."""
     if spec.absent is not None:
         return AbsentRule(spec)
-    return MajorityRule(spec) if spec.majority else ServerRule(spec)
+    return MajorityRule(spec, fires_early) if spec.majority else ServerRule(spec)

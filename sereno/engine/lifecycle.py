@@ -209,9 +209,16 @@ class Lifecycle:
             and not self._inhibited_rules
         )
         self._resolved: list[Episode] = []  # kept only if asked to, until taken
+        # ...whose rules all fire at their first match, at their only level: then every
+        # alert of a minute fires in it, whatever came before, and nothing need be tracked
+        self._untracked = self._unheard and all(
+            rule.single and rule.holds[0] <= 0 for rule in self._rules.values()
+        )
 
     def update(self, result: WindowResult) -> list[Alert]:
         """Take one minute's result; return its alerts that are firing."""
+        if self._untracked:
+            return result.alerts
         start = result.start
         keys = [alert_key(alert) for alert in result.alerts]
         by_key: dict[AlertKey, list[Alert]] = {}

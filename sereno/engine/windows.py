@@ -17,9 +17,11 @@ holds nothing back: there is no fleet to compare it with.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cached_property
-from operator import attrgetter
+from itertools import compress
+from operator import attrgetter, itemgetter
 from typing import NamedTuple, Protocol, cast
 
 from sereno.events.schema import Event
@@ -50,6 +52,7 @@ class Window:
         self.start = start
         self.events: list[Event] = []
         self._latest: dict[frozenset[str] | None, dict[SampleKey, Event]] = {}
+        self._uniform = False  # each server's events all active, or all passive
 
     def add(self, event: Event) -> None:
         self.events.append(event)
@@ -64,11 +67,16 @@ class Window:
             events = self.events
             if components is not None:
                 events = [event for event in events if event.component in components]
-            # stable: of two samples with the same timestamp, the one that arrived last is later
-            in_time_order = sorted(events, key=_timestamp)
-            # placeholders in order of first arrival, each replaced by its latest sample
-            latest = cast("dict[SampleKey, Event]", dict.fromkeys(map(_server_component, events)))
-            latest.update(zip(map(_server_component, in_time_order), in_time_order, strict=True))
+            keys = list(map(_server_component, events))
+            latest = dict(zip(keys, events, strict=True))
+            if len(latest) < len(events):  # some server sent a component twice: by time
+                # stable: of two samples with the same timestamp, the one that arrived last
+                # is later
+                in_time_order = sorted(events, key=_timestamp)
+                # placeholders in order of first arrival, each replaced by its latest sample
+                latest = cast("dict[SampleKey, Event]", dict.fromkeys(keys))
+                in_order = map(_server_component, in_time_order)
+                latest.update(zip(in_order, in_time_order, strict=True))
             self._latest[components] = latest
         return latest
 
@@ -86,12 +94,27 @@ class Window:
         """
         states = set(zip(map(_service_server, self.events), map(_active, self.events), strict=True))
         activity = dict(states)
-        if len(activity) == len(states):
+        self._uniform = len(activity) == len(states)
+        if self._uniform:
             # no server is both active and passive in this minute: which of its events is
             # the latest does not matter, so there is nothing to sort
             return activity
         by_time = sorted(self.latest.values(), key=_timestamp)
         return dict(zip(map(_service_server, by_time), map(_active, by_time), strict=True))
+
+    def active_samples(self, components: frozenset[str] | None) -> list[Event]:
+        """`latest_samples` of the servers active in the window, in the same order."""
+        samples = self.latest_samples(components).values()
+        activity = self.activity
+        if self._uniform:  # each event says what its server is
+            return list(compress(samples, map(_active, samples)))
+        return [event for event in samples if activity[(event.service, event.server)]]
+
+    @cached_property
+    def active_servers(self) -> Counter[str]:
+        """The number of active servers of each service with one."""
+        activity = self.activity
+        return Counter(compress(map(itemgetter(0), activity), activity.values()))
 
 
 MAX_HELD = 10_000  # events held back as ahead of the fleet, beyond which the oldest is rejected

@@ -232,7 +232,7 @@ class LiveCore:
         return Step([], self._drain_told(), self._checkpoint(now))
 
     def _new_engine(self, ruleset: RuleSet) -> Engine:
-        return Engine(ruleset, self._condition_error, on_change=self._changed)
+        return Engine(ruleset, self._condition_error, on_change=self._changed, fires_early=True)
 
     def _changed(self, episode: Episode) -> None:
         self._changes.append(episode)

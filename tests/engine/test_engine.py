@@ -312,3 +312,66 @@ def fleets(draw: st.DrawFn) -> list[Event]:
 @given(fleets())
 def test_engine_agrees_with_a_plain_reading_of_the_rules(events: list[Event]) -> None:
     assert [as_tuple(alert) for alert in run(events)] == reference_alerts(events)
+
+
+@st.composite
+def shuffled_fleets(draw: st.DrawFn) -> list[Event]:
+    """`fleets`, each minute's events in any order (the minutes still in turn, none late)."""
+    events = draw(fleets())
+    minutes = sorted({window_start(e.timestamp) for e in events})
+    return [
+        e
+        for minute in minutes
+        for e in draw(st.permutations([e for e in events if window_start(e.timestamp) == minute]))
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(shuffled_fleets())
+def test_the_latest_sample_counts_whatever_order_a_minute_comes_in(events: list[Event]) -> None:
+    assert [as_tuple(alert) for alert in run(events)] == reference_alerts(events)
+
+
+@settings(max_examples=200, deadline=None)
+@given(shuffled_fleets())
+def test_alerts_are_the_same_whether_or_not_changes_are_tracked(events: list[Event]) -> None:
+    """A batch run that only prints alerts of rules firing at once tracks no episode."""
+    tracked = Engine(load_default_rules(), _fail, on_change=lambda episode: None)
+    untracked = Engine(load_default_rules(), _fail)
+    late: list[Event] = []
+    assert list(tracked.run(events, Windows(), late.append)) == list(
+        untracked.run(events, Windows(), late.append)
+    )
+
+
+MAJORITY_RULE = """
+severities:
+  HIGH: {}
+rules:
+  - name: load
+    severity: HIGH
+    condition: component == "Load5mAvg" and value > 4.0 and active
+    threshold: "4.0"
+    majority: true
+"""
+
+
+RECOVERS_NEVER = '    recover_when: component == "Load5mAvg" and value < -1\n'
+
+
+@settings(max_examples=200, deadline=None)
+@given(shuffled_fleets())
+def test_a_majority_rule_finds_the_same_with_or_without_a_recovery_condition(
+    events: list[Event],
+) -> None:
+    """A rule of one level without `recover_when` is evaluated on a path of its own."""
+    plain = parse_rules(MAJORITY_RULE, "plain.yaml")
+    recovering = parse_rules(MAJORITY_RULE + RECOVERS_NEVER, "recovering.yaml")
+    found = []
+    for ruleset in (plain, recovering):
+        engine = Engine(ruleset, _fail)
+        windows = Windows()
+        closed = [*windows.extend(events, lambda index: None), *windows.close_all()]
+        results = [engine.evaluate_window(window) for window in closed]
+        found.append([(r.alerts, r.looked_at, r.unmatched) for r in results])
+    assert found[0] == found[1]

@@ -227,3 +227,27 @@ def test_threshold_comparisons_are_compiled_and_agree(
     condition = parse_condition(f"{field} {operator} {literal}")
     assert condition.compiled
     assert_agree(condition, event)
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=EXPRESSIONS, events=st.lists(EVENTS, max_size=6))
+def test_selecting_from_a_list_is_matching_each_event_in_turn(
+    text: str, events: list[Event]
+) -> None:
+    try:
+        condition = parse_condition(text)
+    except ConditionSyntaxError:
+        return
+    expected, expected_errors = [], []
+    for event in events:
+        try:
+            if condition.matches(event):
+                expected.append(event)
+        except ConditionError as error:
+            expected_errors.append((event, str(error)))
+    errors: list[tuple[Event, str]] = []
+    selected = condition.select(events, lambda event, error: errors.append((event, str(error))))
+    assert [id(event) for event in selected] == [id(event) for event in expected]
+    assert [(id(event), text) for event, text in errors] == [
+        (id(event), text) for event, text in expected_errors
+    ]
