@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cached_property
-from itertools import compress
-from operator import attrgetter, itemgetter
+from itertools import compress, count, islice, repeat
+from operator import attrgetter, floordiv, ge, itemgetter, ne
 from typing import NamedTuple, Protocol, cast
 
 from sereno.events.schema import Event
@@ -213,8 +213,11 @@ class Windows:
         self._one_server_before = self._one_server
         if self._one_server:
             self._count_servers(events)
-        if not self._extend_one_minute(events):
+        if self._one_server_before and not self._one_server:
+            # the fleet's second server is in this batch: from which event on, `_fleet_by` tells
             yield from self._extend_each(events, misfits)
+        else:
+            yield from self._extend_runs(events, misfits)
 
     def _count_servers(self, events: Sequence[Event]) -> None:
         servers = set(map(_server, events))
@@ -234,28 +237,41 @@ class Windows:
         """The newest timestamp taken at once: beyond it, an event may be ahead of the fleet."""
         return self._newest + self._max_skew
 
-    def _extend_one_minute(self, events: Sequence[Event]) -> bool:
-        """Add `events` at once if they all belong to one open minute, close no window and
-        none is ahead of the fleet.
+    def _extend_runs(self, events: Sequence[Event], misfits: Misfits) -> Iterator[Window]:
+        """`_extend_each`, a run of events of one minute at a time: the run is taken up to
+        the event that closes a window (if one does), then the windows are closed.
 
-        Most batches do: only those across the turn of a minute need `_extend_each`.
+        Whatever could be ahead of the fleet goes event by event from there: the rest of the
+        batch is left to `_extend_each`.
         """
         timestamps = list(map(_timestamp, events))
-        if not timestamps:
-            return True
-        first, last = min(timestamps), max(timestamps)
-        start = window_start(first)
-        newest = max(self._newest, last)
-        if start != window_start(last) or newest >= min(self._close_at, self._closing_time(start)):
-            return False
-        if last > self._ahead_limit() and self._newest > float("-inf") and not self._one_server:
-            return False
-        window = self._window_for(first)
-        if window is None:  # a whole batch of late events
-            return False
-        window.events.extend(events)
-        self._newest = newest
-        return True
+        minutes = list(map(floordiv, timestamps, repeat(WINDOW_SECONDS)))
+        position, count = 0, len(timestamps)
+        while position < count:
+            end = _first(map(ne, islice(minutes, position, None), repeat(minutes[position])))
+            end = count if end is None else position + end
+            run = timestamps[position:end]
+            if window_start(run[0]) < self._closed_before:  # its minute was evaluated
+                for index in range(position, end):
+                    misfits.late(index)
+                position = end
+                continue
+            fleet_known = not self._one_server and self._newest > float("-inf")
+            if fleet_known and max(run) > self._ahead_limit():
+                yield from self._extend_each(events[position:], _Shifted(misfits, position))
+                return
+            window = self._window_for(run[0])
+            assert window is not None
+            close_at = self._close_at
+            # the first event at or past a window's closing time; the first of all if event
+            # time has passed it already (the run opened a window of a minute long gone)
+            closing = 0 if self._newest >= close_at else _first(map(ge, run, repeat(close_at)))
+            taken = len(run) if closing is None else closing + 1
+            window.events.extend(events[position : position + taken])
+            self._newest = max(self._newest, *run[:taken])
+            position += taken
+            if closing is not None:
+                yield from self.close_ready()
 
     def _extend_each(self, events: Sequence[Event], misfits: Misfits) -> Iterator[Window]:
         # event by event, with the window of the previous event kept at hand: most events
@@ -383,6 +399,24 @@ class Windows:
     def _reject_held_of_closed_minutes(self) -> None:
         """No other server followed them while their minute was open: they are wrong."""
         self._reject(lambda item: item.minute < self._closed_before)
+
+
+class _Shifted:
+    """The misfits of a batch, told of `events[offset:]` by their index in that slice."""
+
+    def __init__(self, misfits: Misfits, offset: int) -> None:
+        self._misfits, self._offset = misfits, offset
+
+    def late(self, index: int) -> None:
+        self._misfits.late(index + self._offset)
+
+    def ahead(self, index: int, fleet_time: float) -> None:
+        self._misfits.ahead(index + self._offset, fleet_time)
+
+
+def _first(truths: Iterable[bool]) -> int | None:
+    """The index of the first true value; None if none is."""
+    return next(compress(count(), truths), None)
 
 
 def _nowhere(event: Event) -> None:

@@ -104,6 +104,22 @@ def _line_and_column(data: bytes, offset: int) -> tuple[int, int]:
     return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
 
 
+def _whole_lines(stream: ByteStream) -> Iterator[bytes]:
+    """The stream in chunks of whole lines (the last may lack its newline), each as much as
+    one read gives (up to `CHUNK_BYTES` from a file; what has come, from a pipe)."""
+    parts: list[bytes] = []  # of a line not ended yet
+    while data := stream.read1(CHUNK_BYTES):
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            parts.append(data)
+            continue
+        parts.append(data[:end])
+        yield b"".join(parts)
+        parts = [data[end:]] if end < len(data) else []
+    if parts:
+        yield b"".join(parts)
+
+
 class ByteStream(Protocol):
     """What the reader needs of its input: a buffered binary stream it can peek into."""
 
@@ -238,15 +254,30 @@ class EventReader:
 
     def _read_lines(self, stream: ByteStream, first_line_number: int) -> Iterator[EventBatch]:
         line_number = first_line_number
-        while chunk := stream.read1(CHUNK_BYTES):
-            if not chunk.endswith(b"\n"):
-                chunk += stream.readline()
+        for chunk in _whole_lines(stream):
             self.bytes_read += len(chunk)
-            lines = chunk.split(b"\n")
-            if not lines[-1]:
-                lines.pop()  # what follows the chunk's last newline: nothing
-            yield from self._decode_lines(lines, line_number)
-            line_number += len(lines)
+            lines = chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+            yield from self._decode_chunk(chunk, line_number, lines)
+            line_number += lines
+
+    def _decode_chunk(
+        self, chunk: bytes, first_line_number: int, lines: int
+    ) -> Iterator[EventBatch]:
+        """A chunk of `lines` whole lines, decoded at once; line by line if it has a bad
+        record or a blank line (which decoding at once would skip without a word)."""
+        try:
+            events = self._decoder.decode_lines(chunk)
+        except _UNDECODABLE:
+            events = []
+        if len(events) != lines:
+            split = chunk.split(b"\n")
+            if not split[-1]:
+                split.pop()  # what follows the chunk's last newline: nothing
+            yield from self._decode_lines(split, first_line_number)
+            return
+        self.records_read += lines
+        positions = range(first_line_number, first_line_number + lines)
+        yield EventBatch(events, positions, self.name, in_array=False)
 
     def _decode_lines(self, lines: list[bytes], first_line_number: int) -> Iterator[EventBatch]:
         try:

@@ -19,9 +19,12 @@ GOOD = json_lines(event()).rstrip(b"\n")
 LINES = [GOOD, b"", b"   ", GOOD.replace(b"1.0", b'"x"'), b"{", GOOD + b"\r", b'"text"']
 
 
-def located(data: bytes) -> tuple[list[tuple[str, Event]], list[str]]:
+def located(
+    data: bytes, stream: io.BufferedReader | None = None
+) -> tuple[list[tuple[str, Event]], list[str]]:
     errors: list[RecordError] = []
-    reader = EventReader(io.BufferedReader(io.BytesIO(data)), "in", errors.append)
+    stream = stream or io.BufferedReader(io.BytesIO(data))
+    reader = EventReader(stream, "in", errors.append)
     found = [
         (batch.location(index), item)
         for batch in reader.batches()
@@ -43,18 +46,44 @@ def expected(lines: list[bytes]) -> tuple[list[tuple[str, Event]], list[str]]:
     return found, errors
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from(LINES), max_size=30), st.integers(1, 400))
-def test_chunks_of_any_size_give_every_event_its_line(lines: list[bytes], chunk_bytes: int) -> None:
+class Trickle(io.RawIOBase):
+    """A pipe that has at most `most` bytes ready at a time."""
+
+    def __init__(self, data: bytes, most: int) -> None:
+        self._data, self._most = data, most
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        size = min(len(buffer), self._most, len(self._data))
+        buffer[:size] = self._data[:size]
+        self._data = self._data[size:]
+        return size
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(LINES), max_size=30),
+    st.integers(1, 400),
+    st.booleans(),
+    st.integers(1, 300),
+)
+def test_chunks_of_any_size_give_every_event_its_line(
+    lines: list[bytes], chunk_bytes: int, final_newline: bool, ready: int
+) -> None:
+    data = b"\n".join([*lines, b""] if final_newline else lines)
     original = sereno.events.reader.CHUNK_BYTES
     sereno.events.reader.CHUNK_BYTES = chunk_bytes
     try:
-        found, errors = located(b"\n".join([*lines, b""]))
+        found, errors = located(data)
+        trickled = located(data, io.BufferedReader(Trickle(data, ready)))
     finally:
         sereno.events.reader.CHUNK_BYTES = original
     want_found, want_errors = expected(lines)
     assert found == want_found
     assert [error.split(": ", 1)[0] for error in errors] == want_errors
+    assert trickled == (found, errors)
 
 
 def test_good_events_before_a_bad_one_are_handed_on_before_it_is_reported() -> None:
