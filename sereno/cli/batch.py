@@ -6,40 +6,32 @@ import argparse
 import gc
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import IO
 
 from sereno import __version__
-from sereno.cli.diagnostics import Diagnostics, progress_size, with_progress
+from sereno.cli.diagnostics import Diagnostics
+from sereno.cli.jobs import MAX_JOBS, jobs_for, run_in_jobs
 from sereno.cli.options import (
     COMMANDS,
-    EXIT_OK,
-    EXIT_REJECTED,
     Parser,
     add_clock_skew_option,
     add_lateness_option,
     add_rules_option,
     load_ruleset,
-    open_input,
 )
-from sereno.engine.engine import Engine
+from sereno.cli.pipeline import finish, open_pipeline
 from sereno.engine.lifecycle import Episode
-from sereno.engine.windows import Windows
-from sereno.events.reader import EventBatch, EventReader
-from sereno.events.schema import event_type
-from sereno.events.times import EventTimes
 from sereno.rules.rulefmt import RuleSet
 from sereno.sinks.console import (
-    AlertSink,
     CountingSink,
     JsonSink,
-    RunSummary,
+    LineSink,
     TextSink,
     severity_palette,
     wants_color,
 )
-from sereno.stderr import to_stderr
 
 
 def _batch_parser() -> argparse.ArgumentParser:
@@ -97,13 +89,32 @@ def _batch_parser() -> argparse.ArgumentParser:
         help="stop at the first bad record (exit status 2) instead of skipping it",
     )
     parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_job_count,
+        metavar="N",
+        help="evaluate with N processes, each for a share of the services; the output is "
+        "the same (default: one per core for a file of 64 MB or more, else 1; always 1 for "
+        "standard input, --strict and --notices)",
+    )
+    parser.add_argument(
         "-q", "--quiet", action="store_true", help="no summary line on standard error"
     )
     parser.add_argument("-v", "--version", action="version", version=f"sereno {__version__}")
     return parser
 
 
-def _sink(args: argparse.Namespace, ruleset: RuleSet, stdout: IO[bytes]) -> AlertSink:
+def _job_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"expected a number of jobs from 1 to {MAX_JOBS}")
+    return count
+
+
+def _sink(args: argparse.Namespace, ruleset: RuleSet, stdout: IO[bytes]) -> LineSink:
     if args.format == "json":
         return JsonSink(stdout)
     palette = severity_palette(ruleset) if wants_color(args.color, sys.stdout) else None
@@ -122,49 +133,29 @@ def batch_command(argv: Sequence[str]) -> int:
     args = _batch_parser().parse_args(argv)
     ruleset = load_ruleset(args.rules_config)
     _collect_garbage_less_often()
-    problems = Diagnostics(strict=args.strict)
     stdout = sys.stdout.buffer
-    sink = CountingSink(_sink(args, ruleset, stdout))
+    sink = _sink(args, ruleset, stdout)
+    jobs = jobs_for(args, ruleset)
+    if jobs > 1:
+        return run_in_jobs(args, ruleset, sink, jobs, stdout)
+    problems = Diagnostics(strict=args.strict)
+    counted = CountingSink(sink)
     with ExitStack() as stack:
-        stream, name = open_input(args.file, stack)
-        times = EventTimes(now=time.time(), max_skew=args.max_clock_skew)
-        reader = EventReader(stream, name, problems.record, event_type(ruleset.fields), times)
-        batches: Iterator[EventBatch] = reader.batches()
-        size = progress_size(stream)
-        if size is not None:
-            batches = with_progress(batches, reader, size)
         told: list[Episode] = []
-        engine = Engine(
-            ruleset,
-            problems.condition,
-            keep_episodes=args.episodes,
-            on_change=(lambda change: told.append(change) if change.tell else None)
-            if args.notices
-            else None,
+        on_change = (
+            (lambda change: told.append(change) if change.tell else None) if args.notices else None
         )
-        windows = Windows(args.allowed_lateness, max_skew=args.max_clock_skew)
-        for alerts in engine.run_batches(batches, windows, problems):
+        run = open_pipeline(args, ruleset, problems, stack, time.time(), on_change=on_change)
+        engine = run.engine
+        for alerts in engine.run_batches(run.batches, run.windows, problems):
             if args.episodes:
-                sink.write_episodes(engine.take_resolved())
+                counted.write_episodes(engine.take_resolved())
             elif args.notices:
-                sink.write_notices(told)
+                counted.write_notices(told)
                 told.clear()
             else:
-                sink.write(alerts)
+                counted.write(alerts)
         if args.episodes:
-            sink.write_episodes(engine.firing())
+            counted.write_episodes(engine.firing())
         stdout.flush()
-    problems.report_conditions()
-    if reader.records_read == 0:
-        problems.warn(f"{name}: no events in the input")
-    if not args.quiet:
-        summary = RunSummary(
-            reader.records_read,
-            problems.rejected,
-            problems.late,
-            sink.per_rule,
-            [spec.name for spec in ruleset.rules],
-            "episode" if args.episodes else "notice" if args.notices else "alert",
-        )
-        to_stderr(summary.line())
-    return EXIT_REJECTED if problems.any else EXIT_OK
+    return finish(args, ruleset, problems, run.reader, counted.per_rule)

@@ -19,8 +19,10 @@ from sereno.engine.lifecycle import (
     Lifecycle,
     State,
     WindowResult,
+    episode_order,
     episodes_in_order,
 )
+from sereno.engine.shard import Shard
 from sereno.engine.windows import Window, Windows, in_batches
 from sereno.events.reader import EventBatch
 from sereno.events.schema import Event, Number
@@ -85,9 +87,10 @@ class Engine:
         keep_episodes: bool = False,
         on_change: Callable[[Episode], None] | None = None,
         fires_early: bool = False,
+        shard: Shard | None = None,
     ) -> None:
         """`fires_early`: `fire_early` will be called (a live stream), so the rules keep what
-        it needs."""
+        it needs. `shard`: evaluate only its services."""
         self.ruleset = ruleset
         self._rules = [build_rule(spec, fires_early) for spec in ruleset.rules]
         self.rule_order = {spec.name: rank for rank, spec in enumerate(ruleset.rules)}
@@ -97,6 +100,9 @@ class Engine:
             keep_resolved=keep_episodes,
             on_change=on_change,
         )
+        self._shard = shard
+        self.window: Window | None = None
+        """The window being evaluated, whole (with every service's events)."""
         self.found: WindowResult | None = None
         """What the rules found in the latest minute evaluated, before the lifecycle: which
         servers and components they matched, the values they looked at."""
@@ -134,6 +140,9 @@ class Engine:
 
     def evaluate(self, window: Window) -> list[Alert]:
         """The window's firing alerts in order: time, then rule order, service, server."""
+        self.window = window
+        if self._shard is not None:
+            window = self._shard.part(window)
         self.found = found = self.evaluate_window(window)
         return self.lifecycle.update(found)
 
@@ -147,10 +156,11 @@ class Engine:
             if result.recovered is not None:
                 found.recovered.update(result.recovered)
             found.unmatched.update(result.unmatched)
-        found.alerts.sort(key=self._order)
+        found.alerts.sort(key=self.alert_order)
         return found
 
-    def _order(self, alert: Alert) -> tuple[float, int, str, str]:
+    def alert_order(self, alert: Alert) -> tuple[float, int, str, str]:
+        """Where an alert goes among a minute's: by time, then rule order, service, server."""
         return (
             alert.timestamp,
             self.rule_order[alert.rule],
@@ -184,6 +194,10 @@ class Engine:
         """One batch into `windows`: the alerts of each window it closes (a live stream's step)."""
         for window in windows.extend(batch.events, _InBatch(misfits, batch)):
             yield self.evaluate(window)
+
+    def episode_order(self, episode: Episode) -> tuple[int, int, str, str]:
+        """Where an episode goes among others: by start, then as alerts go."""
+        return episode_order(episode, self.rule_order)
 
     def take_resolved(self) -> list[Episode]:
         """The episodes resolved since the last call (with `keep_episodes`), in the order

@@ -652,7 +652,9 @@ def _ignore(episode: Episode) -> None:
 
 def episodes_in_order(episodes: Iterable[Episode], rule_order: Mapping[str, int]) -> list[Episode]:
     """By start, then rule order, then service and server: the order alerts are listed in."""
-    return sorted(
-        episodes,
-        key=lambda e: (e.started, rule_order[e.key.rule], e.key.service, e.key.server),
-    )
+    return sorted(episodes, key=lambda episode: episode_order(episode, rule_order))
+
+
+def episode_order(episode: Episode, rule_order: Mapping[str, int]) -> tuple[int, int, str, str]:
+    key = episode.key
+    return (episode.started, rule_order[key.rule], key.service, key.server)

@@ -27,6 +27,15 @@ class AlertSink(Protocol):
     def write_notices(self, changes: Sequence[Episode]) -> None: ...
 
 
+class LineSink(AlertSink, Protocol):
+    """A sink that can also hand each alert's line over, unwritten (to be merged with other
+    jobs' lines)."""
+
+    def alert_lines(self, alerts: Sequence[Alert]) -> list[bytes]: ...
+
+    def episode_lines(self, episodes: Sequence[Episode]) -> list[bytes]: ...
+
+
 def alert_line(alert: Alert) -> str:
     """The seed's alert line (without severity or colour)."""
     if isinstance(alert, AbsentAlert):
@@ -150,6 +159,12 @@ class TextSink:
         lines = [self._line(episode.severity, notice_line(episode)) for episode in changes]
         self._stream.write("".join(lines).encode("utf-8"))
 
+    def alert_lines(self, alerts: Sequence[Alert]) -> list[bytes]:
+        return [self._line(alert.severity, alert_line(alert)).encode() for alert in alerts]
+
+    def episode_lines(self, episodes: Sequence[Episode]) -> list[bytes]:
+        return [self._line(e.severity, episode_line(e)).encode() for e in episodes]
+
 
 class JsonSink:
     """One JSON object per alert per line (JSON Lines), for jq and other programs."""
@@ -170,6 +185,13 @@ class JsonSink:
 
     def write_notices(self, changes: Sequence[Episode]) -> None:
         self.write([NoticeRecord.of(episode) for episode in changes])
+
+    def alert_lines(self, alerts: Sequence[Alert | EpisodeRecord]) -> list[bytes]:
+        encode = self._encoder.encode
+        return [encode(alert) + b"\n" for alert in alerts]
+
+    def episode_lines(self, episodes: Sequence[Episode]) -> list[bytes]:
+        return self.alert_lines([EpisodeRecord.of(episode) for episode in episodes])
 
 
 @dataclass
