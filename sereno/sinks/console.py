@@ -174,11 +174,7 @@ class JsonSink:
         self._encoder = msgspec.json.Encoder()
 
     def write(self, alerts: Sequence[Alert | EpisodeRecord | NoticeRecord]) -> None:
-        buffer = bytearray()
-        for alert in alerts:
-            self._encoder.encode_into(alert, buffer, -1)
-            buffer += b"\n"
-        self._stream.write(buffer)
+        self._stream.write(self._encoder.encode_lines(alerts))
 
     def write_episodes(self, episodes: Sequence[Episode]) -> None:
         self.write([EpisodeRecord.of(episode) for episode in episodes])
