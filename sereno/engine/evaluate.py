@@ -131,7 +131,7 @@ class ServerRule:
 
     def evaluate(self, window: Window, on_error: ConditionErrorHandler) -> RuleResult:
         spec = self.spec
-        samples = list(window.latest_samples(spec.components).values())
+        samples = window.latest_samples(spec.components)
         looked_at = _looked_at(spec.name, samples)
         if len(spec.levels) == 1 and spec.recover_when is None:
             matching = _select(spec, samples, on_error)
@@ -214,7 +214,7 @@ class MajorityRule:
         best: dict[str, dict[str, _Match]] = {}
         recovering: dict[str, set[str]] = {}
         looked_at: dict[AlertKey, Number] = {}  # with the highest value of its active servers
-        for event in window.latest_samples(spec.components).values():
+        for event in window.latest_samples(spec.components):
             if not activity[(event.service, event.server)]:
                 continue
             service = event.service
@@ -428,7 +428,7 @@ class AbsentRule:
         spec, last_seen = self.spec, self.last_seen
         now = window.start + WINDOW_SECONDS
         looked_at: dict[AlertKey, Number] = {}  # with its silence at the end of the minute
-        for event in window.latest_samples(spec.components).values():
+        for event in window.latest_samples(spec.components):
             if _matches(spec, event, on_error):
                 key = (event.service, event.server)
                 last_seen[key] = max(last_seen.get(key, event.timestamp), event.timestamp)

@@ -18,11 +18,11 @@ holds nothing back: there is no fleet to compare it with.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from functools import cached_property
 from itertools import compress, count, islice, repeat
 from operator import attrgetter, floordiv, ge, itemgetter, ne
-from typing import NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, Protocol
 
 from sereno.events.schema import Event
 from sereno.events.times import DEFAULT_MAX_CLOCK_SKEW
@@ -51,39 +51,33 @@ class Window:
     def __init__(self, start: int) -> None:
         self.start = start
         self.events: list[Event] = []
-        self._latest: dict[frozenset[str] | None, dict[SampleKey, Event]] = {}
+        self._latest: dict[frozenset[str] | None, list[Event]] = {}
         self._uniform = False  # each server's events all active, or all passive
 
     def add(self, event: Event) -> None:
         self.events.append(event)
 
-    def latest_samples(self, components: frozenset[str] | None) -> dict[SampleKey, Event]:
-        """The latest sample of each (server, component), of `components` only unless None.
-
-        Samples are listed in the order their (server, component) first arrived.
-        """
+    def latest_samples(self, components: frozenset[str] | None) -> list[Event]:
+        """The latest sample of each (server, component), of `components` only unless None,
+        in the order their (server, component) first arrived."""
         latest = self._latest.get(components)
         if latest is None:
-            events = self.events
-            if components is not None:
-                events = [event for event in events if event.component in components]
-            keys = list(map(_server_component, events))
-            latest = dict(zip(keys, events, strict=True))
-            if len(latest) < len(events):  # some server sent a component twice: by time
-                # stable: of two samples with the same timestamp, the one that arrived last
-                # is later
-                in_time_order = sorted(events, key=_timestamp)
-                # placeholders in order of first arrival, each replaced by its latest sample
-                latest = cast("dict[SampleKey, Event]", dict.fromkeys(keys))
-                in_order = map(_server_component, in_time_order)
-                latest.update(zip(in_order, in_time_order, strict=True))
+            if components is None:
+                latest = list(self.latest.values())
+            elif len(components) == 1:  # most rules': a server's samples are of one component
+                (component,) = components
+                events = [event for event in self.events if event.component == component]
+                latest = list(_latest_by(events, _server).values())
+            else:
+                events = [event for event in self.events if event.component in components]
+                latest = list(_latest_by(events, _server_component).values())
             self._latest[components] = latest
         return latest
 
-    @property
+    @cached_property
     def latest(self) -> dict[SampleKey, Event]:
         """The latest sample of each (server, component)."""
-        return self.latest_samples(None)
+        return _latest_by(self.events, _server_component)
 
     @cached_property
     def activity(self) -> dict[tuple[str, str], bool]:
@@ -104,7 +98,7 @@ class Window:
 
     def active_samples(self, components: frozenset[str] | None) -> list[Event]:
         """`latest_samples` of the servers active in the window, in the same order."""
-        samples = self.latest_samples(components).values()
+        samples = self.latest_samples(components)
         activity = self.activity
         if self._uniform:  # each event says what its server is
             return list(compress(samples, map(_active, samples)))
@@ -399,6 +393,19 @@ class Windows:
     def _reject_held_of_closed_minutes(self) -> None:
         """No other server followed them while their minute was open: they are wrong."""
         self._reject(lambda item: item.minute < self._closed_before)
+
+
+def _latest_by(events: list[Event], key: Callable[[Event], Hashable]) -> dict[Any, Event]:
+    """The latest of the events of each `key`, in the order the keys first came."""
+    keys = list(map(key, events))
+    latest = dict(zip(keys, events, strict=True))
+    if len(latest) < len(events):  # some key came twice: the later in time wins
+        # stable: of two events with the same timestamp, the one that arrived last is later
+        in_time_order = sorted(events, key=_timestamp)
+        # placeholders in order of first arrival, each replaced by its latest event
+        latest = dict.fromkeys(keys)  # type: ignore[assignment]
+        latest.update(zip(map(key, in_time_order), in_time_order, strict=True))
+    return latest
 
 
 class _Shifted:

@@ -130,7 +130,7 @@ class Fleet:
         # read: most events may be of others, and going through them all would cost as much
         # again as the evaluation
         for components in self._read:
-            for event in window.latest_samples(components).values():
+            for event in window.latest_samples(components):
                 service, server, at = event.service, event.server, event.timestamp
                 report = reports.get((service, server))
                 if report is None or at >= report[0]:

@@ -86,12 +86,12 @@ def test_the_latest_sample_of_each_component_keeps_the_order_of_first_arrival() 
     for component, timestamp in [("Y", T0 + 20), ("X", T0 + 10), ("X", T0 + 20)]:
         window.add(Event(**event(server="a", component=component, timestamp=timestamp)))
     latest = window.latest_samples(frozenset({"X", "Y"}))
-    assert [(key, e.timestamp) for key, e in latest.items()] == [
-        (("a", "Y"), T0 + 20),
-        (("a", "X"), T0 + 20),
+    assert [(e.component, e.timestamp) for e in latest] == [("Y", T0 + 20), ("X", T0 + 20)]
+    assert [(e.component, e.timestamp) for e in window.latest_samples(frozenset({"X"}))] == [
+        ("X", T0 + 20)
     ]
-    assert list(window.latest_samples(frozenset({"X"}))) == [("a", "X")]
-    assert window.latest == latest
+    assert list(window.latest.values()) == latest == window.latest_samples(None)
+    assert list(window.latest) == [("a", "Y"), ("a", "X")]
 
 
 def test_activity_is_the_latest_event_of_each_server_whatever_the_order_of_arrival() -> None:
