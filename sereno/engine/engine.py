@@ -102,7 +102,7 @@ class Engine:
         )
         self._shard = shard
         self.window: Window | None = None
-        """The window being evaluated, whole (with every service's events)."""
+        """The window being evaluated, whole (with every service's events), while it is."""
         self.found: WindowResult | None = None
         """What the rules found in the latest minute evaluated, before the lifecycle: which
         servers and components they matched, the values they looked at."""
@@ -141,9 +141,11 @@ class Engine:
     def evaluate(self, window: Window) -> list[Alert]:
         """The window's firing alerts in order: time, then rule order, service, server."""
         self.window = window
-        if self._shard is not None:
-            window = self._shard.part(window)
-        self.found = found = self.evaluate_window(window)
+        try:
+            part = window if self._shard is None else self._shard.part(window)
+            self.found = found = self.evaluate_window(part)
+        finally:
+            self.window = None  # not kept: a minute's events are the most memory a run holds
         return self.lifecycle.update(found)
 
     def evaluate_window(self, window: Window) -> WindowResult:
