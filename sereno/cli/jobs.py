@@ -164,7 +164,12 @@ class _Job:
 
     def _alerts(self, engine: Engine, alerts: list[Alert]) -> Lines:
         self.per_rule.update(alert.rule for alert in alerts)
-        return Lines(list(map(engine.alert_order, alerts)), self.sink.alert_lines(alerts))
+        found = engine.found
+        if found is not None and alerts is found.alerts:  # all the minute found fires
+            keys: list[SortKey] = found.order
+        else:
+            keys = list(map(engine.alert_order, alerts))
+        return Lines(keys, self.sink.alert_lines(alerts))
 
     def _episodes(self, engine: Engine, episodes: list[Episode]) -> Lines:
         self.per_rule.update(episode.key.rule for episode in episodes)

@@ -60,6 +60,7 @@ def open_pipeline(
         keep_episodes=args.episodes,
         on_change=on_change,
         shard=shard,
+        alerts_only=not (args.episodes or args.notices),
     )
     windows = Windows(args.allowed_lateness, max_skew=args.max_clock_skew)
     return Pipeline(reader, batches, engine, windows)

@@ -7,12 +7,14 @@ events' own, and problems are handed to callbacks for the caller to report.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import repeat
+from operator import attrgetter, itemgetter
 from typing import Protocol
 
 import msgspec
 
-from sereno.engine.alerts import Alert
-from sereno.engine.evaluate import AbsentRule, ConditionErrorHandler, build_rule
+from sereno.engine.alerts import Alert, AlertKey
+from sereno.engine.evaluate import AbsentRule, ConditionErrorHandler, MajorityRule, build_rule
 from sereno.engine.lifecycle import (
     Episode,
     FlapHistory,
@@ -30,6 +32,17 @@ from sereno.rules.rulefmt import RuleSet
 
 LateEventHandler = Callable[[Event], None]
 BATCH_SIZE = 4096
+
+
+AlertOrder = tuple[Number, int, str, str]
+_first, _second = itemgetter(0), itemgetter(1)
+_timestamp, _service, _server = attrgetter("timestamp"), attrgetter("service"), attrgetter("server")
+
+
+def _order_keys(alerts: list[Alert], rank: int, majority: bool) -> Iterator[AlertOrder]:
+    """`Engine.alert_order` of a rule's alerts (of rank `rank`), without a call an alert."""
+    servers = repeat("") if majority else map(_server, alerts)
+    return zip(map(_timestamp, alerts), repeat(rank), map(_service, alerts), servers)
 
 
 class RecordMisfits(Protocol):
@@ -88,9 +101,11 @@ class Engine:
         on_change: Callable[[Episode], None] | None = None,
         fires_early: bool = False,
         shard: Shard | None = None,
+        alerts_only: bool = False,
     ) -> None:
         """`fires_early`: `fire_early` will be called (a live stream), so the rules keep what
-        it needs. `shard`: evaluate only its services."""
+        it needs. `shard`: evaluate only its services. `alerts_only`: only each minute's
+        firing alerts are asked for, never the episodes or the state."""
         self.ruleset = ruleset
         self._rules = [build_rule(spec, fires_early) for spec in ruleset.rules]
         self.rule_order = {spec.name: rank for rank, spec in enumerate(ruleset.rules)}
@@ -99,6 +114,7 @@ class Engine:
             ruleset.rules,
             keep_resolved=keep_episodes,
             on_change=on_change,
+            alerts_only=alerts_only,
         )
         self._shard = shard
         self.window: Window | None = None
@@ -150,18 +166,30 @@ class Engine:
 
     def evaluate_window(self, window: Window) -> WindowResult:
         """What the rules find in the window, before the lifecycle."""
-        found = WindowResult(window.start, [], {})
-        for rule in self._rules:
+        alerts: list[Alert] = []
+        keys: list[AlertOrder] = []
+        looked_at: dict[AlertKey, Number] = {}
+        recovered: set[AlertKey] = set()
+        unmatched: dict[AlertKey, tuple[str, ...]] = {}
+        for rank, rule in enumerate(self._rules):
             result = rule.evaluate(window, self._on_condition_error)
-            found.alerts.extend(result.alerts)
-            found.looked_at.update(result.looked_at)
+            alerts.extend(result.alerts)
+            keys.extend(_order_keys(result.alerts, rank, isinstance(rule, MajorityRule)))
+            looked_at.update(result.looked_at)
             if result.recovered is not None:
-                found.recovered.update(result.recovered)
-            found.unmatched.update(result.unmatched)
-        found.alerts.sort(key=self.alert_order)
-        return found
+                recovered.update(result.recovered)
+            unmatched.update(result.unmatched)
+        in_order = sorted(zip(keys, alerts, strict=True), key=_first)
+        return WindowResult(
+            window.start,
+            list(map(_second, in_order)),
+            looked_at,
+            recovered,
+            unmatched,
+            order=list(map(_first, in_order)),
+        )
 
-    def alert_order(self, alert: Alert) -> tuple[float, int, str, str]:
+    def alert_order(self, alert: Alert) -> AlertOrder:
         """Where an alert goes among a minute's: by time, then rule order, service, server."""
         return (
             alert.timestamp,

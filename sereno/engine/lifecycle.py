@@ -141,6 +141,8 @@ class WindowResult:
     looked_at: dict[AlertKey, Number]
     recovered: set[AlertKey] = field(default_factory=set)
     unmatched: dict[AlertKey, tuple[str, ...]] = field(default_factory=dict)
+    order: list[tuple[Number, int, str, str]] = field(default_factory=list)
+    """Where each alert goes among the minute's (`Engine.alert_order`), when known."""
 
 
 class _Controls:
@@ -193,7 +195,10 @@ class Lifecycle:
         rules: Sequence[RuleSpec],
         keep_resolved: bool = False,
         on_change: Callable[[Episode], None] | None = None,
+        alerts_only: bool = False,
     ) -> None:
+        """`alerts_only`: only `update`'s firing alerts are asked for, never the episodes
+        (`still_open`, the state)."""
         self._rules = {spec.name: _Controls(spec) for spec in rules}
         self._flapping_rules = {name for name, rule in self._rules.items() if rule.flapping}
         self._inhibited_rules = {name for name, rule in self._rules.items() if rule.inhibited_by}
@@ -209,10 +214,13 @@ class Lifecycle:
             and not self._inhibited_rules
         )
         self._resolved: list[Episode] = []  # kept only if asked to, until taken
-        # ...whose rules all fire at their first match, at their only level: then every
-        # alert of a minute fires in it, whatever came before, and nothing need be tracked
-        self._untracked = self._unheard and all(
-            rule.single and rule.holds[0] <= 0 for rule in self._rules.values()
+        # ...that asks for alerts only, of rules that all fire at their first match at their
+        # only level: every alert of a minute fires in it, whatever came before, and nothing
+        # need be tracked
+        self._untracked = (
+            alerts_only
+            and self._unheard
+            and all(rule.single and rule.holds[0] <= 0 for rule in self._rules.values())
         )
 
     def update(self, result: WindowResult) -> list[Alert]:
