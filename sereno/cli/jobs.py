@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -211,12 +212,16 @@ class _OtherJob:
             message = _decoder.decode(self._receive.recv_bytes())
         except EOFError:
             self._process.join()
-            raise JobFailed(
-                f"{self._name} stopped unexpectedly (exit status {self._process.exitcode})"
-            ) from None
+            raise JobFailed(f"{self._name} stopped unexpectedly ({self._how_it_ended()})") from None
         if isinstance(message, Failed):
             raise JobFailed(f"{self._name}: {message.message}")
         return message
+
+    def _how_it_ended(self) -> str:
+        code = self._process.exitcode
+        if code is not None and code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exit status {code}"
 
     def lines(self) -> Lines:
         message = self._next()

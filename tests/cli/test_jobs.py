@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,8 @@ class _Boom:
     def minutes(self, stack: object) -> Any:
         if self._how == "raises":
             raise OSError("cannot read fleet.jsonl: Input/output error")
+        if self._how == "is killed":
+            os.kill(os.getpid(), signal.SIGKILL)
         os._exit(3)
 
 
@@ -213,6 +216,7 @@ class _Boom:
     [
         ("raises", "job 2 of 2: cannot read fleet.jsonl: Input/output error"),
         ("dies", "job 2 of 2 stopped unexpectedly (exit status 3)"),
+        ("is killed", "job 2 of 2 stopped unexpectedly (killed by SIGKILL)"),
     ],
 )
 def test_another_job_that_stops_is_told_in_one_line(how: str, message: str) -> None:
