@@ -26,6 +26,7 @@ from typing import IO
 import msgspec
 
 from sereno.cli.diagnostics import Diagnostics
+from sereno.cli.options import InputError
 from sereno.cli.pipeline import finish, open_pipeline
 from sereno.engine.alerts import Alert
 from sereno.engine.engine import Engine
@@ -134,6 +135,7 @@ class _Job:
     sink: LineSink
     shard: Shard
     now: float
+    size: int  # of the file when the run started: what every job reads
     problems: Diagnostics
     per_rule: Counter[str] = field(default_factory=Counter)
 
@@ -152,6 +154,7 @@ class _Job:
             on_condition_error=self.keyed.condition,
             shard=self.shard,
             progress=self.shard.index == 0,
+            upto=self.size,
         )
         self.reader = run.reader
         engine = self.keyed.engine = run.engine
@@ -245,13 +248,14 @@ class _OtherJob:
 def run_in_jobs(
     args: argparse.Namespace, ruleset: RuleSet, sink: LineSink, count: int, stdout: IO[bytes]
 ) -> int:
-    now = time.time()
+    now, size = time.time(), _size(args.file)
     others: list[_OtherJob] = []
     problems = Diagnostics(strict=False)
-    first = _Job(args, ruleset, sink, Shard(0, count), now, problems)
+    first = _Job(args, ruleset, sink, Shard(0, count), now, size, problems)
     try:
         for index in range(1, count):
-            job = _Job(args, ruleset, sink, Shard(index, count), now, _Unreported(strict=False))
+            unreported = _Unreported(strict=False)
+            job = _Job(args, ruleset, sink, Shard(index, count), now, size, unreported)
             others.append(_OtherJob(job, count))
         with ExitStack() as stack:
             for minute in first.minutes(stack):
@@ -266,6 +270,13 @@ def run_in_jobs(
         per_rule.update(end.per_rule)
     _take_condition_errors(problems, ends)
     return finish(args, ruleset, problems, first.reader, per_rule)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror or error}") from None
 
 
 def _write_merged(minutes: Sequence[Lines], stdout: IO[bytes]) -> None:

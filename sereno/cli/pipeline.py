@@ -5,10 +5,12 @@ with `--jobs`, every job runs them over the same file."""
 from __future__ import annotations
 
 import argparse
+import io
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
 from sereno.cli.diagnostics import Diagnostics, progress_size, with_progress
 from sereno.cli.options import EXIT_OK, EXIT_REJECTED, open_input
@@ -23,6 +25,27 @@ from sereno.events.times import EventTimes
 from sereno.rules.rulefmt import RuleSet
 from sereno.sinks.console import RunSummary
 from sereno.stderr import to_stderr
+
+
+class _Upto(io.RawIOBase):
+    """A file read no further than its first `size` bytes."""
+
+    def __init__(self, stream: io.BufferedReader, size: int) -> None:
+        self._stream, self._left = stream, size
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def readinto(self, buffer: Any) -> int:
+        if self._left <= 0:
+            return 0
+        with memoryview(buffer) as view:
+            got = self._stream.readinto(view[: self._left])
+        self._left -= got
+        return got
 
 
 @dataclass
@@ -44,10 +67,14 @@ def open_pipeline(
     on_change: Callable[[Episode], None] | None = None,
     shard: Shard | None = None,
     progress: bool = True,
+    upto: int | None = None,
 ) -> Pipeline:
     """The stages of a run over `args.file`, the clock read once at `now` (every job must
-    judge timestamps against the same instant)."""
+    judge timestamps against the same instant); `upto`: only the file's first bytes (every
+    job must read the same, even while the file grows)."""
     stream, name = open_input(args.file, stack)
+    if upto is not None:
+        stream = io.BufferedReader(_Upto(stream, upto))
     times = EventTimes(now=now, max_skew=args.max_clock_skew)
     reader = EventReader(stream, name, problems.record, event_type(ruleset.fields), times)
     batches: Iterator[EventBatch] = reader.batches()

@@ -6,11 +6,14 @@ import argparse
 import os
 import random
 import signal
+import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sereno.cli.diagnostics import Diagnostics
 from sereno.cli.jobs import (
     MIN_BYTES_FOR_JOBS,
     JobFailed,
@@ -18,6 +21,7 @@ from sereno.cli.jobs import (
     available_cores,
     jobs_for,
 )
+from sereno.cli.pipeline import open_pipeline
 from sereno.engine.shard import Shard
 from sereno.rules.rulefmt import load_default_rules, parse_rules
 
@@ -226,3 +230,27 @@ def test_another_job_that_stops_is_told_in_one_line(how: str, message: str) -> N
             other.lines()
     finally:
         other.stop()
+
+
+def test_every_job_reads_the_file_as_it_was_when_the_run_started(tmp_path: Path) -> None:
+    """A file that grows during a run (an agent still writing it) is read up to the size it
+    had at the start, by every job alike."""
+    lines = json_lines(*(event(timestamp=T0 + second) for second in range(10)))
+    path = tmp_path / "growing.jsonl"
+    path.write_bytes(lines)
+    upto = len(lines) - 20  # the size at the start: the last line was still being written
+    args = argparse.Namespace(
+        file=str(path),
+        max_clock_skew=300.0,
+        allowed_lateness=30.0,
+        episodes=False,
+        notices=False,
+    )
+    problems = Diagnostics(strict=False)
+    with ExitStack() as stack:
+        run = open_pipeline(
+            args, load_default_rules(), problems, stack, time.time(), upto=upto, progress=False
+        )
+        events = [event for batch in run.batches for event in batch.events]
+    assert len(events) == 9
+    assert run.reader.records_read == 10 and problems.rejected == 1  # the cut line
