@@ -101,7 +101,6 @@ class _Keyed:
     firsts can be told apart as one process would have met them."""
 
     problems: Diagnostics
-    rank: dict[str, int]
     engine: Engine | None = None
     first_at: dict[str, FirstError] = field(default_factory=dict)
 
@@ -110,7 +109,8 @@ class _Keyed:
             assert self.engine is not None and self.engine.window is not None  # evaluating
             window = self.engine.window
             place = list(window.latest).index((event.server, event.component))
-            self.first_at[spec.name] = (window.start, self.rank[spec.name], place)
+            rank = self.engine.rule_order[spec.name]
+            self.first_at[spec.name] = (window.start, rank, place)
         self.problems.condition(spec, event, error)
 
     def errors(self) -> dict[str, tuple[int, str, FirstError]]:
@@ -140,8 +140,7 @@ class _Job:
     per_rule: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
-        rank = {spec.name: index for index, spec in enumerate(self.ruleset.rules)}
-        self.keyed = _Keyed(self.problems, rank)
+        self.keyed = _Keyed(self.problems)
 
     def minutes(self, stack: ExitStack) -> Iterator[Lines]:
         """Each evaluated minute's lines (and, for episodes, the still firing ones last)."""
