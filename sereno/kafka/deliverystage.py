@@ -79,7 +79,7 @@ from confluent_kafka import KafkaError as ClientError
 
 from sereno.kafka.messages import ALERT_MESSAGE, AlertMessage, delivered_message
 from sereno.kafka.settings import KafkaError, KafkaSettings
-from sereno.kafka.topics import produce_when_room
+from sereno.kafka.topics import leave_group, produce_when_room
 from sereno.notify.config import NotifyConfig, ReceiverSpec
 from sereno.notify.delivery import Delivery, notice_outbox
 from sereno.notify.notice import FIRING, Notice
@@ -380,6 +380,7 @@ class DeliveryStage:
         self._said_delivered(KAFKA_FLUSH_SECONDS)
         self._commit_delivered()
         self._give_back(list(self._partitions), commit=True)
+        leave_group(consumer)
         self._close(consumer)
 
     def _close(self, consumer: Consumer) -> None:

@@ -1,9 +1,11 @@
-"""The topics at start: created when missing if asked (`--create-topics`), then checked; and
-writing to them once the producer has room."""
+"""The topics at start: created when missing if asked (`--create-topics`), then checked;
+writing to them once the producer has room; and leaving a consumer group cleanly."""
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaException, Producer
+import time
+
+from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -79,3 +81,21 @@ def produce_when_room(
             return
         except BufferError:
             producer.poll(0.1)
+
+
+LEAVE_SECONDS = 10.0
+
+
+def leave_group(consumer: Consumer, seconds: float = LEAVE_SECONDS) -> None:
+    """Unsubscribe, and serve the revocation of every partition (its `on_revoke`) until none
+    is assigned, for at most `seconds`: then `close` has no rebalance left to run. librdkafka
+    can hang for good in `close` when a rebalance callback comes during it, holding the GIL
+    (no thread of the process runs again). Messages still handed out meanwhile are dropped:
+    they are not committed, and the partition's next owner reads them."""
+    try:
+        consumer.unsubscribe()
+        deadline = time.monotonic() + seconds
+        while consumer.assignment() and time.monotonic() < deadline:
+            consumer.poll(0.1)
+    except (KafkaException, RuntimeError):
+        pass  # `close` says what is wrong with the consumer, if anything

@@ -40,7 +40,7 @@ from sereno.events.times import EventTimes
 from sereno.kafka.messages import STATE_DECODER, PartitionState
 from sereno.kafka.partitions import PartitionWork, Record, alert_records, state_key
 from sereno.kafka.settings import KafkaError, KafkaSettings, Topics
-from sereno.kafka.topics import prepare_topics, produce_when_room
+from sereno.kafka.topics import leave_group, prepare_topics, produce_when_room
 from sereno.live.core import MAX_REPORTED, LiveCore, Step
 from sereno.notify.config import NotifyConfig
 from sereno.notify.planner import Planner
@@ -160,7 +160,8 @@ class EvaluationWorker:
             if self._pending and now - self._committed_at >= COMMIT_SECONDS:
                 self._commit()
         self._stopping = True
-        consumer.close()  # revokes every partition: each is saved and committed first
+        leave_group(consumer)  # revokes every partition: each is saved and committed first
+        consumer.close()
         self._log(
             f"sereno: worker stopped after {self.stats.messages} messages "
             f"({self.stats.events} events), {self.stats.transactions} transactions"
