@@ -270,26 +270,13 @@ class EventReader:
         except _UNDECODABLE:
             events = []
         if len(events) != lines:
-            split = chunk.split(b"\n")
-            if not split[-1]:
-                split.pop()  # what follows the chunk's last newline: nothing
-            yield from self._decode_lines(split, first_line_number)
-            return
-        self.records_read += lines
-        positions = range(first_line_number, first_line_number + lines)
-        yield EventBatch(events, positions, self.name, in_array=False)
-
-    def _decode_lines(self, lines: list[bytes], first_line_number: int) -> Iterator[EventBatch]:
-        try:
-            events = list(map(self._decoder.decode, lines))
-        except _UNDECODABLE:
             # a bad record, or a blank line, somewhere in the chunk: take it line by line
-            numbered = enumerate(lines, first_line_number)
+            numbered = enumerate(chunk.split(b"\n"), first_line_number)
             records = ((number, line) for number, line in numbered if line.strip())
             yield from self._decode_each(records, in_array=False)
             return
-        self.records_read += len(events)
-        positions = range(first_line_number, first_line_number + len(events))
+        self.records_read += lines
+        positions = range(first_line_number, first_line_number + lines)
         yield EventBatch(events, positions, self.name, in_array=False)
 
     def _decode_each(
