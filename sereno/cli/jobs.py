@@ -168,10 +168,13 @@ class _Job:
     def _alerts(self, engine: Engine, alerts: list[Alert]) -> Lines:
         self.per_rule.update(alert.rule for alert in alerts)
         found = engine.found
-        if found is not None and alerts is found.alerts:  # all the minute found fires
-            keys: list[SortKey] = found.order
-        else:
-            keys = list(map(engine.alert_order, alerts))
+        assert found is not None  # the minute these alerts fire in
+        keys: list[SortKey] = found.order
+        if alerts is not found.alerts:  # those of the minute's alerts that fire, in order
+            firing = set(map(id, alerts))
+            keys = [
+                key for key, alert in zip(keys, found.alerts, strict=True) if id(alert) in firing
+            ]
         return Lines(keys, self.sink.alert_lines(alerts))
 
     def _episodes(self, engine: Engine, episodes: list[Episode]) -> Lines:

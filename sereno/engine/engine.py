@@ -40,7 +40,8 @@ _timestamp, _service, _server = attrgetter("timestamp"), attrgetter("service"), 
 
 
 def _order_keys(alerts: list[Alert], rank: int, majority: bool) -> Iterator[AlertOrder]:
-    """`Engine.alert_order` of a rule's alerts (of rank `rank`), without a call an alert."""
+    """Where each of a rule's alerts (of rank `rank`) goes among a minute's: by time, then
+    rule order, service, server; without a call an alert."""
     servers = repeat("") if majority else map(_server, alerts)
     return zip(map(_timestamp, alerts), repeat(rank), map(_service, alerts), servers)
 
@@ -187,15 +188,6 @@ class Engine:
             recovered,
             unmatched,
             order=list(map(_first, in_order)),
-        )
-
-    def alert_order(self, alert: Alert) -> AlertOrder:
-        """Where an alert goes among a minute's: by time, then rule order, service, server."""
-        return (
-            alert.timestamp,
-            self.rule_order[alert.rule],
-            alert.service,
-            getattr(alert, "server", ""),
         )
 
     def run(

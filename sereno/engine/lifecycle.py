@@ -142,7 +142,7 @@ class WindowResult:
     recovered: set[AlertKey] = field(default_factory=set)
     unmatched: dict[AlertKey, tuple[str, ...]] = field(default_factory=dict)
     order: list[tuple[Number, int, str, str]] = field(default_factory=list)
-    """Where each alert goes among the minute's (`Engine.alert_order`), when known."""
+    """Where each alert goes among the minute's (time, rule order, service, server)."""
 
 
 class _Controls:
