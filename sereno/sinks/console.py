@@ -148,12 +148,10 @@ class TextSink:
         return f"{start}{line}{end}\n"
 
     def write(self, alerts: Sequence[Alert]) -> None:
-        lines = [self._line(alert.severity, alert_line(alert)) for alert in alerts]
-        self._stream.write("".join(lines).encode("utf-8"))
+        self._stream.write(b"".join(self.alert_lines(alerts)))
 
     def write_episodes(self, episodes: Sequence[Episode]) -> None:
-        lines = [self._line(episode.severity, episode_line(episode)) for episode in episodes]
-        self._stream.write("".join(lines).encode("utf-8"))
+        self._stream.write(b"".join(self.episode_lines(episodes)))
 
     def write_notices(self, changes: Sequence[Episode]) -> None:
         lines = [self._line(episode.severity, notice_line(episode)) for episode in changes]
