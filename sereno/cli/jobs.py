@@ -218,6 +218,8 @@ class _OtherJob:
         except EOFError:
             self._process.join()
             raise JobFailed(f"{self._name} stopped unexpectedly ({self._how_it_ended()})") from None
+        except msgspec.DecodeError as error:
+            raise JobFailed(f"{self._name} sent what is not a job's message: {error}") from None
         if isinstance(message, Failed):
             raise JobFailed(f"{self._name}: {message.message}")
         return message

@@ -212,6 +212,8 @@ class _Boom:
             raise OSError("cannot read fleet.jsonl: Input/output error")
         if self._how == "is killed":
             os.kill(os.getpid(), signal.SIGKILL)
+        if self._how == "garbles":
+            return iter([{"keys": "not a list"}])
         os._exit(3)
 
 
@@ -221,6 +223,7 @@ class _Boom:
         ("raises", "job 2 of 2: cannot read fleet.jsonl: Input/output error"),
         ("dies", "job 2 of 2 stopped unexpectedly (exit status 3)"),
         ("is killed", "job 2 of 2 stopped unexpectedly (killed by SIGKILL)"),
+        ("garbles", "job 2 of 2 sent what is not a job's message: "),
     ],
 )
 def test_another_job_that_stops_is_told_in_one_line(how: str, message: str) -> None:
