@@ -1,48 +1,78 @@
 """`sereno FILE --jobs N`: one file evaluated by N processes, each for a share of the services.
 
-Every job reads and decodes the whole file and takes it through the same windows, so each
-knows exactly as one process would which records are bad, late or ahead of the fleet, and
-when each minute closes; each evaluates only its own services (`Shard`). This process is job
-0: it reports the input's problems as they come, and writes each minute's lines of all jobs
-merged in the order one process writes them. The others are forked processes that send, for
-each minute, their lines and where each goes; at the end, their counts and condition errors.
+This process is job 0. It reads, decodes and windows the whole input, exactly as one process
+does, so it alone decides which records are bad, late or ahead of the fleet, and when each
+minute closes; it reports the input's problems as they come. Each window it closes is split
+by service (`Shares`): it evaluates its own part and hands each other job its part (the
+events in the order they came, with the place each had in the whole window). The other jobs
+are forked processes that evaluate the parts they are handed, in order, and send back for
+each minute their lines and where each goes; at the end, their counts and condition errors.
+Job 0 writes each minute's lines of all jobs merged in the order one process writes them.
+
+Job 0 keeps handing windows while the others evaluate (a thread per job sends, another
+receives), and merges a minute once `MERGE_LAG` later ones are evaluated, so that no job
+waits for another minute by minute.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import multiprocessing
 import os
+import queue
 import signal
+import threading
 import time
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from operator import itemgetter
-from typing import IO
+from operator import attrgetter, itemgetter
+from typing import IO, Protocol
 
 import msgspec
 
 from sereno.cli.diagnostics import Diagnostics
-from sereno.cli.options import InputError
-from sereno.cli.pipeline import finish, open_pipeline
+from sereno.cli.pipeline import engine_for, finish, open_pipeline
 from sereno.engine.alerts import Alert
 from sereno.engine.engine import Engine
 from sereno.engine.lifecycle import Episode
-from sereno.engine.shard import Shard, shares_by_service
+from sereno.engine.shard import Shares, shares_by_service
+from sereno.engine.windows import Window
 from sereno.errors import SerenoError
-from sereno.events.schema import Event
+from sereno.events.schema import Event, event_type
 from sereno.rules.conditions import ConditionError
 from sereno.rules.rulefmt import RuleSet, RuleSpec
 from sereno.sinks.console import LineSink
 
 MIN_BYTES_FOR_JOBS = 64 << 20  # smaller files are done before the other jobs would start
 MAX_JOBS = 256
+HANDED_AHEAD = 8  # windows handed to a job and not yet sent to it: what job 0 may run ahead
+PIPE_BYTES = 1 << 20
+MERGE_LAG = 8  # minutes evaluated by job 0 before it waits for the others' lines of a minute
 
 SortKey = tuple[int | float, int, str, str]
 FirstError = tuple[int, int, int]  # (minute, rule rank, the sample's place in the minute)
+
+_sample_key = attrgetter("server", "component")
+
+
+class Part(msgspec.Struct, tag=True):
+    """A job's part of a window: its events (in msgpack; as JSON Lines, in a msgpack string
+    of bytes, when an extra field holds an integer beyond 64 bits, which msgpack cannot) and
+    the place each had in the whole window."""
+
+    start: int
+    places: list[int]
+    events: msgspec.Raw
+    as_json: bool = False
+
+
+class End(msgspec.Struct, tag=True):
+    """No more windows: the input is over."""
 
 
 class Lines(msgspec.Struct, tag=True):
@@ -67,6 +97,9 @@ class Failed(msgspec.Struct, tag=True):
 _encoder = msgspec.msgpack.Encoder()
 Message = Lines | Done | Failed
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
+_handed: msgspec.msgpack.Decoder[Part | End] = msgspec.msgpack.Decoder(Part | End)
+_END = _encoder.encode(End())
+_json_lines = msgspec.json.Encoder()
 
 
 class JobFailed(SerenoError):
@@ -107,10 +140,13 @@ class _Keyed:
     def condition(self, spec: RuleSpec, event: Event, error: ConditionError) -> None:
         if spec.name not in self.first_at:
             assert self.engine is not None and self.engine.window is not None  # evaluating
-            window = self.engine.window
-            place = list(window.latest).index((event.server, event.component))
+            part = self.engine.window
+            assert part.places is not None  # a part of a window: every job evaluates one
+            # the first event of the sample's server and component: samples are in the order
+            # of those, in one process's window
+            index = list(map(_sample_key, part.events)).index(_sample_key(event))
             rank = self.engine.rule_order[spec.name]
-            self.first_at[spec.name] = (window.start, rank, place)
+            self.first_at[spec.name] = (part.start, rank, part.places[index])
         self.problems.condition(spec, event, error)
 
     def errors(self) -> dict[str, tuple[int, str, FirstError]]:
@@ -120,44 +156,22 @@ class _Keyed:
         }
 
 
-class _Unreported(Diagnostics):
-    """A job other than the first counts the input's problems and says nothing: the first
-    job meets the same ones and reports them."""
-
-    def _report(self, message: str) -> None:
-        pass
-
-
 @dataclass
 class _Job:
+    """What every job does with the windows it evaluates: make each minute's lines."""
+
     args: argparse.Namespace
-    ruleset: RuleSet
     sink: LineSink
-    shard: Shard
-    now: float
-    size: int  # of the file when the run started: what every job reads
-    problems: Diagnostics
+    problems: Diagnostics = field(default_factory=lambda: Diagnostics(strict=False))
     per_rule: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.keyed = _Keyed(self.problems)
 
-    def minutes(self, stack: ExitStack) -> Iterator[Lines]:
+    def minutes(self, engine: Engine, evaluated: Iterable[list[Alert]]) -> Iterator[Lines]:
         """Each evaluated minute's lines (and, for episodes, the still firing ones last)."""
-        run = open_pipeline(
-            self.args,
-            self.ruleset,
-            self.problems,
-            stack,
-            self.now,
-            on_condition_error=self.keyed.condition,
-            shard=self.shard,
-            progress=self.shard.index == 0,
-            upto=self.size,
-        )
-        self.reader = run.reader
-        engine = self.keyed.engine = run.engine
-        for alerts in engine.run_batches(run.batches, run.windows, self.problems):
+        self.keyed.engine = engine
+        for alerts in evaluated:
             if self.args.episodes:
                 yield self._episodes(engine, engine.take_resolved())
             else:
@@ -186,38 +200,147 @@ class _Job:
         return Done(dict(self.per_rule), self.keyed.errors())
 
 
-def _run_other_job(job: _Job, connection: Connection) -> None:
-    """A forked job's whole life: its minutes, then its end, through `connection`."""
+class _Evaluating(Protocol):
+    """A job other than the first, as the process it runs in sees it."""
+
+    def lines(self, handed: Connection) -> Iterator[Lines]:
+        """The lines of each part handed through `handed`, then any last ones."""
+        ...
+
+    def done(self) -> Done: ...
+
+
+@dataclass
+class _PartsJob:
+    """A job other than the first: it evaluates the parts of windows it is handed."""
+
+    job: _Job
+    ruleset: RuleSet
+
+    def lines(self, handed: Connection) -> Iterator[Lines]:
+        engine = engine_for(self.job.args, self.ruleset, self.job.keyed.condition)
+        events = _EventsDecoder(event_type(self.ruleset.fields))
+        return self.job.minutes(engine, map(engine.evaluate, _parts(handed, events)))
+
+    def done(self) -> Done:
+        return self.job.done()
+
+
+def _run_other_job(
+    job: _Evaluating, handed: Connection, connection: Connection, first_jobs: list[Connection]
+) -> None:
+    """A forked job's whole life: the parts it is handed through `handed`, its lines and
+    then its end through `connection`. `first_jobs`: the first job's ends of the jobs'
+    pipes, which the fork copied: closed, so that this job sees the end of `handed` if the
+    first job dies, and no other job waits on this one's copies."""
+    for end in first_jobs:
+        end.close()
     try:
-        with ExitStack() as stack:
-            for minute in job.minutes(stack):
-                connection.send_bytes(_encoder.encode(minute))
+        for minute in job.lines(handed):
+            connection.send_bytes(_encoder.encode(minute))
         connection.send_bytes(_encoder.encode(job.done()))
-    except BaseException as error:  # whatever stops it is told to the first job
-        connection.send_bytes(_encoder.encode(Failed(str(error) or type(error).__name__)))
+    except BaseException as error:  # whatever stops it is told to the first job, if alive
+        with contextlib.suppress(OSError):
+            connection.send_bytes(_encoder.encode(Failed(str(error) or type(error).__name__)))
     finally:
         connection.close()
 
 
-class _OtherJob:
-    """The first job's view of another one: its messages, in turn."""
+class _EventsDecoder:
+    """A part's events, as `_encoded` made them."""
 
-    def __init__(self, job: _Job, count: int) -> None:
+    def __init__(self, events: type[Event]) -> None:
+        self._msgpack = msgspec.msgpack.Decoder(list[events])  # type: ignore[valid-type]
+        self._json = msgspec.json.Decoder(events)
+
+    def decode(self, part: Part) -> list[Event]:
+        if part.as_json:
+            return self._json.decode_lines(msgspec.msgpack.decode(part.events, type=bytes))
+        return self._msgpack.decode(part.events)
+
+
+def _parts(handed: Connection, events: _EventsDecoder) -> Iterator[Window]:
+    """The windows handed, as the first job split them, until the end of the input."""
+    while isinstance(message := _handed.decode(handed.recv_bytes()), Part):
+        part = Window(message.start)
+        part.events = events.decode(message)
+        part.places = message.places
+        yield part
+
+
+def _encoded(part: Window) -> bytes:
+    assert part.places is not None
+    try:
+        events, as_json = _encoder.encode(part.events), False
+    except OverflowError:  # an extra field the rules read holds an integer beyond 64 bits
+        events, as_json = _encoder.encode(_json_lines.encode_lines(part.events)), True
+    return _encoder.encode(Part(part.start, part.places, msgspec.Raw(events), as_json))
+
+
+class _OtherJob:
+    """The first job's view of another one: a forked process, a thread that hands it its
+    parts (`hand`, `end`), another that takes its messages, in turn (`lines`, `done`)."""
+
+    def __init__(
+        self, job: _Evaluating, index: int, count: int, started: Sequence[_OtherJob] = ()
+    ) -> None:
+        """Job `index` of `count`, forked after the jobs `started`."""
         context = multiprocessing.get_context("fork")
+        handed, self._hand = context.Pipe(duplex=False)
         self._receive, send = context.Pipe(duplex=False)
-        self._name = f"job {job.shard.index + 1} of {count}"
+        self._name = f"job {index + 1} of {count}"
+        first_jobs = [end for other in [*started, self] for end in (other._hand, other._receive)]
         self._process = context.Process(
-            target=_run_other_job, args=(job, send), name=self._name, daemon=True
+            target=_run_other_job,
+            args=(job, handed, send, first_jobs),
+            name=self._name,
+            daemon=True,
         )
         self._process.start()
+        handed.close()
         send.close()
+        for end in (self._hand, self._receive):
+            _widen(end)
+        self._to_hand: queue.Queue[bytes] = queue.Queue(maxsize=HANDED_AHEAD)
+        self._received: queue.Queue[bytes | None] = queue.Queue()
+        for target in (self._handing, self._receiving):
+            threading.Thread(
+                target=target, name=f"{self._name}: {target.__name__}", daemon=True
+            ).start()
+
+    def hand(self, part: Window) -> None:
+        self._to_hand.put(_encoded(part))
+
+    def end(self) -> None:
+        self._to_hand.put(_END)
+
+    def _handing(self) -> None:
+        sending = True
+        while True:
+            message = self._to_hand.get()
+            if sending:
+                try:
+                    self._hand.send_bytes(message)
+                except OSError:  # the job is gone: `_next` tells how; the rest is dropped
+                    sending = False
+            if message is _END:
+                self._hand.close()
+                return
+
+    def _receiving(self) -> None:
+        try:
+            while True:
+                self._received.put(self._receive.recv_bytes())
+        except (EOFError, OSError):
+            self._received.put(None)
 
     def _next(self) -> Lines | Done:
-        try:
-            message = _decoder.decode(self._receive.recv_bytes())
-        except EOFError:
+        data = self._received.get()
+        if data is None:
             self._process.join()
-            raise JobFailed(f"{self._name} stopped unexpectedly ({self._how_it_ended()})") from None
+            raise JobFailed(f"{self._name} stopped unexpectedly ({self._how_it_ended()})")
+        try:
+            message = _decoder.decode(data)
         except msgspec.DecodeError as error:
             raise JobFailed(f"{self._name} sent what is not a job's message: {error}") from None
         if isinstance(message, Failed):
@@ -247,23 +370,61 @@ class _OtherJob:
         if self._process.is_alive():
             self._process.kill()
             self._process.join()
+        self._to_hand.put(_END)  # the handing thread ends (it drops what a dead job cannot take)
+
+
+def _widen(pipe: Connection) -> None:
+    """Let a pipe hold a few windows' worth at once (where the system allows it), so that a
+    job rarely waits for the other end to make room."""
+    with contextlib.suppress(OSError):  # beyond the limit for this user: the default works
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
+@dataclass
+class _Router:
+    """Job 0's part of each window; the other jobs' parts are handed to them."""
+
+    shares: Shares
+    others: list[_OtherJob]
+
+    def __call__(self, window: Window) -> Window:
+        own, *parts = self.shares.split(window)
+        for other, part in zip(self.others, parts, strict=True):
+            other.hand(part)
+        return own
 
 
 def run_in_jobs(
     args: argparse.Namespace, ruleset: RuleSet, sink: LineSink, count: int, stdout: IO[bytes]
 ) -> int:
-    now, size = time.time(), _size(args.file)
-    others: list[_OtherJob] = []
     problems = Diagnostics(strict=False)
-    first = _Job(args, ruleset, sink, Shard(0, count), now, size, problems)
+    first = _Job(args, sink, problems)
+    others: list[_OtherJob] = []
     try:
         for index in range(1, count):
-            unreported = _Unreported(strict=False)
-            job = _Job(args, ruleset, sink, Shard(index, count), now, size, unreported)
-            others.append(_OtherJob(job, count))
+            job = _PartsJob(_Job(args, sink), ruleset)
+            others.append(_OtherJob(job, index, count, others))
+        router = _Router(Shares(count), others)
         with ExitStack() as stack:
-            for minute in first.minutes(stack):
-                _write_merged([minute, *(other.lines() for other in others)], stdout)
+            run = open_pipeline(
+                args,
+                ruleset,
+                problems,
+                stack,
+                time.time(),
+                on_condition_error=first.keyed.condition,
+                own_part=router,
+            )
+            evaluated = run.engine.run_batches(run.batches, run.windows, problems)
+            waiting: deque[Lines] = deque()  # job 0's lines of the minutes not yet written
+            for minute in first.minutes(run.engine, evaluated):
+                waiting.append(minute)
+                if len(waiting) > MERGE_LAG:
+                    _write_merged([waiting.popleft(), *(other.lines() for other in others)], stdout)
+            for other in others:
+                other.end()
+            while waiting:
+                _write_merged([waiting.popleft(), *(other.lines() for other in others)], stdout)
             stdout.flush()
         ends = [first.done(), *(other.done() for other in others)]
     finally:
@@ -273,14 +434,7 @@ def run_in_jobs(
     for end in ends:
         per_rule.update(end.per_rule)
     _take_condition_errors(problems, ends)
-    return finish(args, ruleset, problems, first.reader, per_rule)
-
-
-def _size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError as error:
-        raise InputError(f"cannot read {path}: {error.strerror or error}") from None
+    return finish(args, ruleset, problems, run.reader, per_rule)
 
 
 def _write_merged(minutes: Sequence[Lines], stdout: IO[bytes]) -> None:

@@ -1,51 +1,27 @@
 """A batch run's stages, wired: the input, its reader, the engine and its windows; and the
-run's end (condition errors, the summary line, the exit status). `sereno FILE` runs them once;
-with `--jobs`, every job runs them over the same file."""
+run's end (condition errors, the summary line, the exit status). `sereno FILE` runs them;
+with `--jobs`, the first job does, handing the other jobs their parts of each window."""
 
 from __future__ import annotations
 
 import argparse
-import io
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
 
 from sereno.cli.diagnostics import Diagnostics, progress_size, with_progress
 from sereno.cli.options import EXIT_OK, EXIT_REJECTED, open_input
 from sereno.engine.engine import Engine
 from sereno.engine.evaluate import ConditionErrorHandler
 from sereno.engine.lifecycle import Episode
-from sereno.engine.shard import Shard
-from sereno.engine.windows import Windows
+from sereno.engine.windows import Window, Windows
 from sereno.events.reader import EventBatch, EventReader
 from sereno.events.schema import event_type
 from sereno.events.times import EventTimes
 from sereno.rules.rulefmt import RuleSet
 from sereno.sinks.console import RunSummary
 from sereno.stderr import to_stderr
-
-
-class _Upto(io.RawIOBase):
-    """A file read no further than its first `size` bytes."""
-
-    def __init__(self, stream: io.BufferedReader, size: int) -> None:
-        self._stream, self._left = stream, size
-
-    def readable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self._stream.fileno()
-
-    def readinto(self, buffer: Any) -> int:
-        if self._left <= 0:
-            return 0
-        with memoryview(buffer) as view:
-            got = self._stream.readinto(view[: self._left])
-        self._left -= got
-        return got
 
 
 @dataclass
@@ -65,32 +41,41 @@ def open_pipeline(
     *,
     on_condition_error: ConditionErrorHandler | None = None,
     on_change: Callable[[Episode], None] | None = None,
-    shard: Shard | None = None,
+    own_part: Callable[[Window], Window] | None = None,
     progress: bool = True,
-    upto: int | None = None,
 ) -> Pipeline:
-    """The stages of a run over `args.file`, the clock read once at `now` (every job must
-    judge timestamps against the same instant); `upto`: only the file's first bytes (every
-    job must read the same, even while the file grows)."""
+    """The stages of a run over `args.file`, the clock read once at `now`; `own_part`: the
+    part of each window this process evaluates (the first of several jobs)."""
     stream, name = open_input(args.file, stack)
-    if upto is not None:
-        stream = io.BufferedReader(_Upto(stream, upto))
     times = EventTimes(now=now, max_skew=args.max_clock_skew)
     reader = EventReader(stream, name, problems.record, event_type(ruleset.fields), times)
     batches: Iterator[EventBatch] = reader.batches()
     size = progress_size(stream) if progress else None
     if size is not None:
         batches = with_progress(batches, reader, size)
-    engine = Engine(
-        ruleset,
-        on_condition_error or problems.condition,
-        keep_episodes=args.episodes,
-        on_change=on_change,
-        shard=shard,
-        alerts_only=not (args.episodes or args.notices),
+    engine = engine_for(
+        args, ruleset, on_condition_error or problems.condition, on_change, own_part
     )
     windows = Windows(args.allowed_lateness, max_skew=args.max_clock_skew)
     return Pipeline(reader, batches, engine, windows)
+
+
+def engine_for(
+    args: argparse.Namespace,
+    ruleset: RuleSet,
+    on_condition_error: ConditionErrorHandler,
+    on_change: Callable[[Episode], None] | None = None,
+    own_part: Callable[[Window], Window] | None = None,
+) -> Engine:
+    """The engine of a batch run, as `args` ask."""
+    return Engine(
+        ruleset,
+        on_condition_error,
+        keep_episodes=args.episodes,
+        on_change=on_change,
+        own_part=own_part,
+        alerts_only=not (args.episodes or args.notices),
+    )
 
 
 def finish(

@@ -24,7 +24,6 @@ from sereno.engine.lifecycle import (
     episode_order,
     episodes_in_order,
 )
-from sereno.engine.shard import Shard
 from sereno.engine.windows import Window, Windows, in_batches
 from sereno.events.reader import EventBatch
 from sereno.events.schema import Event, Number
@@ -101,12 +100,13 @@ class Engine:
         keep_episodes: bool = False,
         on_change: Callable[[Episode], None] | None = None,
         fires_early: bool = False,
-        shard: Shard | None = None,
+        own_part: Callable[[Window], Window] | None = None,
         alerts_only: bool = False,
     ) -> None:
         """`fires_early`: `fire_early` will be called (a live stream), so the rules keep what
-        it needs. `shard`: evaluate only its services. `alerts_only`: only each minute's
-        firing alerts are asked for, never the episodes or the state."""
+        it needs. `own_part`: the part of each window to evaluate (of one of several jobs).
+        `alerts_only`: only each minute's firing alerts are asked for, never the episodes or
+        the state."""
         self.ruleset = ruleset
         self._rules = [build_rule(spec, fires_early) for spec in ruleset.rules]
         self.rule_order = {spec.name: rank for rank, spec in enumerate(ruleset.rules)}
@@ -117,9 +117,9 @@ class Engine:
             on_change=on_change,
             alerts_only=alerts_only,
         )
-        self._shard = shard
+        self._own_part = own_part
         self.window: Window | None = None
-        """The window being evaluated, whole (with every service's events), while it is."""
+        """The window being evaluated (this engine's part of it), while it is."""
         self.found: WindowResult | None = None
         """What the rules found in the latest minute evaluated, before the lifecycle: which
         servers and components they matched, the values they looked at."""
@@ -157,10 +157,11 @@ class Engine:
 
     def evaluate(self, window: Window) -> list[Alert]:
         """The window's firing alerts in order: time, then rule order, service, server."""
+        if self._own_part is not None:
+            window = self._own_part(window)
         self.window = window
         try:
-            part = window if self._shard is None else self._shard.part(window)
-            self.found = found = self.evaluate_window(part)
+            self.found = found = self.evaluate_window(window)
         finally:
             self.window = None  # not kept: a minute's events are the most memory a run holds
         return self.lifecycle.update(found)

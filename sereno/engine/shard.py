@@ -1,19 +1,23 @@
-"""A share of the fleet: the services one of several jobs evaluates.
+"""Shares of the fleet: the services each of several jobs evaluates.
 
 Every rule finds an alert from one service's events alone (a server's samples, a service's
 majority, a server's silence), and the lifecycle follows each alert on its own; so jobs that
-each take the whole stream through the same windows, and evaluate only their own services,
-find between them exactly the alerts one would. The exception is inhibition between services
-(`equal` without `service`), which `shares_by_service` tells.
+each evaluate the part of every window that holds their services' events, in the order they
+came, find between them exactly the alerts one would. The exception is inhibition between
+services (`equal` without `service`), which `shares_by_service` tells.
 """
 
 from __future__ import annotations
 
 import zlib
-from operator import attrgetter
+from bisect import bisect_right
+from itertools import compress, repeat
+from operator import attrgetter, eq
 
 from sereno.engine.windows import Window
 from sereno.rules.rulefmt import RuleSet
+
+BUCKETS = 1024  # each service falls in one, by CRC-32 (the same in every process, unlike `hash`)
 
 _service = attrgetter("service")
 
@@ -23,30 +27,40 @@ def shares_by_service(ruleset: RuleSet) -> bool:
     return all(not spec.inhibited_by or "service" in spec.equal for spec in ruleset.rules)
 
 
-class Shard:
-    """Job `index` of `count`: the services whose CRC-32 leaves `index` divided by `count`
-    (the same in every process, unlike `hash`)."""
+class Shares:
+    """How `count` jobs share the services. Job 0 also reads and windows the input for all
+    of them, so it takes a small share (half an even one); the others take equal
+    shares of the rest."""
 
-    def __init__(self, index: int, count: int) -> None:
-        if not 0 <= index < count:
-            raise ValueError(f"no job {index} of {count}")
-        self.index, self.count = index, count
-        self._owned: dict[str, bool] = {}
+    def __init__(self, count: int) -> None:
+        if count < 1:
+            raise ValueError(f"no share for {count} jobs")
+        self.count = count
+        first = BUCKETS // (2 * count) if count > 1 else BUCKETS
+        rest = BUCKETS - first
+        # job k takes the buckets from bounds[k - 1] (0 for job 0) up to bounds[k]
+        self._bounds = [first + rest * k // (count - 1) for k in range(count - 1)] + [BUCKETS]
+        self._job_of: dict[str, int] = {}
 
-    def owns(self, service: str) -> bool:
-        owned = self._owned.get(service)
-        if owned is None:
-            owned = zlib.crc32(service.encode("utf-8", "surrogatepass")) % self.count == self.index
-            self._owned[service] = owned
-        return owned
+    def job_of(self, service: str) -> int:
+        job = self._job_of.get(service)
+        if job is None:
+            bucket = zlib.crc32(service.encode("utf-8", "surrogatepass")) % BUCKETS
+            job = self._job_of[service] = bisect_right(self._bounds, bucket)
+        return job
 
-    def part(self, window: Window) -> Window:
-        """The window's events of the shard's services, in the order they came."""
-        services = set(map(_service, window.events))
-        mine = {service for service in services if self.owns(service)}
-        part = Window(window.start)
-        if len(mine) == len(services):
-            part.events = window.events
-        elif mine:
-            part.events = [event for event in window.events if event.service in mine]
-        return part
+    def split(self, window: Window) -> list[Window]:
+        """The window's events of each job's services, in the order they came, each part
+        knowing the places its events had in the whole window."""
+        services = list(map(_service, window.events))
+        for service in set(services).difference(self._job_of):
+            self.job_of(service)
+        jobs = list(map(self._job_of.__getitem__, services))
+        parts = []
+        for job in range(self.count):
+            mine = list(map(eq, jobs, repeat(job)))
+            part = Window(window.start)
+            part.events = list(compress(window.events, mine))
+            part.places = list(compress(range(len(jobs)), mine))
+            parts.append(part)
+        return parts

@@ -51,6 +51,8 @@ class Window:
     def __init__(self, start: int) -> None:
         self.start = start
         self.events: list[Event] = []
+        self.places: list[int] | None = None
+        """For a part of a window (one job's services): each event's place in the whole."""
         self._latest: dict[frozenset[str] | None, list[Event]] = {}
         self._uniform = False  # each server's events all active, or all passive
 

@@ -6,14 +6,13 @@ import argparse
 import os
 import random
 import signal
-import time
-from contextlib import ExitStack
+import zlib
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sereno.cli.diagnostics import Diagnostics
 from sereno.cli.jobs import (
     MIN_BYTES_FOR_JOBS,
     JobFailed,
@@ -21,8 +20,9 @@ from sereno.cli.jobs import (
     available_cores,
     jobs_for,
 )
-from sereno.cli.pipeline import open_pipeline
-from sereno.engine.shard import Shard
+from sereno.engine.shard import BUCKETS, Shares
+from sereno.engine.windows import Window
+from sereno.events.schema import Event
 from sereno.rules.rulefmt import load_default_rules, parse_rules
 
 from conftest import event, json_lines, run_sereno
@@ -102,6 +102,9 @@ def fleet(seed: int) -> bytes:
             records.append(event(server="srv0100", service="svc01", timestamp=T0 + 10**6))
         if minute == 12:
             records.append(event(server="srv0200", service="svc02", value="high"))
+            # a field the rules read, holding an integer beyond 64 bits
+            big: dict[str, Any] = {"component": "Temperature", "value": 70, "rack": 10**30}
+            records.append(event(server="srv0300", service="svc03", timestamp=T0 + 730, **big))
     order = list(range(len(records)))
     for index in range(0, len(order) - 1, 7):  # a few neighbours swapped
         order[index], order[index + 1] = order[index + 1], order[index]
@@ -204,12 +207,11 @@ class _Boom:
     """A job that stops as `how` says, as soon as it starts."""
 
     def __init__(self, how: str) -> None:
-        self.shard = Shard(1, 2)
         self._how = how
 
-    def minutes(self, stack: object) -> Any:
+    def lines(self, handed: Connection) -> Any:
         if self._how == "raises":
-            raise OSError("cannot read fleet.jsonl: Input/output error")
+            raise OSError("cannot evaluate: Input/output error")
         if self._how == "is killed":
             os.kill(os.getpid(), signal.SIGKILL)
         if self._how == "garbles":
@@ -220,14 +222,14 @@ class _Boom:
 @pytest.mark.parametrize(
     ("how", "message"),
     [
-        ("raises", "job 2 of 2: cannot read fleet.jsonl: Input/output error"),
+        ("raises", "job 2 of 2: cannot evaluate: Input/output error"),
         ("dies", "job 2 of 2 stopped unexpectedly (exit status 3)"),
         ("is killed", "job 2 of 2 stopped unexpectedly (killed by SIGKILL)"),
         ("garbles", "job 2 of 2 sent what is not a job's message: "),
     ],
 )
 def test_another_job_that_stops_is_told_in_one_line(how: str, message: str) -> None:
-    other = _OtherJob(_Boom(how), 2)  # type: ignore[arg-type]
+    other = _OtherJob(_Boom(how), 1, 2)  # type: ignore[arg-type]
     try:
         with pytest.raises(JobFailed, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
             other.lines()
@@ -235,25 +237,60 @@ def test_another_job_that_stops_is_told_in_one_line(how: str, message: str) -> N
         other.stop()
 
 
-def test_every_job_reads_the_file_as_it_was_when_the_run_started(tmp_path: Path) -> None:
-    """A file that grows during a run (an agent still writing it) is read up to the size it
-    had at the start, by every job alike."""
-    lines = json_lines(*(event(timestamp=T0 + second) for second in range(10)))
-    path = tmp_path / "growing.jsonl"
-    path.write_bytes(lines)
-    upto = len(lines) - 20  # the size at the start: the last line was still being written
-    args = argparse.Namespace(
-        file=str(path),
-        max_clock_skew=300.0,
-        allowed_lateness=30.0,
-        episodes=False,
-        notices=False,
+class _Waiting:
+    """A job that waits for its first part."""
+
+    def lines(self, handed: Connection) -> Any:
+        handed.recv_bytes()
+        return iter([])
+
+
+def test_the_other_jobs_end_when_the_first_one_is_gone() -> None:
+    """Each forked job closes the copies of every job's pipes the fork gave it: otherwise a
+    job would wait for ever on a pipe that it, or a job forked after it, holds open."""
+    first = _OtherJob(_Waiting(), 1, 3)  # type: ignore[arg-type]
+    second = _OtherJob(_Waiting(), 2, 3, [first])  # type: ignore[arg-type]
+    try:
+        for other in (first, second):
+            other._hand.close()  # as the first job's death closes it
+            other._process.join(timeout=30)
+            assert other._process.exitcode == 0  # None: still waiting
+            with pytest.raises(JobFailed, match="EOFError"):
+                other.lines()
+    finally:
+        for other in (first, second):
+            other.stop()
+
+
+def test_every_service_is_one_jobs_and_the_first_job_takes_half_a_share() -> None:
+    services = [f"svc{number}" for number in range(4000)]
+    for count in (2, 3, 8):
+        shares = Shares(count)
+        taken = [shares.job_of(service) for service in services]
+        assert set(taken) == set(range(count))
+        first = sum(1 for job in taken if job == 0) / len(services)
+        assert first == pytest.approx(1 / (2 * count), abs=0.02)
+        for job in range(1, count):
+            expected = (1 - 1 / (2 * count)) / (count - 1)
+            assert taken.count(job) / len(services) == pytest.approx(expected, abs=0.03)
+    bucket = zlib.crc32(b"svc7") % BUCKETS  # the same in every process: not `hash`
+    assert Shares(2).job_of("svc7") == (0 if bucket < BUCKETS // 4 else 1)
+
+
+def test_a_window_splits_into_each_jobs_events_in_order_with_their_places() -> None:
+    window = Window(T0)
+    window.events = [
+        Event(f"srv{n}", f"svc{n % 5}", "Load5mAvg", n, T0 + n, True) for n in range(40)
+    ]
+    shares = Shares(3)
+    parts = shares.split(window)
+    assert [part.start for part in parts] == [T0] * 3
+    placed = sorted(
+        (place, event)
+        for part in parts
+        for place, event in zip(part.places or [], part.events, strict=True)
     )
-    problems = Diagnostics(strict=False)
-    with ExitStack() as stack:
-        run = open_pipeline(
-            args, load_default_rules(), problems, stack, time.time(), upto=upto, progress=False
-        )
-        events = [event for batch in run.batches for event in batch.events]
-    assert len(events) == 9
-    assert run.reader.records_read == 10 and problems.rejected == 1  # the cut line
+    assert [event for _, event in placed] == window.events
+    for job, part in enumerate(parts):
+        assert all(shares.job_of(event.service) == job for event in part.events)
+        assert part.places == sorted(part.places or [])
