@@ -50,7 +50,7 @@ from sereno.sinks.console import LineSink
 
 MIN_BYTES_FOR_JOBS = 64 << 20  # smaller files are done before the other jobs would start
 MAX_JOBS = 256
-HANDED_AHEAD = 8  # windows handed to a job and not yet sent to it: what job 0 may run ahead
+HANDED_AHEAD = 2  # windows handed to a job and not yet sent to it: what job 0 may run ahead
 PIPE_BYTES = 1 << 20
 MERGE_LAG = 8  # minutes evaluated by job 0 before it waits for the others' lines of a minute
 

@@ -108,15 +108,17 @@ class Engine:
         `alerts_only`: only each minute's firing alerts are asked for, never the episodes or
         the state."""
         self.ruleset = ruleset
-        self._rules = [build_rule(spec, fires_early) for spec in ruleset.rules]
-        self.rule_order = {spec.name: rank for rank, spec in enumerate(ruleset.rules)}
-        self._on_condition_error = on_condition_error
         self.lifecycle = Lifecycle(
             ruleset.rules,
             keep_resolved=keep_episodes,
             on_change=on_change,
             alerts_only=alerts_only,
         )
+        # when the lifecycle tracks nothing, the rules need find nothing but their alerts
+        untracked = self.lifecycle.untracked
+        self._rules = [build_rule(spec, fires_early, untracked) for spec in ruleset.rules]
+        self.rule_order = {spec.name: rank for rank, spec in enumerate(ruleset.rules)}
+        self._on_condition_error = on_condition_error
         self._own_part = own_part
         self.window: Window | None = None
         """The window being evaluated (this engine's part of it), while it is."""

@@ -126,13 +126,14 @@ class ServerRule:
     """`majority: false`: every latest sample that matches a level's condition is an alert,
     at the most severe level it matches."""
 
-    def __init__(self, spec: RuleSpec) -> None:
+    def __init__(self, spec: RuleSpec, alerts_only: bool = False) -> None:
         self.spec = spec
+        self._alerts_only = alerts_only
 
     def evaluate(self, window: Window, on_error: ConditionErrorHandler) -> RuleResult:
         spec = self.spec
         samples = window.latest_samples(spec.components)
-        looked_at = _looked_at(spec.name, samples)
+        looked_at = {} if self._alerts_only else _looked_at(spec.name, samples)
         if len(spec.levels) == 1 and spec.recover_when is None:
             matching = _select(spec, samples, on_error)
             return RuleResult(self._alerts(matching), looked_at)
@@ -192,9 +193,12 @@ class MajorityRule:
     when its latest event there says so.
     """
 
-    def __init__(self, spec: RuleSpec, fires_early: bool = False) -> None:
+    def __init__(
+        self, spec: RuleSpec, fires_early: bool = False, alerts_only: bool = False
+    ) -> None:
         self.spec = spec
         self._fires_early = fires_early
+        self._alerts_only = alerts_only
         self._active_before: dict[str, frozenset[str]] = {}
         """Each service's active servers in the latest minute evaluated with data for it
         (kept only when it fires early)."""
@@ -250,7 +254,7 @@ class MajorityRule:
         spec = self.spec
         samples = window.active_samples(spec.components)
         matching = _select(spec, samples, on_error)
-        reported = _by_service(samples)
+        reported = {} if self._alerts_only else _by_service(samples)
         looked_at: dict[AlertKey, Number] = {
             AlertKey(spec.name, service, ""): max(map(_value, events))
             for service, events in reported.items()
@@ -262,7 +266,8 @@ class MajorityRule:
             alert = self._decide(window.start, _matches_of(events), active[service])
             if alert is not None:
                 alerts.append(alert)
-                unmatched[alert_key(alert)] = _others(map(_server, reported[service]), alert)
+                if not self._alerts_only:
+                    unmatched[alert_key(alert)] = _others(map(_server, reported[service]), alert)
         return RuleResult(alerts, looked_at, None, unmatched)
 
     def _recovered(self, recovering: set[str], matching: dict[str, _Match], active: int) -> bool:
@@ -453,8 +458,12 @@ class AbsentRule:
         return []
 
 
-def build_rule(spec: RuleSpec, fires_early: bool = False) -> Rule:
-    """The rule of a spec; `fires_early`: its `early` will be asked (a live stream)."""
+def build_rule(spec: RuleSpec, fires_early: bool = False, alerts_only: bool = False) -> Rule:
+    """The rule of a spec; `fires_early`: its `early` will be asked (a live stream);
+    `alerts_only`: only its alerts will be, not what it looked at or which servers did not
+    match (a batch run whose lifecycle tracks nothing)."""
     if spec.absent is not None:
         return AbsentRule(spec)
-    return MajorityRule(spec, fires_early) if spec.majority else ServerRule(spec)
+    if spec.majority:
+        return MajorityRule(spec, fires_early, alerts_only)
+    return ServerRule(spec, alerts_only)

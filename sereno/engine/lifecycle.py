@@ -217,7 +217,7 @@ class Lifecycle:
         # ...that asks for alerts only, of rules that all fire at their first match at their
         # only level: every alert of a minute fires in it, whatever came before, and nothing
         # need be tracked
-        self._untracked = (
+        self.untracked = (
             alerts_only
             and self._unheard
             and all(rule.single and rule.holds[0] <= 0 for rule in self._rules.values())
@@ -225,7 +225,7 @@ class Lifecycle:
 
     def update(self, result: WindowResult) -> list[Alert]:
         """Take one minute's result; return its alerts that are firing."""
-        if self._untracked:
+        if self.untracked:
             return result.alerts
         start = result.start
         keys = [alert_key(alert) for alert in result.alerts]

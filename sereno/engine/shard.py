@@ -52,10 +52,10 @@ class Shares:
     def split(self, window: Window) -> list[Window]:
         """The window's events of each job's services, in the order they came, each part
         knowing the places its events had in the whole window."""
-        services = list(map(_service, window.events))
-        for service in set(services).difference(self._job_of):
-            self.job_of(service)
-        jobs = list(map(self._job_of.__getitem__, services))
+        try:
+            jobs = list(map(self._job_of.__getitem__, map(_service, window.events)))
+        except KeyError:  # a service not seen before
+            jobs = list(map(self.job_of, map(_service, window.events)))
         parts = []
         for job in range(self.count):
             mine = list(map(eq, jobs, repeat(job)))

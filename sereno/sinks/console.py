@@ -181,8 +181,8 @@ class JsonSink:
         self.write([NoticeRecord.of(episode) for episode in changes])
 
     def alert_lines(self, alerts: Sequence[Alert | EpisodeRecord]) -> list[bytes]:
-        encode = self._encoder.encode
-        return [encode(alert) + b"\n" for alert in alerts]
+        # JSON escapes every line break within a value: the lines are those of the whole
+        return self._encoder.encode_lines(alerts).splitlines(keepends=True)
 
     def episode_lines(self, episodes: Sequence[Episode]) -> list[bytes]:
         return self.alert_lines([EpisodeRecord.of(episode) for episode in episodes])
