@@ -29,14 +29,14 @@ def shares_by_service(ruleset: RuleSet) -> bool:
 
 class Shares:
     """How `count` jobs share the services. Job 0 also reads and windows the input for all
-    of them, so it takes a small share (half an even one); the others take equal
+    of them, so it takes a small share (a third of an even one); the others take equal
     shares of the rest."""
 
     def __init__(self, count: int) -> None:
         if count < 1:
             raise ValueError(f"no share for {count} jobs")
         self.count = count
-        first = BUCKETS // (2 * count) if count > 1 else BUCKETS
+        first = BUCKETS // (3 * count) if count > 1 else BUCKETS
         rest = BUCKETS - first
         # job k takes the buckets from bounds[k - 1] (0 for job 0) up to bounds[k]
         self._bounds = [first + rest * k // (count - 1) for k in range(count - 1)] + [BUCKETS]

@@ -262,19 +262,19 @@ def test_the_other_jobs_end_when_the_first_one_is_gone() -> None:
             other.stop()
 
 
-def test_every_service_is_one_jobs_and_the_first_job_takes_half_a_share() -> None:
+def test_every_service_is_one_jobs_and_the_first_job_takes_a_third_of_a_share() -> None:
     services = [f"svc{number}" for number in range(4000)]
     for count in (2, 3, 8):
         shares = Shares(count)
         taken = [shares.job_of(service) for service in services]
         assert set(taken) == set(range(count))
         first = sum(1 for job in taken if job == 0) / len(services)
-        assert first == pytest.approx(1 / (2 * count), abs=0.02)
+        assert first == pytest.approx(1 / (3 * count), abs=0.02)
         for job in range(1, count):
-            expected = (1 - 1 / (2 * count)) / (count - 1)
+            expected = (1 - 1 / (3 * count)) / (count - 1)
             assert taken.count(job) / len(services) == pytest.approx(expected, abs=0.03)
     bucket = zlib.crc32(b"svc7") % BUCKETS  # the same in every process: not `hash`
-    assert Shares(2).job_of("svc7") == (0 if bucket < BUCKETS // 4 else 1)
+    assert Shares(2).job_of("svc7") == (0 if bucket < BUCKETS // 6 else 1)
 
 
 def test_a_window_splits_into_each_jobs_events_in_order_with_their_places() -> None:
