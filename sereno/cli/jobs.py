@@ -50,9 +50,12 @@ from sereno.sinks.console import LineSink
 
 MIN_BYTES_FOR_JOBS = 64 << 20  # smaller files are done before the other jobs would start
 MAX_JOBS = 256
-HANDED_AHEAD = 2  # windows handed to a job and not yet sent to it: what job 0 may run ahead
+HANDED_AHEAD = 16  # pieces handed to a job and not yet sent to it: how far job 0 may run ahead
 PIPE_BYTES = 1 << 20
 MERGE_LAG = 8  # minutes evaluated by job 0 before it waits for the others' lines of a minute
+# a window's part is handed in pieces: a job takes a minute in while it is still handed, and
+# no message is so large that a minute of a large fleet leaves its memory behind
+PIECE_EVENTS = 10_000
 
 SortKey = tuple[int | float, int, str, str]
 FirstError = tuple[int, int, int]  # (minute, rule rank, the sample's place in the minute)
@@ -61,14 +64,16 @@ _sample_key = attrgetter("server", "component")
 
 
 class Part(msgspec.Struct, tag=True):
-    """A job's part of a window: its events (in msgpack; as JSON Lines, in a msgpack string
-    of bytes, when an extra field holds an integer beyond 64 bits, which msgpack cannot) and
-    the place each had in the whole window."""
+    """Some of a job's part of a window, `PIECE_EVENTS` events at most (`last`: the rest of
+    it has been handed): the events (in msgpack; as JSON Lines, in a msgpack string of bytes,
+    when an extra field holds an integer beyond 64 bits, which msgpack cannot) and the place
+    each had in the whole window."""
 
     start: int
     places: list[int]
     events: msgspec.Raw
     as_json: bool = False
+    last: bool = True
 
 
 class End(msgspec.Struct, tag=True):
@@ -263,18 +268,28 @@ def _parts(handed: Connection, events: _EventsDecoder) -> Iterator[Window]:
     """The windows handed, as the first job split them, until the end of the input."""
     while isinstance(message := _handed.decode(handed.recv_bytes()), Part):
         part = Window(message.start)
-        part.events = events.decode(message)
-        part.places = message.places
+        part.events, part.places = events.decode(message), message.places
+        while not message.last:
+            message = _handed.decode(handed.recv_bytes())
+            assert isinstance(message, Part)  # the pieces of one part come together
+            part.events += events.decode(message)
+            part.places += message.places
         yield part
 
 
-def _encoded(part: Window) -> bytes:
+def _pieces(part: Window) -> Iterator[bytes]:
+    """The part's messages: its events and their places, a piece at a time."""
     assert part.places is not None
-    try:
-        events, as_json = _encoder.encode(part.events), False
-    except OverflowError:  # an extra field the rules read holds an integer beyond 64 bits
-        events, as_json = _encoder.encode(_json_lines.encode_lines(part.events)), True
-    return _encoder.encode(Part(part.start, part.places, msgspec.Raw(events), as_json))
+    count = len(part.events)
+    for first in range(0, max(count, 1), PIECE_EVENTS):
+        piece = part.events[first : first + PIECE_EVENTS]
+        try:
+            events, as_json = _encoder.encode(piece), False
+        except OverflowError:  # an extra field the rules read holds an integer beyond 64 bits
+            events, as_json = _encoder.encode(_json_lines.encode_lines(piece)), True
+        places = part.places[first : first + PIECE_EVENTS]
+        last = first + PIECE_EVENTS >= count
+        yield _encoder.encode(Part(part.start, places, msgspec.Raw(events), as_json, last))
 
 
 class _OtherJob:
@@ -309,7 +324,8 @@ class _OtherJob:
             ).start()
 
     def hand(self, part: Window) -> None:
-        self._to_hand.put(_encoded(part))
+        for piece in _pieces(part):
+            self._to_hand.put(piece)
 
     def end(self) -> None:
         self._to_hand.put(_END)

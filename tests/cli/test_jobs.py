@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import signal
@@ -13,16 +14,20 @@ from typing import Any
 
 import pytest
 
+from sereno.cli import jobs as job_module
 from sereno.cli.jobs import (
     MIN_BYTES_FOR_JOBS,
     JobFailed,
+    _EventsDecoder,
     _OtherJob,
+    _parts,
+    _pieces,
     available_cores,
     jobs_for,
 )
 from sereno.engine.shard import BUCKETS, Shares
 from sereno.engine.windows import Window
-from sereno.events.schema import Event
+from sereno.events.schema import Event, event_type
 from sereno.rules.rulefmt import load_default_rules, parse_rules
 
 from conftest import event, json_lines, run_sereno
@@ -294,3 +299,27 @@ def test_a_window_splits_into_each_jobs_events_in_order_with_their_places() -> N
     for job, part in enumerate(parts):
         assert all(shares.job_of(event.service) == job for event in part.events)
         assert part.places == sorted(part.places or [])
+
+
+def test_a_part_is_handed_in_pieces_and_taken_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(job_module, "PIECE_EVENTS", 10)
+    with_rack: Any = event_type(["rack"])
+    parts: list[Window] = []
+    for count in (25, 20, 0, 3):
+        part = Window(T0 + 60 * len(parts))
+        part.events = [
+            with_rack(f"srv{n}", "svc", "Temperature", n, part.start + n % 60, True, rack=n)
+            for n in range(count)
+        ]
+        part.places = list(range(0, 2 * count, 2))
+        parts.append(part)
+    parts[1].events[15] = with_rack("srv", "svc", "Temperature", 1, T0 + 60, True, rack=2**70)
+    receive, send = multiprocessing.Pipe(duplex=False)
+    pieces = [piece for part in parts for piece in _pieces(part)]
+    assert len(pieces) == 3 + 2 + 1 + 1
+    for piece in [*pieces, job_module._END]:
+        send.send_bytes(piece)
+    taken = list(_parts(receive, _EventsDecoder(with_rack)))
+    assert [(p.start, p.events, p.places) for p in taken] == [
+        (p.start, p.events, p.places) for p in parts
+    ]
