@@ -9,9 +9,9 @@ are forked processes that evaluate the parts they are handed, in order, and send
 each minute their lines and where each goes; at the end, their counts and condition errors.
 Job 0 writes each minute's lines of all jobs merged in the order one process writes them.
 
-Job 0 keeps handing windows while the others evaluate (a thread per job sends, another
-receives), and merges a minute once `MERGE_LAG` later ones are evaluated, so that no job
-waits for another minute by minute.
+Job 0 keeps handing windows, in pieces, while the others evaluate (a thread per job sends,
+another receives), and merges a minute once `MERGE_LAG` later ones are evaluated, so that no
+job waits for another minute by minute.
 """
 
 from __future__ import annotations
