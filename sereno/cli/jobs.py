@@ -252,7 +252,7 @@ def _run_other_job(
 
 
 class _EventsDecoder:
-    """A part's events, as `_encoded` made them."""
+    """A piece's events, as `_pieces` made them."""
 
     def __init__(self, events: type[Event]) -> None:
         self._msgpack = msgspec.msgpack.Decoder(list[events])  # type: ignore[valid-type]
