@@ -390,8 +390,8 @@ class _OtherJob:
 
 
 def _widen(pipe: Connection) -> None:
-    """Let a pipe hold a few windows' worth at once (where the system allows it), so that a
-    job rarely waits for the other end to make room."""
+    """Let a pipe hold a few pieces at once (where the system allows it), so that a job
+    rarely waits for the other end to make room."""
     with contextlib.suppress(OSError):  # beyond the limit for this user: the default works
         fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
@@ -433,14 +433,18 @@ def run_in_jobs(
             )
             evaluated = run.engine.run_batches(run.batches, run.windows, problems)
             waiting: deque[Lines] = deque()  # job 0's lines of the minutes not yet written
+
+            def write_oldest() -> None:
+                _write_merged([waiting.popleft(), *(other.lines() for other in others)], stdout)
+
             for minute in first.minutes(run.engine, evaluated):
                 waiting.append(minute)
                 if len(waiting) > MERGE_LAG:
-                    _write_merged([waiting.popleft(), *(other.lines() for other in others)], stdout)
+                    write_oldest()
             for other in others:
                 other.end()
             while waiting:
-                _write_merged([waiting.popleft(), *(other.lines() for other in others)], stdout)
+                write_oldest()
             stdout.flush()
         ends = [first.done(), *(other.done() for other in others)]
     finally:

@@ -42,7 +42,6 @@ def open_pipeline(
     on_condition_error: ConditionErrorHandler | None = None,
     on_change: Callable[[Episode], None] | None = None,
     own_part: Callable[[Window], Window] | None = None,
-    progress: bool = True,
 ) -> Pipeline:
     """The stages of a run over `args.file`, the clock read once at `now`; `own_part`: the
     part of each window this process evaluates (the first of several jobs)."""
@@ -50,7 +49,7 @@ def open_pipeline(
     times = EventTimes(now=now, max_skew=args.max_clock_skew)
     reader = EventReader(stream, name, problems.record, event_type(ruleset.fields), times)
     batches: Iterator[EventBatch] = reader.batches()
-    size = progress_size(stream) if progress else None
+    size = progress_size(stream)
     if size is not None:
         batches = with_progress(batches, reader, size)
     engine = engine_for(

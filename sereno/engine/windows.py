@@ -242,10 +242,10 @@ class Windows:
         """
         timestamps = list(map(_timestamp, events))
         minutes = list(map(floordiv, timestamps, repeat(WINDOW_SECONDS)))
-        position, count = 0, len(timestamps)
-        while position < count:
+        position, total = 0, len(timestamps)
+        while position < total:
             end = _first(map(ne, islice(minutes, position, None), repeat(minutes[position])))
-            end = count if end is None else position + end
+            end = total if end is None else position + end
             run = timestamps[position:end]
             if window_start(run[0]) < self._closed_before:  # its minute was evaluated
                 for index in range(position, end):
