@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 from datetime import datetime, timezone
 
 from sereno.events.schema import Number
+
+
+def how_it_ended(exitcode: int | None) -> str:
+    """A process's end as its exit code says: `exit status 3`, `killed by SIGKILL`."""
+    if exitcode is not None and exitcode < 0:
+        return f"killed by {signal.Signals(-exitcode).name}"
+    return f"exit status {exitcode}"
 
 
 def counted(count: int, noun: str) -> str:

@@ -22,7 +22,6 @@ import fcntl
 import multiprocessing
 import os
 import queue
-import signal
 import threading
 import time
 from collections import Counter, deque
@@ -47,6 +46,7 @@ from sereno.events.schema import Event, event_type
 from sereno.rules.conditions import ConditionError
 from sereno.rules.rulefmt import RuleSet, RuleSpec
 from sereno.sinks.console import LineSink
+from sereno.text import how_it_ended
 
 MIN_BYTES_FOR_JOBS = 64 << 20  # smaller files are done before the other jobs would start
 MAX_JOBS = 256
@@ -354,7 +354,8 @@ class _OtherJob:
         data = self._received.get()
         if data is None:
             self._process.join()
-            raise JobFailed(f"{self._name} stopped unexpectedly ({self._how_it_ended()})")
+            ended = how_it_ended(self._process.exitcode)
+            raise JobFailed(f"{self._name} stopped unexpectedly ({ended})")
         try:
             message = _decoder.decode(data)
         except msgspec.DecodeError as error:
@@ -362,12 +363,6 @@ class _OtherJob:
         if isinstance(message, Failed):
             raise JobFailed(f"{self._name}: {message.message}")
         return message
-
-    def _how_it_ended(self) -> str:
-        code = self._process.exitcode
-        if code is not None and code < 0:
-            return f"killed by {signal.Signals(-code).name}"
-        return f"exit status {code}"
 
     def lines(self) -> Lines:
         message = self._next()

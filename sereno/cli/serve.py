@@ -40,6 +40,7 @@ from sereno.kafka.settings import KafkaSettings
 from sereno.kafka.topics import prepare_topics
 from sereno.live.evaluator import LiveEngine
 from sereno.live.fleet import DEFAULT_QUIET_AFTER, FORGET_AFTER
+from sereno.live.process import EngineHooks, EvaluatorProcess
 from sereno.notify.acks import Acks
 from sereno.notify.config import receivers_config
 from sereno.notify.delivery import notice_outbox
@@ -64,8 +65,6 @@ from sereno.state.store import (
 )
 from sereno.stderr import to_stderr
 from sereno.text import counted
-
-GIL_SWITCH_SECONDS = 0.001
 
 
 def _listen_address(text: str) -> tuple[str, int]:
@@ -142,9 +141,6 @@ def command(argv: Sequence[str]) -> int:
     kafka = kafka_settings(args)
     if kafka is not None:
         return _serve_ingest_node(args, kafka)
-    # the evaluator thread holds the GIL for whole minutes of events: hand it over to the
-    # HTTP side every millisecond, not every 5 (an ingest request's p99 138 ms -> 98 ms)
-    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     ruleset = load_ruleset(args.rules_config)
     webhook = webhook_option(args)
     receivers = receivers_config(args.config, webhook, ruleset)
@@ -159,7 +155,6 @@ def command(argv: Sequence[str]) -> int:
         if args.alerts_log is not None:
             log = stack.enter_context(open_for_append(args.alerts_log))
         metrics = Metrics()
-        state = StateStore(args.db, event_type(ruleset.fields))
         outbox = notice_outbox(args.db)
         stored_silences = KeyedRecords(args.db, "silences", Silence)
         stored_acks = KeyedRecords(args.db, "acks", AckRecord)
@@ -172,20 +167,33 @@ def command(argv: Sequence[str]) -> int:
             Silences(stored_silences),
             Acks(stored_acks),
         )
-        live = LiveEngine(
+
+        def evaluator(hooks: EngineHooks) -> LiveEngine:
+            """The engine, made in the evaluator process, on a state file connection of its own."""
+            return LiveEngine(
+                ruleset,
+                args.allowed_lateness,
+                StateStore(args.db, event_type(ruleset.fields)),
+                ChangeLog(log).write,
+                hooks.on_window,
+                planner=hooks.planner,
+                on_queued=hooks.on_queued,
+                max_skew=args.max_clock_skew,
+                on_dead_letter=_report_dead_letter,
+                quiet_after=args.quiet_after,
+                on_progress=hooks.on_progress,
+            )
+
+        live = EvaluatorProcess(
             ruleset,
-            args.allowed_lateness,
-            state,
-            ChangeLog(log).write,
+            args.db,
+            notifications,
+            evaluator,
             metrics.evaluation.observe,
-            planner=notifications.planner,
-            on_queued=notifications.delivery.wake,
-            max_skew=args.max_clock_skew,
-            on_dead_letter=_report_dead_letter,
-            quiet_after=args.quiet_after,
+            not_inherited=[listening],
         )
         journal = Journal(args.db)
-        for store in (journal, state, outbox, stored_silences, stored_acks):
+        for store in (journal, outbox, stored_silences, stored_acks):
             stack.callback(store.close)
         metrics.watch(live)
         metrics.watch_delivery(notifications.delivery)

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sereno.engine.lifecycle import Episode
 from sereno.events.schema import Event, event_type
@@ -48,6 +49,50 @@ class _Reload:
     done: threading.Event = field(default_factory=threading.Event)
 
 
+class Evaluation(Protocol):
+    """What the HTTP side reads of the evaluation, and hands it: a `LiveEngine` in the same
+    process, or one in a process of its own (`live.process.EvaluatorProcess`)."""
+
+    @property
+    def ruleset(self) -> RuleSet: ...
+
+    @property
+    def event_type(self) -> type[Event]:
+        """What ingest decodes into (the rules' extra fields kept)."""
+        ...
+
+    @property
+    def stats(self) -> LiveStats: ...
+
+    @property
+    def evaluated_before(self) -> float:
+        """Every minute before this time is evaluated: an event for one of them is late."""
+        ...
+
+    @property
+    def running(self) -> bool: ...
+
+    def has_room(self) -> bool:
+        """Whether a batch can be queued now; if not, the evaluation is behind."""
+        ...
+
+    def submit(self, seq: int, events: list[Event]) -> None:
+        """Queue a batch the journal holds as `seq`."""
+        ...
+
+    def reload(self, ruleset: RuleSet, planner: Planner | None = None) -> None:
+        """Evaluate with `ruleset` (and plan with `planner`) from now on."""
+        ...
+
+    def alerts(self) -> list[Episode]:
+        """The alerts firing or pending, as of the latest checkpoint."""
+        ...
+
+    def fleet(self) -> FleetView:
+        """The fleet, as of the latest checkpoint."""
+        ...
+
+
 class LiveEngine:
     """Evaluates pushed events in a worker thread; `alerts()` is the latest open alerts."""
 
@@ -66,6 +111,7 @@ class LiveEngine:
         log: Callable[[str], None] = to_stderr,
         on_dead_letter: Callable[[DeadLetter], None] = lambda letter: None,
         quiet_after: float = DEFAULT_QUIET_AFTER,
+        on_progress: Callable[[int], None] = lambda taken: None,
     ) -> None:
         self.ruleset = ruleset
         self.event_type = event_type(ruleset.fields)  # what ingest decodes into
@@ -87,6 +133,8 @@ class LiveEngine:
         self._checkpoint_every = checkpoint_every
         self._on_queued = on_queued  # told when a checkpoint queued notifications
         self._on_dead_letter = on_dead_letter  # told of a journal entry set aside at start
+        self._on_progress = on_progress  # told after each step, with the batches taken so far
+        self._taken = 0
         self._log = log
         self._queue: queue.Queue[_Batch | _Reload | None] = queue.Queue(QUEUE_BATCHES)
         self._open: list[Episode] = []
@@ -144,6 +192,10 @@ class LiveEngine:
         first to ask for it)."""
         return self._fleet.view
 
+    def fleet_snapshot(self) -> FleetSnapshot:
+        """The same fleet, its view not yet made: what is handed to another process."""
+        return self._fleet
+
     @property
     def evaluated_before(self) -> float:
         """Every minute before this time is evaluated: an event for one of them is late."""
@@ -183,6 +235,7 @@ class LiveEngine:
                 item = self._queue.get(timeout=min(wait, TICK_SECONDS))
             except queue.Empty:
                 self._carry_out(self._core.tick(self._clock()))
+                self._on_progress(self._taken)
                 continue
             if item is None:
                 return
@@ -192,7 +245,10 @@ class LiveEngine:
                 item.done.set()
             else:
                 self._carry_out(self._core.take(item.seq, item.events, self._clock()))
-            self._carry_out(self._core.tick(self._clock()))
+                self._taken += 1
+            if self._queue.empty():  # else newer events wait: the time spent is no silence
+                self._carry_out(self._core.tick(self._clock()))
+            self._on_progress(self._taken)
 
     def _carry_out(self, step: Step) -> None:
         """Tell what the step has to say; save its checkpoint, then tell its changes, wake the

@@ -37,6 +37,26 @@ class Acks:
         loaded = stored.load_by_id() if stored is not None else {}
         self._acks: dict[str, AckRecord] = dict(loaded)
         self._lock = threading.Lock()
+        self._listener: Callable[[str, AckRecord | None], None] = lambda alert_id, ack: None
+
+    def tell_changes_to(self, listener: Callable[[str, AckRecord | None], None]) -> None:
+        """Have `listener` told of each ack made (with it) or dropped (None), once saved."""
+        self._listener = listener
+
+    def unstored(self) -> Acks:
+        """A copy that saves nothing: another process's, kept up to date with `keep`."""
+        copy = Acks(None, self._clock, self._retention)
+        with self._lock:
+            copy._acks = dict(self._acks)
+        return copy
+
+    def keep(self, alert_id: str, ack: AckRecord | None) -> None:
+        """Take an ack made (or, None, dropped) elsewhere."""
+        with self._lock:
+            if ack is None:
+                self._acks.pop(alert_id, None)
+            else:
+                self._acks[alert_id] = ack
 
     def ack(self, alert_id: str, severity: str, by: str, comment: str) -> AckRecord:
         for field, text in (("by", by), ("comment", comment)):
@@ -51,6 +71,7 @@ class Acks:
             self._acks[alert_id] = ack
             if self._stored is not None:
                 self._stored.save(alert_id, ack)
+            self._listener(alert_id, ack)
             self._prune(now)
         return ack
 
@@ -61,6 +82,7 @@ class Acks:
                 raise AckError(f"alert {alert_id} is not acknowledged")
             if self._stored is not None:
                 self._stored.delete([alert_id])
+            self._listener(alert_id, None)
         return ack
 
     def any(self) -> bool:
@@ -75,5 +97,6 @@ class Acks:
         old = [i for i, ack in self._acks.items() if ack.at < now - self._retention]
         for alert_id in old:
             del self._acks[alert_id]
+            self._listener(alert_id, None)
         if old and self._stored is not None:
             self._stored.delete(old)

@@ -148,6 +148,10 @@ class SilenceBook:
         self._silences[silence.id] = silence
         return silence
 
+    def keep(self, silence: Silence) -> None:
+        """Keep a silence as it was made or expired by another book."""
+        self._silences[silence.id] = silence
+
     def get(self, silence_id: str) -> Silence:
         """The silence with this id; UnknownSilence if there is none."""
         try:

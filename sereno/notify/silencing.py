@@ -31,6 +31,23 @@ class Silences:
         self._book = book or SilenceBook(stored.load() if stored is not None else ())
         self._lock = threading.Lock()
         self._asked = clock()  # when the evaluation last asked which silences ended
+        self._listener: Callable[[Silence], None] = lambda silence: None
+
+    def tell_changes_to(self, listener: Callable[[Silence], None]) -> None:
+        """Have `listener` told of each silence made or expired, once it is saved."""
+        self._listener = listener
+
+    def unstored(self) -> Silences:
+        """A copy of the book that saves nothing: another process's, kept up to date with
+        `keep`."""
+        with self._lock:
+            book = SilenceBook(self._book.silences, retention=self._book.retention)
+        return Silences(None, self._clock, book)
+
+    def keep(self, silence: Silence) -> None:
+        """Take a silence as made or expired elsewhere."""
+        with self._lock:
+            self._book.keep(silence)
 
     def now(self) -> float:
         return self._clock()
@@ -105,6 +122,7 @@ class Silences:
     def _save(self, silence: Silence) -> None:
         if self._stored is not None:
             self._stored.save(silence.id, silence)
+        self._listener(silence)
 
     def _prune(self, now: float) -> None:
         dropped = self._book.prune(now)

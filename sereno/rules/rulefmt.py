@@ -4,7 +4,7 @@ line and column, or none)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from fractions import Fraction
 from functools import cached_property
@@ -260,6 +260,8 @@ class RuleSet:
     source: str
     severities: tuple[Severity, ...]
     rules: tuple[RuleSpec, ...]
+    # what it was read from: the same rules are read from it in another process
+    text: str = field(default="", compare=False, repr=False)
 
     @property
     def fields(self) -> frozenset[str]:
@@ -302,7 +304,7 @@ def parse_rules(text: str, source: str) -> RuleSet:
     if reader.problems:
         raise RulesError(reader.problems)
     assert ruleset is not None
-    return ruleset
+    return replace(ruleset, text=text)
 
 
 class _RulesReader(NodeReader):

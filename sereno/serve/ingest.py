@@ -21,7 +21,7 @@ from starlette.requests import ClientDisconnect
 from sereno.events.body import BodyError, too_large
 from sereno.events.schema import Event
 from sereno.events.times import EventTimes
-from sereno.live.evaluator import LiveEngine
+from sereno.live.evaluator import Evaluation
 from sereno.serve.answers import IngestAnswer, Problem, json_answer
 from sereno.serve.config import ServerConfig
 from sereno.serve.metrics import Metrics
@@ -69,7 +69,7 @@ class JournalIntake:
     refused_as = "busy"
     retry_after = None
 
-    def __init__(self, live: LiveEngine, journal: Journal, db: Path) -> None:
+    def __init__(self, live: Evaluation, journal: Journal, db: Path) -> None:
         self._live = live
         self._journal = journal
         self._db = db

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from sereno.live.evaluator import LiveEngine
+from sereno.live.evaluator import Evaluation
 from sereno.notify.delivery import Delivery
 
 
@@ -44,7 +44,7 @@ class Metrics:
             registry=self.registry,
         )
 
-    def watch(self, live: LiveEngine) -> None:
+    def watch(self, live: Evaluation) -> None:
         self.registry.register(_LiveCollector(live))
 
     def watch_delivery(self, delivery: Delivery) -> None:
@@ -54,7 +54,7 @@ class Metrics:
 class _LiveCollector(Collector):
     """The live engine's own counts, read at each scrape."""
 
-    def __init__(self, live: LiveEngine) -> None:
+    def __init__(self, live: Evaluation) -> None:
         self._live = live
 
     def collect(self) -> Iterator[Metric]:

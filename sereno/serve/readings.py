@@ -19,7 +19,7 @@ from sereno import __version__
 from sereno.engine.lifecycle import Episode
 from sereno.engine.records import EpisodeRecord
 from sereno.engine.windows import WINDOW_SECONDS
-from sereno.live.evaluator import LiveEngine
+from sereno.live.evaluator import Evaluation
 from sereno.live.fleet import FleetView, ServerSeen
 from sereno.notify.planner import record_labels
 from sereno.notify.service import Notifications
@@ -59,7 +59,7 @@ from sereno.state.store import (
 class Served:
     """What the API serves, each handed in rather than reached through another."""
 
-    live: LiveEngine
+    live: Evaluation
     journal: Journal
     metrics: Metrics
     reload_rules: RulesReload

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from sereno.errors import RefusedFile
-from sereno.live.evaluator import LiveEngine
+from sereno.live.evaluator import Evaluation
 from sereno.notify.service import Notifications
 from sereno.rules.rulefmt import RuleSet, load_default_rules, load_rules
 from sereno.serve.metrics import Metrics
@@ -21,7 +21,7 @@ class RulesReload:
     def __init__(
         self,
         path: str | None,
-        live: LiveEngine,
+        live: Evaluation,
         metrics: Metrics,
         notifications: Notifications,
     ) -> None:

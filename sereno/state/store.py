@@ -315,6 +315,36 @@ class Journal:
         self._connection.close()
 
 
+class JournalReader:
+    """The journal's batches one by one, by number, for an evaluator in a process of its own."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = path
+        self._connection = connect(path)
+        self._decoders: dict[type[Event], msgspec.msgpack.Decoder[list[Event]]] = {}
+
+    def batch(self, seq: int, event_type: type[Event]) -> list[Event]:
+        """The batch `seq`, its events decoded as `event_type`; `StoreError` if the journal
+        does not hold it whole."""
+        decoder = self._decoders.get(event_type)
+        if decoder is None:
+            events = list[event_type]  # type: ignore[valid-type]
+            decoder = self._decoders[event_type] = msgspec.msgpack.Decoder(events)
+        try:
+            row = self._connection.execute(
+                "SELECT events FROM journal WHERE seq = ?", (seq,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"the journal in {self._path} has lost batch {seq}")
+            return decoder.decode(row[0])
+        except (sqlite3.Error, msgspec.DecodeError, TypeError) as error:
+            where = f"batch {seq} of the journal in {self._path}"
+            raise StoreError(f"{where} cannot be read: {error}") from None
+
+    def close(self) -> None:
+        self._connection.close()
+
+
 class StateStore:
     """The evaluator's side: loads the state at start, checkpoints it after each minute."""
 

@@ -231,3 +231,28 @@ def test_a_minute_that_cannot_be_evaluated_is_set_aside_and_the_rest_go_on(
     live.stop()
     journal.close()
     store.close()
+
+
+def test_batches_waiting_behind_a_slow_step_are_not_late(tmp_path: Path) -> None:
+    """Event time moves on with the clock only while no batch waits: a step that took long
+    is not the fleet's silence, so the batch queued behind it is not late."""
+    db = tmp_path / "sereno.db"
+    create(db)
+    store = StateStore(db, Event)
+    clock = Clock()
+
+    def slow_clock() -> float:  # each step seems to take ten seconds
+        clock.now += 10
+        return clock.now
+
+    live = LiveEngine(load_default_rules(), 0, store, lambda episode: None, clock=slow_clock)
+    live.submit(1, events(disk(0.5, T0 + 50)))
+    live.submit(2, events(disk(0.95, T0 + 55, server="b")))
+    live.start()
+    deadline = time.monotonic() + 10
+    while live.stats.events_evaluated < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    live.stop()
+    store.close()
+    assert live.stats.events_evaluated == 2
+    assert live.stats.late_events == 0
