@@ -4,8 +4,12 @@ Reads FILE once, sorts its events by timestamp, cuts them into batches of 1,000 
 each as a JSON Lines body. Then starts `sereno serve` (default rules, working in a fresh
 temporary directory, on a free 127.0.0.1 port) and has two pushing processes POST the bodies
 back to back, each over one keep-alive connection, taking batches in turn (one the even
-batches, the other the odd ones) so that both move through event time together; a 503 (the
-evaluator is behind) is waited out and the same batch sent again. Meanwhile a thread polls
+batches, the other the odd ones); a 503 (the evaluator is behind) is waited out and the same
+batch sent again. Both move through event time together, as agents reporting in real time do:
+a pusher does not send a batch whose newest event is more than half the allowed lateness ahead
+of the batch the other is sending, or will send next (the file's hour goes by in seconds, and a
+pusher that got more of the two cores would otherwise run ahead of the other by more than the
+lateness, and make the other's events late). Meanwhile a thread polls
 GET /alerts every 20 ms, until 5 s after the last 202. The pushers are forked (Linux).
 
 It measures:
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import ctypes
 import math
 import multiprocessing
 import os
@@ -63,6 +68,7 @@ WINDOW_SECONDS = 60
 TARGET_EVENTS_PER_SECOND = 100_000
 TARGET_P99_SECONDS = 1.0
 RETRY_PAUSE = 0.005  # after a 503, before the same batch is sent again
+PACE_PAUSE = 0.0005  # while a pusher waits for the others to catch up
 AFTER_PUSHING = 5.0  # how long the poller goes on after the last 202
 READY_WITHIN = 60.0
 EVALUATED = "sereno_events_evaluated_total"
@@ -283,14 +289,31 @@ def stop(server: subprocess.Popen[bytes]) -> None:
             server.wait()
 
 
+@dataclass(frozen=True)
+class Pace:
+    """Keeps the pushers together in event time: the newest event of the batch each one is
+    sending or will send next (infinite once it has sent all). The pusher whose batch is the
+    oldest never waits."""
+
+    sending: ctypes.Array[ctypes.c_double]
+    lead: float  # how far ahead of the others a pusher may send
+
+    def wait_for_others(self, pusher: int, newest: float) -> None:
+        others = [i for i in range(len(self.sending)) if i != pusher]
+        while min(self.sending[i] for i in others) < newest - self.lead:
+            time.sleep(PACE_PAUSE)
+
+
 def push(
     pusher: int,
     url: str,
-    bodies: Sequence[bytes],
+    batches: Sequence[tuple[bytes, float]],
+    pace: Pace,
     start: StartSignal,
     results: Queue[PusherResult],
 ) -> None:
-    """One pusher process: POST `bodies` in order over one connection, once `start` is set."""
+    """One pusher process: POST the batches' bodies in order over one connection, once
+    `start` is set, keeping pace with the others."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us, with SIGTERM
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     result = PusherResult(pusher, 0.0, [], [], 0, 0, 0)
@@ -298,10 +321,13 @@ def push(
         with httpx.Client(timeout=60, headers=NDJSON) as client:
             start.wait()
             result.first_sent = time.time()
-            for body in bodies:
+            for body, newest in batches:
+                pace.sending[pusher] = newest
+                pace.wait_for_others(pusher, newest)
                 post_until_taken(client, url, body, result)
     except (httpx.HTTPError, RuntimeError) as error:
         result.error = f"{type(error).__name__}: {error}"
+    pace.sending[pusher] = math.inf  # done: no one waits for it
     results.put(result)
 
 
@@ -325,15 +351,20 @@ def post_until_taken(client: httpx.Client, url: str, body: bytes, result: Pusher
         time.sleep(RETRY_PAUSE)
 
 
-def run_pushers(base_url: str, batches: Batches, poller: Poller) -> list[PusherResult]:
+def run_pushers(
+    base_url: str, batches: Batches, poller: Poller, lateness: float
+) -> list[PusherResult]:
     """Push every batch with PUSHERS processes, the poller running meanwhile; their results."""
     context = multiprocessing.get_context("fork")  # the children share the bodies, no copy
     start = context.Event()
     results: Queue[PusherResult] = context.Queue()
+    paired = list(zip(batches.bodies, batches.newest, strict=True))
+    firsts = [newest for _, newest in paired[:PUSHERS]]
+    pace = Pace(context.Array("d", firsts, lock=False), lateness / 2)
     pushers = [
         context.Process(
             target=push,
-            args=(index, f"{base_url}/events", batches.bodies[index::PUSHERS], start, results),
+            args=(index, f"{base_url}/events", paired[index::PUSHERS], pace, start, results),
             name=f"pusher {index}",
         )
         for index in range(PUSHERS)
@@ -432,7 +463,7 @@ def measure(batches: Batches, lateness: float, poll_every: float) -> Run:
     with running_server(lateness) as service:
         poller = Poller(service.base_url, poll_every)
         try:
-            results = run_pushers(service.base_url, batches, poller)
+            results = run_pushers(service.base_url, batches, poller, lateness)
             accepted = sum(result.accepted for result in results)
             acknowledged = acknowledged_in_batch_order(results, len(batches.bodies))
             caught_up = wait_for_evaluator(service.base_url, accepted, max(acknowledged))

@@ -3,6 +3,7 @@ the test's own: shared by the evaluator's and the state file's tests."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,19 +51,35 @@ class Service:
         self.changes: list[Episode] = []
         self.journal = Journal(db)
         self.store = StateStore(db, Event)
+        self._submitted = self._taken = 0
+        self._progress = threading.Condition()
         self.live = LiveEngine(
-            ruleset, 30, self.store, self.changes.append, clock=clock, checkpoint_every=0
+            ruleset,
+            30,
+            self.store,
+            self.changes.append,
+            clock=clock,
+            checkpoint_every=0,
+            on_progress=self._took,
         )
         self.live.start()
 
     def push(self, *records: dict[str, Any]) -> None:
-        """Journal and queue the events, and wait until they are evaluated."""
+        """Journal and queue the events, and wait until they are evaluated, saved and shown."""
         batch = events(*records)
-        expected = self.live.stats.events_evaluated + len(batch)
         self.live.submit(self.journal.append(batch), batch)
+        self.journal.trim(self.live.saved_before)
+        self._submitted += 1
         deadline = time.monotonic() + 10
-        while self.live.stats.events_evaluated < expected and time.monotonic() < deadline:
-            time.sleep(0.01)
+        with self._progress:  # or until the engine stops on an error
+            while self._taken < self._submitted and self.live.running:
+                if not self._progress.wait(min(0.05, deadline - time.monotonic())):
+                    assert time.monotonic() < deadline, "the batch was not taken in time"
+
+    def _took(self, taken: int) -> None:
+        with self._progress:
+            self._taken = taken
+            self._progress.notify_all()
 
     def alerts_until(self, done: Callable[[list[Episode]], bool]) -> list[Episode]:
         deadline = time.monotonic() + 10

@@ -70,6 +70,12 @@ class Evaluation(Protocol):
         ...
 
     @property
+    def saved_before(self) -> float:
+        """Every minute before this time is evaluated and saved: the journal's batches of
+        those minutes alone are no longer needed."""
+        ...
+
+    @property
     def running(self) -> bool: ...
 
     def has_room(self) -> bool:
@@ -135,6 +141,7 @@ class LiveEngine:
         self._on_dead_letter = on_dead_letter  # told of a journal entry set aside at start
         self._on_progress = on_progress  # told after each step, with the batches taken so far
         self._taken = 0
+        self.saved_before = float("-inf")
         self._log = log
         self._queue: queue.Queue[_Batch | _Reload | None] = queue.Queue(QUEUE_BATCHES)
         self._open: list[Episode] = []
@@ -205,7 +212,8 @@ class LiveEngine:
         snapshot = self._store.load()
         if snapshot is not None:
             self._core.restore(snapshot)
-        for seq, events in self._store.journal(self._on_dead_letter):
+            self.saved_before = snapshot.watermark.closed_before
+        for seq, events in self._store.journal(self._on_dead_letter, self.saved_before):
             self._replay(seq, events)
         self._open = self._core.open_alerts()
         self._fleet = self._core.fleet()
@@ -265,6 +273,7 @@ class LiveEngine:
             checkpoint.minutes,
             checkpoint.prune_minutes_before,
         )
+        self.saved_before = checkpoint.snapshot.watermark.closed_before
         for episode in checkpoint.changes:
             self._on_change(episode)
         if checkpoint.outgoing:

@@ -8,7 +8,8 @@ evaluator process its number; the evaluator reads the batch from the journal and
 through a `LiveEngine` of its own, which saves the state and queues the notifications as it
 would in one process. After each step it sends back what the HTTP side shows and counts: the
 batches taken, the counters, where evaluation stands, the minutes' durations, whether
-notifications were queued and, when they changed, the open alerts and the fleet.
+notifications were queued and, when they changed, the open alerts. The fleet, larger and read
+only by the page, is sent when asked for.
 
 Silences and acknowledgements are made through the API, on the HTTP side, which saves them;
 each change is also sent to the evaluator, down the same pipe as the batches, so that it plans
@@ -24,9 +25,9 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
-import queue
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -53,7 +54,11 @@ from sereno.state.store import JournalReader
 from sereno.text import how_it_ended
 
 SEND_BUFFER_BYTES = 1 << 20
-STOP_TIMEOUT = 120.0  # for the evaluator to take what it was sent, then stop
+STOP_TIMEOUT = 120.0
+FLEET_TIMEOUT = 5.0
+# the thread taking batches off the pipe waits for the interpreter at each read: every 0.5 ms
+# rather than every 5, or it falls behind while the engine's thread evaluates a minute
+SWITCH_SECONDS = 0.0005  # for the evaluator to take what it was sent, then stop
 
 _T = TypeVar("_T")
 
@@ -96,6 +101,11 @@ class _Reload:
 
 
 @dataclass(frozen=True)
+class _FleetWanted:
+    number: int  # answered with it
+
+
+@dataclass(frozen=True)
 class _Stop:
     pass
 
@@ -108,10 +118,17 @@ class _Progress:
     taken: int  # batches, since the start
     stats: LiveStats
     evaluated_before: float
+    saved_before: float
     windows: list[float] = field(default_factory=list)  # each minute's evaluation, in seconds
     queued: bool = False  # notifications were queued
     alerts: bytes | None = None  # msgpack, when they changed
-    fleet: bytes | None = None  # pickled, when it changed
+    fleet: bytes | None = None  # pickled, in the first progress only
+
+
+@dataclass(frozen=True)
+class _Fleet:
+    number: int
+    fleet: bytes  # pickled
 
 
 @dataclass(frozen=True)
@@ -145,7 +162,7 @@ class EvaluatorProcess:
         self.ruleset = ruleset
         self.event_type = event_type(ruleset.fields)
         self.stats = LiveStats()
-        self.evaluated_before = float("-inf")
+        self.evaluated_before = self.saved_before = float("-inf")
         self.failure: Exception | None = None
         self._db = db
         self._notifications = notifications
@@ -157,8 +174,7 @@ class EvaluatorProcess:
         self._alerts = _Published[list[Episode]]([], msgspec.msgpack.Decoder(list[Episode]).decode)
         self._fleet = _Published[FleetSnapshot | None](None, pickle.loads)
         self._sending = threading.Lock()
-        self._reloads = count(1)
-        self._reloaded: queue.Queue[_Reloaded] = queue.Queue()
+        self._answers = _Answers()
         self._stopping = False
         ours, theirs = multiprocessing.Pipe()
         _widen(ours)
@@ -211,30 +227,32 @@ class EvaluatorProcess:
     def reload(self, ruleset: RuleSet, planner: Planner | None = None) -> None:
         """Have the evaluator read the same rules, and plan for the receivers the HTTP side
         now notifies; raise `TimeoutError` if it does not answer in time."""
+        if not self.running:
+            raise TimeoutError("the evaluator is not running")
         config = planner.config if planner is not None else self._notifications.config
-        number = next(self._reloads)
+        number = self._answers.expect()
         self._send(_Reload(number, ruleset.text, ruleset.source, config))
-        answer = self._reloaded_as(number)
+        answer = self._answers.wait(number, RELOAD_TIMEOUT)
+        if not isinstance(answer, _Reloaded):
+            raise TimeoutError("the evaluator did not take the new rules in time")
         if answer.problem is not None:
             raise TimeoutError(f"the evaluator did not take the new rules: {answer.problem}")
         self.ruleset, self.event_type = ruleset, event_type(ruleset.fields)
-
-    def _reloaded_as(self, number: int) -> _Reloaded:
-        """The evaluator's answer to reload `number` (an earlier one may come late)."""
-        try:
-            while (answer := self._reloaded.get(timeout=RELOAD_TIMEOUT)).number != number:
-                pass
-        except queue.Empty:
-            raise TimeoutError("the evaluator did not take the new rules in time") from None
-        return answer
 
     def alerts(self) -> list[Episode]:
         return self._alerts.value()
 
     def fleet(self) -> FleetView:
+        """The fleet of the evaluator's latest checkpoint (the last one it sent, if it does
+        not answer in time)."""
+        if self.running:
+            number = self._answers.expect()
+            self._send(_FleetWanted(number))
+            answer = self._answers.wait(number, FLEET_TIMEOUT)
+            if isinstance(answer, _Fleet):
+                self._fleet.replace(answer.fleet)
         snapshot = self._fleet.value()
-        if snapshot is None:
-            raise EvaluatorGone("the evaluator has sent no fleet")
+        assert snapshot is not None  # the first progress had one
         return snapshot.view
 
     def _send(self, message: object) -> None:
@@ -252,8 +270,8 @@ class EvaluatorProcess:
         while (message := self._receive()) is not None:
             if isinstance(message, _Failed):
                 self._fail(message.error)
-            elif isinstance(message, _Reloaded):
-                self._reloaded.put(message)
+            elif isinstance(message, _Reloaded | _Fleet):
+                self._answers.answer(message.number, message)
             else:
                 self._take(message)
         self._process.join()
@@ -269,6 +287,7 @@ class EvaluatorProcess:
     def _take(self, progress: _Progress) -> None:
         self._taken = progress.taken
         self.stats, self.evaluated_before = progress.stats, progress.evaluated_before
+        self.saved_before = progress.saved_before
         for seconds in progress.windows:
             self._on_window(seconds)
         if progress.alerts is not None:
@@ -282,6 +301,7 @@ class EvaluatorProcess:
         """The evaluator process: `_Evaluator` until told to stop or the pipe closes."""
         for ignored in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(ignored, signal.SIG_IGN)
+        sys.setswitchinterval(SWITCH_SECONDS)
         self._connection.close()
         for inherited in self._not_inherited:
             inherited.close()
@@ -315,14 +335,13 @@ class _Evaluator:
         self._windows: list[float] = []
         self._queued = False
         self._sent_alerts: list[Episode] | None = None
-        self._sent_fleet: FleetSnapshot | None = None
         hooks = EngineHooks(planner, self._windows.append, self._note_queued, self._progress)
         self._live = engine(hooks)
 
     def run(self) -> None:
         live = self._live
         live.start(on_failure=lambda error: self._send(_Failed(_sendable(error))))
-        self._progress(0)
+        self._progress(0, with_fleet=True)
         reader = JournalReader(self._db)
         while True:
             try:
@@ -340,6 +359,8 @@ class _Evaluator:
                 self._notifications.acks.keep(message.alert_id, message.ack)
             elif isinstance(message, _Reload):
                 self._send(_Reloaded(message.number, self._reload(message)))
+            elif isinstance(message, _FleetWanted):
+                self._send(_Fleet(message.number, pickle.dumps(live.fleet_snapshot())))
         live.stop()
         reader.close()
 
@@ -355,18 +376,20 @@ class _Evaluator:
     def _note_queued(self) -> None:
         self._queued = True
 
-    def _progress(self, taken: int) -> None:
+    def _progress(self, taken: int, with_fleet: bool = False) -> None:
         """Send what changed (from the engine's worker thread, after each step)."""
         live = self._live
         with self._sending:
-            progress = _Progress(taken, live.stats, live.evaluated_before, self._windows[:])
+            progress = _Progress(
+                taken, live.stats, live.evaluated_before, live.saved_before, self._windows[:]
+            )
             self._windows.clear()
             progress.queued, self._queued = self._queued, False
-            alerts, fleet = live.alerts(), live.fleet_snapshot()
+            alerts = live.alerts()
             if alerts is not self._sent_alerts:
                 progress.alerts, self._sent_alerts = msgspec.msgpack.encode(alerts), alerts
-            if fleet is not self._sent_fleet:
-                progress.fleet, self._sent_fleet = pickle.dumps(fleet), fleet
+            if with_fleet:
+                progress.fleet = pickle.dumps(live.fleet_snapshot())
             self._connection.send(progress)
 
     def _send(self, message: object) -> None:
@@ -391,6 +414,36 @@ class _Published(Generic[_T]):
             if self._encoded:
                 self._value, self._encoded = cast(_T, self._decode(self._encoded)), b""
             return self._value
+
+
+class _Answers:
+    """The evaluator's answers to numbered requests, each for the one who asked."""
+
+    def __init__(self) -> None:
+        self._numbers = count(1)
+        self._waiting: set[int] = set()
+        self._answers: dict[int, object] = {}
+        self._came = threading.Condition()
+
+    def expect(self) -> int:
+        """The number of a new request, whose answer is kept until taken."""
+        with self._came:
+            number = next(self._numbers)
+            self._waiting.add(number)
+            return number
+
+    def answer(self, number: int, answer: object) -> None:
+        with self._came:
+            if number in self._waiting:  # else it came too late: no one waits for it
+                self._answers[number] = answer
+                self._came.notify_all()
+
+    def wait(self, number: int, timeout: float) -> object | None:
+        """The answer to request `number`; None if it does not come within `timeout`."""
+        with self._came:
+            self._came.wait_for(lambda: number in self._answers, timeout)
+            self._waiting.discard(number)
+            return self._answers.pop(number, None)
 
 
 def _widen(connection: Connection) -> None:

@@ -105,6 +105,7 @@ class JournalIntake:
         except OverflowError as error:  # an extra field the rules read, beyond 64 bits
             raise BodyError(400, f"cannot store the events: {error}") from None
         self._live.submit(seq, events)
+        self._journal.trim(self._live.saved_before)
         return None
 
 

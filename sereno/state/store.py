@@ -1,10 +1,17 @@
-"""`sereno serve`'s state on disk: one SQLite file in WAL mode.
+"""`sereno serve`'s state on disk: two SQLite files in WAL mode, the state file and, beside
+it, its journal (`FILE-events`).
 
-These tables make a restart, even after `kill -9`, pick up where the service was:
+The journal file holds one table:
 
 - `journal`: every accepted batch of events, written before the request is answered, and
-  deleted once every minute it touches has been evaluated. A restart replays what is left, so
-  the open minutes are whole again.
+  deleted once every minute it touches has been evaluated and saved. A restart replays what is
+  left, so the open minutes are whole again. It has a file of its own so that an append never
+  waits for a checkpoint: SQLite lets one connection write a file at a time, and a checkpoint
+  after a busy minute writes for tens of milliseconds. Only the HTTP side writes it while the
+  service runs (`Journal`: appends, and trims in a thread of its own); the evaluator reads it.
+
+The state file's tables make a restart, even after `kill -9`, pick up where the service was:
+
 - `snapshot`: the engine's state (open alerts, `for:` timers, silence rules' last-seen times)
   and the watermark, written after each evaluated minute (and after alerts fired early) with
   the journal position it stands for.
@@ -28,10 +35,11 @@ These tables make a restart, even after `kill -9`, pick up where the service was
   their evaluation failed), set aside with the reason so that the service can start.
 
 A checkpoint writes the snapshot, the history of the episodes whose record changed (fired or
-ended; a firing episode's current values are those of the snapshot), their notifications, the
-alerts' minutes and the journal's trim in one transaction, so the state on disk is always that
-of a whole number of evaluated minutes, and every change it holds has its notifications
-queued.
+ended; a firing episode's current values are those of the snapshot), their notifications and
+the alerts' minutes in one transaction, so the state on disk is always that of a whole number
+of evaluated minutes, and every change it holds has its notifications queued. The journal is
+trimmed after, up to the minutes saved: a batch left behind by a crash in between is only
+replayed into minutes already closed, which takes nothing from it.
 With `synchronous=NORMAL` a commit survives the process being killed (not a power cut).
 """
 
@@ -40,9 +48,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -57,19 +66,21 @@ from sereno.engine.windows import WINDOW_SECONDS, Watermark
 from sereno.errors import SerenoError
 from sereno.events.schema import Event, Number
 
-SCHEMA_VERSION = "4"
-UPGRADABLE = ("1", "2", "3")  # older schemas that the script below brings up to date
+SCHEMA_VERSION = "5"
+UPGRADABLE = ("1", "2", "3", "4")  # older schemas that `create` brings up to date
+JOURNAL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    newest REAL NOT NULL,
+    events BLOB NOT NULL
+);
+"""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshot (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     saved_at REAL NOT NULL,
     body BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS journal (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    newest REAL NOT NULL,
-    events BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS history (
     rule TEXT NOT NULL,
@@ -140,6 +151,7 @@ CREATE TABLE IF NOT EXISTS dead_letter (
 );
 """
 BUSY_TIMEOUT_MS = 10_000
+TRIM_BATCHES = 32  # dropped from the journal in one transaction: an append waits for no more
 SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, from Python 3.11 on
 DEFAULT_HISTORY_LIMIT = 1000
 MINUTES_KEPT = 7 * 86_400  # seconds of event time an alert's minutes are kept
@@ -238,8 +250,15 @@ def claim(path: str | Path) -> Iterator[None]:
         yield
 
 
+def journal_file(path: str | Path) -> Path:
+    """The journal beside the state file `path`."""
+    return Path(f"{path}-events")
+
+
 def create(path: str | Path) -> None:
-    """Make the state file ready: create its tables, or check it is of our schema."""
+    """Make the state file and its journal ready: create their tables, or check the state
+    file is of our schema (and bring an older one up to date)."""
+    _create_journal(path)
     with closing(connect(path)) as connection:
         try:
             had_ids = _has_table(connection, "episode_ids")
@@ -249,6 +268,7 @@ def create(path: str | Path) -> None:
             row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             if row is not None and row[0] in UPGRADABLE:
                 _upgrade_snapshot(connection)
+                _move_journal(connection, path)
             if row is None or row[0] in UPGRADABLE:
                 connection.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
@@ -260,6 +280,40 @@ def create(path: str | Path) -> None:
                 )
         except sqlite3.DatabaseError as error:
             raise StoreError(f"cannot use {path} as a state file: {error}") from None
+
+
+def _create_journal(path: str | Path) -> None:
+    journal = journal_file(path)
+    with closing(connect(journal)) as connection:
+        try:
+            connection.executescript(JOURNAL_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"cannot use {journal} as a journal: {error}") from None
+
+
+def _move_journal(connection: sqlite3.Connection, path: str | Path) -> None:
+    """Move the journal of a state file of schema 4 or older, which held it, to the journal
+    file: its batches, and its numbering, which the snapshot's `seq` counts in. Done again
+    whole if a crash stops it half way: a batch already moved is not moved twice."""
+    if not _has_table(connection, "journal"):
+        return
+    connection.execute("ATTACH DATABASE ? AS moved", (str(journal_file(path)),))
+    try:
+        with transaction(connection):
+            connection.execute("INSERT OR IGNORE INTO moved.journal SELECT * FROM main.journal")
+            numbered = connection.execute(
+                "SELECT seq FROM main.sqlite_sequence WHERE name = 'journal'"
+            ).fetchone()
+            if numbered is not None:  # sqlite_sequence has no key: one row a table, kept so
+                connection.execute("DELETE FROM moved.sqlite_sequence WHERE name = 'journal'")
+                connection.execute(
+                    "INSERT INTO moved.sqlite_sequence (name, seq) SELECT 'journal', "
+                    "max(?, coalesce((SELECT max(seq) FROM moved.journal), 0))",
+                    numbered,
+                )
+            connection.execute("DROP TABLE main.journal")
+    finally:
+        connection.execute("DETACH DATABASE moved")
 
 
 def _has_table(connection: sqlite3.Connection, name: str) -> bool:
@@ -295,32 +349,90 @@ def _upgrade_snapshot(connection: sqlite3.Connection) -> None:
 
 
 class Journal:
-    """The ingest side: records each accepted batch before it is answered."""
+    """The ingest side: records each accepted batch before it is answered, and drops those
+    whose minutes are all evaluated and saved, a few at a time in a thread of its own, so that
+    an append waits for a short transaction at most (a lock of this process, not SQLite's busy
+    wait, which sleeps in steps of up to 25 ms and more)."""
 
     def __init__(self, path: str | Path) -> None:
-        self._connection = connect(path)
+        self._path = journal_file(path)
+        self._connection = connect(self._path)
+        # no append copies the WAL into the file: the trimming thread does, after each trim
+        self._connection.execute("PRAGMA wal_autocheckpoint = 0")
         self._encoder = msgspec.msgpack.Encoder()
+        self._writing = threading.Lock()
+        self._trim = threading.Condition()
+        self._trim_before = float("-inf")  # wanted
+        self._closing = False
+        self._trimmer: threading.Thread | None = None  # started on the first trim
 
     def append(self, events: Sequence[Event]) -> int:
         """Write a batch (in a transaction of its own); its sequence number."""
         newest = max(event.timestamp for event in events)
-        cursor = self._connection.execute(
-            "INSERT INTO journal (newest, events) VALUES (?, ?)",
-            (newest, self._encoder.encode(events)),
-        )
+        body = self._encoder.encode(events)
+        with self._writing:
+            cursor = self._connection.execute(
+                "INSERT INTO journal (newest, events) VALUES (?, ?)", (newest, body)
+            )
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
+    def trim(self, before: float) -> None:
+        """Drop, soon, the batches whose newest event is before `before`: every minute they
+        touch is evaluated, and saved."""
+        with self._trim:
+            if before <= self._trim_before:
+                return
+            self._trim_before = before
+            if self._trimmer is None:
+                self._trimmer = threading.Thread(target=self._trimming, name="sereno-journal")
+                self._trimmer.start()
+            self._trim.notify()
+
     def close(self) -> None:
+        with self._trim:
+            self._closing = True
+            self._trim.notify()
+        if self._trimmer is not None:
+            self._trimmer.join()
         self._connection.close()
+
+    def _trimming(self) -> None:
+        done = float("-inf")
+        with closing(connect(self._path)) as checkpointing:
+            while (before := self._next_trim(done)) is not None:
+                # one that fails (a full disk, say) is done again at the next trim: the batches
+                # it leaves are only replayed into closed minutes at a restart
+                with suppress(sqlite3.Error):
+                    while self._drop_some(before):
+                        pass
+                    checkpointing.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                done = before
+
+    def _next_trim(self, done: float) -> float | None:
+        """The next trim's time, once wanted; None when closing with none left to do."""
+        with self._trim:
+            while self._trim_before == done and not self._closing:
+                self._trim.wait()
+            return None if self._trim_before == done else self._trim_before
+
+    def _drop_some(self, before: float) -> bool:
+        """Drop up to `TRIM_BATCHES` of the batches before `before`; whether more may be left."""
+        with self._writing:
+            dropped = self._connection.execute(
+                "DELETE FROM journal WHERE seq IN "
+                "(SELECT seq FROM journal WHERE newest < ? ORDER BY seq LIMIT ?)",
+                (before, TRIM_BATCHES),
+            )
+        return dropped.rowcount == TRIM_BATCHES
 
 
 class JournalReader:
     """The journal's batches one by one, by number, for an evaluator in a process of its own."""
 
     def __init__(self, path: str | Path) -> None:
-        self._path = path
-        self._connection = connect(path)
+        self._path = journal_file(path)
+        self._connection = connect(self._path)
         self._decoders: dict[type[Event], msgspec.msgpack.Decoder[list[Event]]] = {}
 
     def batch(self, seq: int, event_type: type[Event]) -> list[Event]:
@@ -351,6 +463,7 @@ class StateStore:
     def __init__(self, path: str | Path, event_type: type[Event]) -> None:
         self._path = path
         self._connection = connect(path)
+        self._journal = connect(journal_file(path))  # read at start; an entry set aside
         self._events = msgspec.msgpack.Decoder(list[event_type])  # type: ignore[valid-type]
         self._snapshot_encoder = msgspec.msgpack.Encoder()
         self._record_encoder = msgspec.json.Encoder()
@@ -368,15 +481,19 @@ class StateStore:
             raise StoreError(f"the saved state cannot be read: {error}") from None
 
     def journal(
-        self, on_dead_letter: Callable[[DeadLetter], None]
+        self, on_dead_letter: Callable[[DeadLetter], None], saved_before: float = float("-inf")
     ) -> Iterator[tuple[int, list[Event]]]:
-        """Every batch still in the journal, in the order it was accepted; one that cannot be
-        decoded is set aside, and `on_dead_letter` told."""
+        """Every batch still in the journal, in the order it was accepted, but those wholly
+        before `saved_before` (their minutes are saved: the journal may not be trimmed of them
+        yet); one that cannot be decoded is set aside, and `on_dead_letter` told."""
         try:
-            rows = self._connection.execute("SELECT seq, events FROM journal ORDER BY seq")
+            rows = self._journal.execute(
+                "SELECT seq, events FROM journal WHERE newest >= ? ORDER BY seq", (saved_before,)
+            )
             entries = rows.fetchall()
         except sqlite3.Error as error:
-            raise StoreError(f"the journal in {self._path} cannot be read: {error}") from None
+            journal = journal_file(self._path)
+            raise StoreError(f"the journal {journal} cannot be read: {error}") from None
         for seq, body in entries:
             try:
                 events = self._events.decode(body)
@@ -389,16 +506,16 @@ class StateStore:
         """Move the journal's batch `seq` to the dead letters, with why."""
         connection = self._connection
         try:
-            with transaction(connection):
-                (body,) = connection.execute(
-                    "SELECT events FROM journal WHERE seq = ?", (seq,)
-                ).fetchone()
-                letter = DeadLetter(seq, time.time(), _count_events(body), _one_line(reason))
+            (body,) = self._journal.execute(
+                "SELECT events FROM journal WHERE seq = ?", (seq,)
+            ).fetchone()
+            letter = DeadLetter(seq, time.time(), _count_events(body), _one_line(reason))
+            with transaction(connection):  # kept there before it is dropped here
                 connection.execute(
                     "INSERT OR REPLACE INTO dead_letter VALUES (?, ?, ?, ?, ?)",
                     (seq, letter.set_aside, letter.events, letter.reason, body),
                 )
-                connection.execute("DELETE FROM journal WHERE seq = ?", (seq,))
+            self._journal.execute("DELETE FROM journal WHERE seq = ?", (seq,))
         except sqlite3.Error as error:
             raise StoreError(f"cannot set journal entry {seq} aside: {error}") from None
         return letter
@@ -413,8 +530,7 @@ class StateStore:
     ) -> None:
         """Save the state, the history of the episodes that `changed`, queue the `outgoing`
         notices (receiver, notice), keep the alerts' `minutes` (dropping those before
-        `prune_minutes_before`, if given) and drop the journal's batches all of whose minutes
-        are evaluated: all at once."""
+        `prune_minutes_before`, if given): all at once."""
         connection = self._connection
         queued_at = time.time()
         try:
@@ -440,9 +556,6 @@ class StateStore:
                         for receiver, n in outgoing
                     ],
                 )
-                connection.execute(
-                    "DELETE FROM journal WHERE newest < ?", (snapshot.watermark.closed_before,)
-                )
         except sqlite3.Error as error:
             raise StoreError(f"cannot save the state: {write_failure(self._path, error)}") from None
 
@@ -454,6 +567,7 @@ class StateStore:
 
     def close(self) -> None:
         self._connection.close()
+        self._journal.close()
 
 
 @contextmanager

@@ -167,6 +167,9 @@ def test_the_journal_keeps_a_batch_until_all_its_minutes_are_evaluated(tmp_path:
     assert [seq for seq, _ in store.journal(lambda letter: None)] == [1, 2, 3]
     windows = Windows(30, Watermark(closed_before=T0 + 60, newest=T0 + 130))
     store.checkpoint(Snapshot(3, windows.watermark, EngineState()), [])
+    assert [seq for seq, _ in store.journal(lambda letter: None)] == [1, 2, 3]
+    journal.trim(windows.watermark.closed_before)  # the minutes before are saved
+    journal.close()  # once the trim it was asked for is done
     kept = list(store.journal(lambda letter: None))
     assert [(seq, [e.timestamp for e in batch]) for seq, batch in kept] == [
         (2, [T0 + 59, T0 + 61]),

@@ -25,7 +25,15 @@ from sereno.events.schema import Event
 from sereno.live.evaluator import LiveEngine
 from sereno.rules.rulefmt import load_default_rules
 from sereno.state import store
-from sereno.state.store import HistoryQuery, Journal, StateStore, StoreError, create, read_history
+from sereno.state.store import (
+    HistoryQuery,
+    Journal,
+    StateStore,
+    StoreError,
+    create,
+    journal_file,
+    read_history,
+)
 
 from conftest import Server, event, json_lines, run_sereno
 from live_service import T0, Clock, Service, disk, events
@@ -166,7 +174,7 @@ def test_on_a_really_full_disk_ingest_says_so_and_a_restart_after_freeing_it_car
 def corrupt_journal(db: Path) -> list[int]:
     """Garbage in the first journal entry, an array of the wrong things in the second; their
     sequence numbers."""
-    with closing(sqlite3.connect(db)) as connection, connection:
+    with closing(sqlite3.connect(journal_file(db))) as connection, connection:
         seqs = [seq for (seq,) in connection.execute("SELECT seq FROM journal ORDER BY seq")]
         bodies = [b"not msgpack at all", msgspec.msgpack.encode([1, 2, 3])]
         for seq, body in zip(seqs, bodies, strict=False):
@@ -275,10 +283,10 @@ def window_of(raw: list[dict[str, Any]]) -> Window:
 def test_a_journal_that_cannot_be_read_at_all_is_a_store_error(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     create(db)
-    with closing(sqlite3.connect(db)) as connection, connection:
+    with closing(sqlite3.connect(journal_file(db))) as connection, connection:
         connection.execute("DROP TABLE journal")
     store = StateStore(db, Event)
-    with pytest.raises(StoreError, match=r"the journal in .* cannot be read: no such table"):
+    with pytest.raises(StoreError, match=r"the journal .*-events cannot be read: no such table"):
         list(store.journal(lambda letter: None))
     store.close()
 
@@ -430,3 +438,59 @@ def test_the_history_is_filtered_by_start_service_and_severity(
     resolved_disk_alert(db)
     records = msgspec.json.decode(read_history(db, query))
     assert [record["server"] for record in records] == servers
+
+
+# --- the journal in a file of its own ---------------------------------------------------------
+
+
+def test_a_state_file_that_held_its_journal_has_it_moved_numbering_and_all(
+    tmp_path: Path,
+) -> None:
+    """Schema 4 kept the journal in the state file: brought up to date, its batches are in
+    the journal file, and the next batch is numbered after every one it ever held."""
+    db = tmp_path / "state.db"
+    create(db)
+    journal_file(db).unlink()
+    batch = msgspec.msgpack.encode(events(disk(0.95, T0 + 10)))
+    with closing(sqlite3.connect(db)) as connection, connection:
+        connection.execute(
+            "CREATE TABLE journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, newest REAL NOT NULL, "
+            "events BLOB NOT NULL)"
+        )
+        for seq in (38, 40):
+            connection.execute("INSERT INTO journal VALUES (?, ?, ?)", (seq, T0 + 10, batch))
+        connection.execute("UPDATE sqlite_sequence SET seq = 41 WHERE name = 'journal'")
+        connection.execute("UPDATE meta SET value = '4' WHERE key = 'schema'")
+    create(db)
+    state = StateStore(db, Event)
+    moved = [(seq, [e.value for e in batch]) for seq, batch in state.journal(lambda letter: None)]
+    state.close()
+    assert moved == [(38, [0.95]), (40, [0.95])]
+    journal = Journal(db)
+    assert journal.append(events(disk(0.5, T0 + 20))) == 42
+    journal.close()
+    with closing(sqlite3.connect(db)) as connection:
+        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master")}
+        (schema,) = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    assert "journal" not in tables
+    assert schema == store.SCHEMA_VERSION
+
+
+def test_the_service_drops_the_batches_of_minutes_saved(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = start_server()
+    server.post_lines(disk(0.5, T0 + 10))
+    server.post_lines(disk(0.5, T0 + 95))  # closes T0: the first batch is no longer needed
+    server.metric_until("sereno_windows_evaluated_total 1.0")
+    server.post_lines(disk(0.5, T0 + 100))  # the journal is trimmed as batches come
+    deadline = time.monotonic() + 10
+    while (kept := journal_rows(tmp_path / "sereno.db")) != [2, 3]:
+        assert time.monotonic() < deadline, kept
+        time.sleep(0.05)
+    server.stop()
+
+
+def journal_rows(db: Path) -> list[int]:
+    with closing(sqlite3.connect(journal_file(db))) as connection:
+        return [seq for (seq,) in connection.execute("SELECT seq FROM journal ORDER BY seq")]
