@@ -177,7 +177,8 @@ class EvaluatorProcess:
         self._answers = _Answers()
         self._stopping = False
         ours, theirs = multiprocessing.Pipe()
-        _widen(ours)
+        for end in (ours, theirs):
+            _widen(end)
         self._connection, self._their_end = ours, theirs
         context = multiprocessing.get_context("fork")
         self._process = context.Process(target=self._evaluate, name="sereno-evaluator")
@@ -447,8 +448,10 @@ class _Answers:
 
 
 def _widen(connection: Connection) -> None:
-    """Let the socket hold every message that may wait (`QUEUE_BATCHES` batches' numbers and
-    more), so that sending one never waits on the evaluator, where the system allows it."""
+    """Let the socket hold every message that may wait, where the system allows it: the
+    batches' numbers (`QUEUE_BATCHES` of them) one way, so that the HTTP side never waits on
+    the evaluator, and a checkpoint's open alerts (about 1 MB for 2,500) the other, so that the
+    evaluator seldom waits for the HTTP side to read them."""
     with socket.fromfd(connection.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as widened:
         widened.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
 
