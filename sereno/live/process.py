@@ -53,12 +53,12 @@ from sereno.rules.rulefmt import RuleSet, parse_rules
 from sereno.state.store import JournalReader
 from sereno.text import how_it_ended
 
-SEND_BUFFER_BYTES = 1 << 20
-STOP_TIMEOUT = 120.0
-FLEET_TIMEOUT = 5.0
+SEND_BUFFER_BYTES = 1 << 20  # asked of each end of the pipe (Linux gives twice that)
+STOP_TIMEOUT = 120.0  # for the evaluator to take what it was sent, then stop
+FLEET_TIMEOUT = 5.0  # for the evaluator to send its fleet, else the last one it sent is shown
 # the thread taking batches off the pipe waits for the interpreter at each read: every 0.5 ms
 # rather than every 5, or it falls behind while the engine's thread evaluates a minute
-SWITCH_SECONDS = 0.0005  # for the evaluator to take what it was sent, then stop
+SWITCH_SECONDS = 0.0005
 
 _T = TypeVar("_T")
 
@@ -310,7 +310,8 @@ class EvaluatorProcess:
         try:
             _Evaluator(connection, self.ruleset, self._db, self._notifications, self._engine).run()
         except Exception as error:  # sent as it is, so the HTTP side says what it was
-            connection.send(_Failed(_sendable(error)))
+            with suppress(OSError):  # unless the HTTP side is gone
+                connection.send(_Failed(_sendable(error)))
         finally:
             connection.close()
 
@@ -391,10 +392,14 @@ class _Evaluator:
                 progress.alerts, self._sent_alerts = msgspec.msgpack.encode(alerts), alerts
             if with_fleet:
                 progress.fleet = pickle.dumps(live.fleet_snapshot())
-            self._connection.send(progress)
+            self._send_now(progress)
 
     def _send(self, message: object) -> None:
         with self._sending:
+            self._send_now(message)
+
+    def _send_now(self, message: object) -> None:
+        with suppress(OSError):  # the HTTP side is gone: the pipe's end stops this process
             self._connection.send(message)
 
 
