@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 import time
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from sereno.cli.options import (
 )
 from sereno.cli.pipeline import finish, open_pipeline
 from sereno.engine.lifecycle import Episode
+from sereno.garbage import collect_less_often
 from sereno.rules.rulefmt import RuleSet
 from sereno.sinks.console import (
     CountingSink,
@@ -121,18 +121,10 @@ def _sink(args: argparse.Namespace, ruleset: RuleSet, stdout: IO[bytes]) -> Line
     return TextSink(stdout, show_severity=args.show_severity, palette=palette)
 
 
-def _collect_garbage_less_often() -> None:
-    """A run makes millions of short-lived containers, none of them in reference cycles that
-    matter; each time they set off the cycle collector, it walks every long-lived object too.
-    Set aside what start-up made, and collect a hundred times less often."""
-    gc.freeze()
-    gc.set_threshold(70_000, 20, 100)
-
-
 def batch_command(argv: Sequence[str]) -> int:
     args = _batch_parser().parse_args(argv)
     ruleset = load_ruleset(args.rules_config)
-    _collect_garbage_less_often()
+    collect_less_often()
     stdout = sys.stdout.buffer
     sink = _sink(args, ruleset, stdout)
     jobs = jobs_for(args, ruleset)

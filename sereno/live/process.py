@@ -42,6 +42,7 @@ import msgspec
 from sereno.engine.lifecycle import Episode
 from sereno.engine.records import AckRecord
 from sereno.events.schema import Event, event_type
+from sereno.garbage import collect_less_often
 from sereno.live.core import LiveStats
 from sereno.live.evaluator import QUEUE_BATCHES, RELOAD_TIMEOUT, LiveEngine
 from sereno.live.fleet import FleetSnapshot, FleetView
@@ -303,6 +304,7 @@ class EvaluatorProcess:
         for ignored in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(ignored, signal.SIG_IGN)
         sys.setswitchinterval(SWITCH_SECONDS)
+        collect_less_often()  # what the HTTP process made is set aside, long-lived
         self._connection.close()
         for inherited in self._not_inherited:
             inherited.close()
