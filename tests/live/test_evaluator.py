@@ -25,6 +25,7 @@ from sereno.state.store import (
     StateStore,
     StoreError,
     create,
+    journal_file,
     read_history,
 )
 
@@ -182,6 +183,14 @@ def test_a_state_file_of_another_kind_is_refused(tmp_path: Path) -> None:
     not_a_db.write_text("shopping list\n" * 100)
     with pytest.raises(StoreError, match=r"notes\.txt: file is not a database"):
         create(not_a_db)
+
+
+def test_a_journal_file_of_another_kind_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    journal_file(db).write_text("shopping list\n" * 100)
+    refused = r"cannot open the state file .*state\.db-events: file is not a database"
+    with pytest.raises(StoreError, match=refused):
+        create(db)
 
 
 class UnwritableStore(StateStore):
