@@ -48,7 +48,7 @@ def _check_parser() -> argparse.ArgumentParser:
 # --- sereno check --------------------------------------------------------------------------
 
 
-def check_command(argv: Sequence[str]) -> int:
+def command(argv: Sequence[str]) -> int:
     args = _check_parser().parse_args(argv)
     ruleset = load_ruleset(args.rules)
     config = load_config(args.config, ruleset) if args.config is not None else None

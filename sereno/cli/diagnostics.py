@@ -8,9 +8,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
 from sereno.errors import SerenoError
 from sereno.events.reader import EventBatch, EventReader, RecordError
 from sereno.events.schema import Event
@@ -98,6 +95,16 @@ def with_progress(
     batches: Iterator[EventBatch], reader: EventReader, size: int
 ) -> Iterator[EventBatch]:
     """Show a progress bar on stderr while `batches` are read (stderr a terminal, big file)."""
+    # imported here: rich's console takes longer to import than a small file takes to read
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

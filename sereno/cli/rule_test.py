@@ -13,7 +13,7 @@ from sereno.text import counted
 # --- sereno test ---------------------------------------------------------------------------
 
 
-def test_command(argv: Sequence[str]) -> int:
+def command(argv: Sequence[str]) -> int:
     parser = Parser(
         prog="sereno test",
         description="Run rule unit tests: exit 0 if they all pass, 1 if any fails, "

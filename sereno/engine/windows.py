@@ -242,32 +242,44 @@ class Windows:
         """
         timestamps = list(map(_timestamp, events))
         minutes = list(map(floordiv, timestamps, repeat(WINDOW_SECONDS)))
-        position, total = 0, len(timestamps)
-        while position < total:
-            end = _first(map(ne, islice(minutes, position, None), repeat(minutes[position])))
-            end = total if end is None else position + end
-            run = timestamps[position:end]
-            if window_start(run[0]) < self._closed_before:  # its minute was evaluated
-                for index in range(position, end):
-                    misfits.late(index)
-                position = end
-                continue
-            fleet_known = not self._one_server and self._newest > float("-inf")
-            if fleet_known and max(run) > self._ahead_limit():
-                yield from self._extend_each(events[position:], _Shifted(misfits, position))
-                return
-            window = self._window_for(run[0])
-            assert window is not None
-            close_at = self._close_at
-            # the first event at or past a window's closing time; the first of all if event
-            # time has passed it already (the run opened a window of a minute long gone)
-            closing = 0 if self._newest >= close_at else _first(map(ge, run, repeat(close_at)))
-            taken = len(run) if closing is None else closing + 1
-            window.events.extend(events[position : position + taken])
-            self._newest = max(self._newest, *run[:taken])
-            position += taken
-            if closing is not None:
-                yield from self.close_ready()
+        total = len(timestamps)
+        run_ends = [*compress(count(1), map(ne, minutes, islice(minutes, 1, None))), total]
+        position = 0
+        for end in run_ends:
+            while position < end:
+                run = timestamps[position:end]
+                if window_start(run[0]) < self._closed_before:  # its minute was evaluated
+                    for index in range(position, end):
+                        misfits.late(index)
+                    position = end
+                    break
+                newest_in_run = max(run)
+                fleet_known = not self._one_server and self._newest > float("-inf")
+                if fleet_known and newest_in_run > self._ahead_limit():
+                    yield from self._extend_each(events[position:], _Shifted(misfits, position))
+                    return
+                window = self._window_for(run[0])
+                assert window is not None
+                closing = self._closing_index(run, newest_in_run)
+                if closing is not None:
+                    run = run[: closing + 1]
+                    newest_in_run = max(run)
+                window.events.extend(events[position : position + len(run)])
+                self._newest = max(self._newest, newest_in_run)
+                position += len(run)
+                if closing is not None:
+                    yield from self.close_ready()
+
+    def _closing_index(self, run: list[float], newest_in_run: float) -> int | None:
+        """The index of the first event of `run` at or past a window's closing time (0 if
+        event time has passed it already: the run opened a window of a minute long gone);
+        None if none is."""
+        close_at = self._close_at
+        if self._newest >= close_at:
+            return 0
+        if newest_in_run < close_at:  # most runs: no need to look for it
+            return None
+        return _first(map(ge, run, repeat(close_at)))
 
     def _extend_each(self, events: Sequence[Event], misfits: Misfits) -> Iterator[Window]:
         # event by event, with the window of the previous event kept at hand: most events
