@@ -7,8 +7,7 @@ events' own, and problems are handed to callbacks for the caller to report.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import repeat
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Protocol
 
 import msgspec
@@ -35,14 +34,14 @@ BATCH_SIZE = 4096
 
 AlertOrder = tuple[Number, int, str, str]
 _first, _second = itemgetter(0), itemgetter(1)
-_timestamp, _service, _server = attrgetter("timestamp"), attrgetter("service"), attrgetter("server")
 
 
-def _order_keys(alerts: list[Alert], rank: int, majority: bool) -> Iterator[AlertOrder]:
+def _order_keys(alerts: list[Alert], rank: int, majority: bool) -> list[AlertOrder]:
     """Where each of a rule's alerts (of rank `rank`) goes among a minute's: by time, then
     rule order, service, server; without a call an alert."""
-    servers = repeat("") if majority else map(_server, alerts)
-    return zip(map(_timestamp, alerts), repeat(rank), map(_service, alerts), servers)
+    if majority:
+        return [(alert.timestamp, rank, alert.service, "") for alert in alerts]
+    return [(a.timestamp, rank, a.service, a.server) for a in alerts]  # type: ignore[union-attr]
 
 
 class RecordMisfits(Protocol):

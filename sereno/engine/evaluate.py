@@ -9,7 +9,7 @@ is neither raised nor over.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import groupby, repeat
+from itertools import groupby
 from operator import attrgetter
 from types import MappingProxyType
 from typing import NamedTuple, Protocol
@@ -91,8 +91,7 @@ def _looked_at(rule: str, samples: Sequence[Event]) -> dict[AlertKey, Number]:
 
     The keys are plain tuples, equal to their `AlertKey` and made without a call each: this
     runs for every sample of every minute."""
-    keys = zip(repeat(rule), map(_service, samples), map(_server, samples))
-    return dict(zip(keys, map(_value, samples), strict=True))  # type: ignore[arg-type]
+    return {(rule, e.service, e.server): e.value for e in samples}  # type: ignore[misc]
 
 
 def _level(spec: RuleSpec, event: Event, on_error: ConditionErrorHandler) -> int:

@@ -36,7 +36,6 @@ LateHandler = Callable[[int], None]
 _timestamp = attrgetter("timestamp")
 _server = attrgetter("server")
 _server_component = attrgetter("server", "component")
-_service_server = attrgetter("service", "server")
 _active = attrgetter("active")
 
 
@@ -69,17 +68,18 @@ class Window:
             elif len(components) == 1:  # most rules': a server's samples are of one component
                 (component,) = components
                 events = [event for event in self.events if event.component == component]
-                latest = list(_latest_by(events, _server).values())
+                by_server = {event.server: event for event in events}
+                latest = list(_latest_by(events, by_server, _server).values())
             else:
                 events = [event for event in self.events if event.component in components]
-                latest = list(_latest_by(events, _server_component).values())
+                latest = list(_latest_sample(events).values())
             self._latest[components] = latest
         return latest
 
     @cached_property
     def latest(self) -> dict[SampleKey, Event]:
         """The latest sample of each (server, component)."""
-        return _latest_by(self.events, _server_component)
+        return _latest_sample(self.events)
 
     @cached_property
     def activity(self) -> dict[tuple[str, str], bool]:
@@ -88,15 +88,16 @@ class Window:
         Of a server's latest samples (one per component), the newest counts; of two equally
         new, the one whose component first appeared later in the window.
         """
-        states = set(zip(map(_service_server, self.events), map(_active, self.events), strict=True))
-        activity = dict(states)
+        # comprehensions, not zips of attrgetters: each event makes one tuple, not three
+        states = {(event.service, event.server, event.active) for event in self.events}
+        activity = {(service, server): active for service, server, active in states}
         self._uniform = len(activity) == len(states)
         if self._uniform:
             # no server is both active and passive in this minute: which of its events is
             # the latest does not matter, so there is nothing to sort
             return activity
         by_time = sorted(self.latest.values(), key=_timestamp)
-        return dict(zip(map(_service_server, by_time), map(_active, by_time), strict=True))
+        return {(event.service, event.server): event.active for event in by_time}
 
     def active_samples(self, components: frozenset[str] | None) -> list[Event]:
         """`latest_samples` of the servers active in the window, in the same order."""
@@ -409,17 +410,25 @@ class Windows:
         self._reject(lambda item: item.minute < self._closed_before)
 
 
-def _latest_by(events: list[Event], key: Callable[[Event], Hashable]) -> dict[Any, Event]:
-    """The latest of the events of each `key`, in the order the keys first came."""
-    keys = list(map(key, events))
-    latest = dict(zip(keys, events, strict=True))
-    if len(latest) < len(events):  # some key came twice: the later in time wins
+def _latest_sample(events: list[Event]) -> dict[SampleKey, Event]:
+    """The latest event of each (server, component), in the order they first came."""
+    latest = {(event.server, event.component): event for event in events}
+    return _latest_by(events, latest, _server_component)
+
+
+def _latest_by(
+    events: list[Event], last: dict[Any, Event], key: Callable[[Event], Hashable]
+) -> dict[Any, Event]:
+    """The latest of the events of each `key`, in the order the keys first came, from
+    `last`: the last to come of each."""
+    if len(last) < len(events):  # some key came twice: the later in time wins
         # stable: of two events with the same timestamp, the one that arrived last is later
         in_time_order = sorted(events, key=_timestamp)
         # placeholders in order of first arrival, each replaced by its latest event
-        latest = dict.fromkeys(keys)  # type: ignore[assignment]
-        latest.update(zip(map(key, in_time_order), in_time_order, strict=True))
-    return latest
+        placeholders: dict[Any, Any] = dict.fromkeys(map(key, events))
+        placeholders.update(zip(map(key, in_time_order), in_time_order, strict=True))
+        return placeholders
+    return last
 
 
 class _Shifted:
