@@ -216,7 +216,8 @@ class Engine:
         self, batch: EventBatch, windows: Windows, misfits: RecordMisfits
     ) -> Iterator[list[Alert]]:
         """One batch into `windows`: the alerts of each window it closes (a live stream's step)."""
-        for window in windows.extend(batch.events, _InBatch(misfits, batch)):
+        misfits_in_batch = _InBatch(misfits, batch)
+        for window in windows.extend(batch.events, misfits_in_batch, batch.timestamps):
             yield self.evaluate(window)
 
     def episode_order(self, episode: Episode) -> tuple[int, int, str, str]:

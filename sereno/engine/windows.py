@@ -17,6 +17,7 @@ holds nothing back: there is no fleet to compare it with.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from functools import cached_property
@@ -24,7 +25,7 @@ from itertools import compress, count, islice, repeat
 from operator import attrgetter, floordiv, ge, itemgetter, ne
 from typing import Any, NamedTuple, Protocol
 
-from sereno.events.schema import Event
+from sereno.events.schema import Event, Number
 from sereno.events.times import DEFAULT_MAX_CLOCK_SKEW
 
 WINDOW_SECONDS = 60
@@ -199,12 +200,18 @@ class Windows:
         """The oldest open window: the next to close."""
         return self._open[min(self._open)] if self._open else None
 
-    def extend(self, events: Sequence[Event], on_late: LateHandler | Misfits) -> Iterator[Window]:
+    def extend(
+        self,
+        events: Sequence[Event],
+        on_late: LateHandler | Misfits,
+        timestamps: list[Number] | None = None,
+    ) -> Iterator[Window]:
         """Add events in order, yielding each window as soon as the watermark closes it.
 
         `on_late(index)` (or `misfits.late`) is told of each late event, `events[index]`;
         `misfits.ahead` of each one rejected as ahead of the fleet, maybe in a later call.
-        The same as adding events one by one, only faster.
+        `timestamps`: the events', if known already. The same as adding events one by one,
+        only faster.
         """
         misfits = _LateOnly(on_late) if callable(on_late) else on_late
         self._one_server_before = self._one_server
@@ -214,7 +221,7 @@ class Windows:
             # the fleet's second server is in this batch: from which event on, `_fleet_by` tells
             yield from self._extend_each(events, misfits)
         else:
-            yield from self._extend_runs(events, misfits)
+            yield from self._extend_runs(events, misfits, timestamps)
 
     def _count_servers(self, events: Sequence[Event]) -> None:
         servers = set(map(_server, events))
@@ -234,19 +241,19 @@ class Windows:
         """The newest timestamp taken at once: beyond it, an event may be ahead of the fleet."""
         return self._newest + self._max_skew
 
-    def _extend_runs(self, events: Sequence[Event], misfits: Misfits) -> Iterator[Window]:
+    def _extend_runs(
+        self, events: Sequence[Event], misfits: Misfits, timestamps: list[Number] | None
+    ) -> Iterator[Window]:
         """`_extend_each`, a run of events of one minute at a time: the run is taken up to
         the event that closes a window (if one does), then the windows are closed.
 
         Whatever could be ahead of the fleet goes event by event from there: the rest of the
         batch is left to `_extend_each`.
         """
-        timestamps = list(map(_timestamp, events))
-        minutes = list(map(floordiv, timestamps, repeat(WINDOW_SECONDS)))
-        total = len(timestamps)
-        run_ends = [*compress(count(1), map(ne, minutes, islice(minutes, 1, None))), total]
+        if timestamps is None:
+            timestamps = list(map(_timestamp, events))
         position = 0
-        for end in run_ends:
+        for end in _run_ends(timestamps):
             while position < end:
                 run = timestamps[position:end]
                 if window_start(run[0]) < self._closed_before:  # its minute was evaluated
@@ -408,6 +415,35 @@ class Windows:
     def _reject_held_of_closed_minutes(self) -> None:
         """No other server followed them while their minute was open: they are wrong."""
         self._reject(lambda item: item.minute < self._closed_before)
+
+
+def _run_ends(timestamps: list[Number]) -> list[int]:
+    """Where each run of consecutive timestamps of one minute ends (the index after it)."""
+    ends = _sorted_run_ends(timestamps)
+    if ends is None:
+        minutes = list(map(floordiv, timestamps, repeat(WINDOW_SECONDS)))
+        ends = [*compress(count(1), map(ne, minutes, islice(minutes, 1, None))), len(minutes)]
+    return ends
+
+
+def _sorted_run_ends(timestamps: list[Number]) -> list[int] | None:
+    """`_run_ends` when the minutes come in order (as they mostly do): found by bisection
+    and checked run by run, without a division an event; None if they do not."""
+    ends: list[int] = []
+    position, total = 0, len(timestamps)
+    while position < total:
+        minute = timestamps[position] // WINDOW_SECONDS
+        end = bisect_left(timestamps, minute + 1, position, total, key=_minute)
+        run = timestamps[position:end]
+        if _minute(min(run)) != minute or _minute(max(run)) != minute:
+            return None
+        ends.append(end)
+        position = end
+    return ends
+
+
+def _minute(timestamp: Number) -> Number:
+    return timestamp // WINDOW_SECONDS
 
 
 def _latest_sample(events: list[Event]) -> dict[SampleKey, Event]:

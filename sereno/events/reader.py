@@ -16,7 +16,7 @@ from typing import Protocol
 
 import msgspec
 
-from sereno.events.schema import Event
+from sereno.events.schema import Event, Number
 from sereno.events.times import ANY_TIME, EventTimes
 
 _timestamp = attrgetter("timestamp")
@@ -138,7 +138,7 @@ CHUNK_BYTES = 1 << 20
 class EventBatch:
     """Consecutive good events of one input, each with its place: a line or an array index."""
 
-    __slots__ = ("events", "in_array", "positions", "source")
+    __slots__ = ("events", "in_array", "positions", "source", "timestamps")
 
     def __init__(
         self, events: list[Event], positions: Sequence[int], source: str, in_array: bool
@@ -147,6 +147,8 @@ class EventBatch:
         self.positions = positions
         self.source = source
         self.in_array = in_array
+        self.timestamps: list[Number] | None = None
+        """The events' timestamps, once the reader has looked at them."""
 
     def location(self, index: int) -> str:
         """Where `events[index]` came from: `FILE:LINE` or `FILE[INDEX]`."""
@@ -218,6 +220,7 @@ class EventReader:
         for batch in batches:
             timestamps = list(map(_timestamp, batch.events))
             if not timestamps or (lowest <= min(timestamps) and max(timestamps) <= latest):
+                batch.timestamps = timestamps  # the windows need them too
                 yield batch
             else:
                 yield from self._screen(batch)

@@ -31,8 +31,9 @@ def one_by_one(events: list[Event], lateness: float) -> tuple[list[tuple[int, in
 
 
 def in_batches(
-    events: list[Event], lateness: float, sizes: list[int]
+    events: list[Event], lateness: float, sizes: list[int], told_times: bool = False
 ) -> tuple[list[tuple[int, int]], list[int]]:
+    """`told_times`: each batch's timestamps are handed with it, as the reader does."""
     windows = Windows(allowed_lateness=lateness)
     closed: list[Window] = []
     late: list[int] = []
@@ -40,7 +41,8 @@ def in_batches(
     for size in sizes:
         batch = events[offset : offset + size]
         report = lambda index, base=offset: late.append(base + index)  # noqa: E731
-        closed.extend(windows.extend(batch, report))
+        timestamps = [item.timestamp for item in batch] if told_times else None
+        closed.extend(windows.extend(batch, report, timestamps))
         offset += size
     closed.extend(windows.close_all())
     return [(w.start, len(w.events)) for w in closed], late
@@ -65,12 +67,12 @@ def streams(draw: st.DrawFn) -> tuple[list[Event], list[int]]:
 
 
 @settings(max_examples=400, deadline=None)
-@given(streams(), st.sampled_from([0.0, 30.0, 90.0]))
+@given(streams(), st.sampled_from([0.0, 30.0, 90.0]), st.booleans())
 def test_batches_close_the_same_windows_and_find_the_same_late_events(
-    stream: tuple[list[Event], list[int]], lateness: float
+    stream: tuple[list[Event], list[int]], lateness: float, told_times: bool
 ) -> None:
     events, sizes = stream
-    assert in_batches(events, lateness, sizes) == one_by_one(events, lateness)
+    assert in_batches(events, lateness, sizes, told_times) == one_by_one(events, lateness)
 
 
 def test_a_batch_within_one_open_minute_is_added_whole() -> None:
