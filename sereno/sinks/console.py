@@ -6,6 +6,7 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import IO, Protocol
 
 import msgspec
@@ -188,6 +189,9 @@ class JsonSink:
         return self.alert_lines([EpisodeRecord.of(episode) for episode in episodes])
 
 
+_rule = attrgetter("rule")
+
+
 @dataclass
 class CountingSink:
     """Passes alerts on and counts them per rule, for the summary."""
@@ -196,7 +200,7 @@ class CountingSink:
     per_rule: Counter[str] = field(default_factory=Counter)
 
     def write(self, alerts: Sequence[Alert]) -> None:
-        self.per_rule.update(alert.rule for alert in alerts)
+        self.per_rule.update(map(_rule, alerts))
         self.inner.write(alerts)
 
     def write_episodes(self, episodes: Sequence[Episode]) -> None:
