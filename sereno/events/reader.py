@@ -105,13 +105,19 @@ def _line_and_column(data: bytes, offset: int) -> tuple[int, int]:
 
 
 def _whole_lines(stream: ByteStream) -> Iterator[bytes]:
-    """The stream in chunks of whole lines (the last may lack its newline): each as much as
-    one read gives (up to `CHUNK_BYTES` from a file; what has come, from a pipe), and the
-    rest of its last line."""
+    """The stream in chunks of whole lines (the last may lack its newline), each as much as
+    one read gives (up to `CHUNK_BYTES` from a file; what has come, from a pipe)."""
+    parts: list[bytes] = []  # of a line not ended yet
     while data := stream.read1(CHUNK_BYTES):
-        if not data.endswith(b"\n"):
-            data += stream.readline()
-        yield data
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            parts.append(data)
+            continue
+        parts.append(data[:end])
+        yield b"".join(parts)
+        parts = [data[end:]] if end < len(data) else []
+    if parts:
+        yield b"".join(parts)
 
 
 class ByteStream(Protocol):
