@@ -213,7 +213,8 @@ class Lifecycle:
             and not self._flapping_rules
             and not self._inhibited_rules
         )
-        self._resolved: list[Episode] = []  # kept only if asked to, until taken
+        # kept only if asked to, until taken: each episode by its alert and start
+        self._resolved: dict[tuple[AlertKey, int], Episode] = {}
         # ...that asks for alerts only, of rules that all fire at their first match at their
         # only level: every alert of a minute fires in it, whatever came before, and nothing
         # need be tracked
@@ -555,12 +556,9 @@ class Lifecycle:
             self._keep_final(episode)
 
     def _keep_final(self, episode: Episode) -> None:
-        """Keep a resolved episode for `take_resolved`: its latest value, once."""
-        latest = self._resolved[-1] if self._resolved else None
-        if latest is not None and (latest.key, latest.started) == (episode.key, episode.started):
-            self._resolved[-1] = episode
-        else:
-            self._resolved.append(episode)
+        """Keep a resolved episode for `take_resolved`: its latest value, once, even when
+        other episodes were kept between its changes (a resolve, then its flapping)."""
+        self._resolved[(episode.key, episode.started)] = episode
 
     # --- state ---------------------------------------------------------------------------
 
@@ -589,7 +587,7 @@ class Lifecycle:
 
     def take_resolved(self) -> list[Episode]:
         """The episodes resolved since the last call, in the order they were resolved."""
-        resolved, self._resolved = self._resolved, []
+        resolved, self._resolved = list(self._resolved.values()), {}
         return resolved
 
     def still_open(self) -> list[Episode]:

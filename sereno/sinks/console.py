@@ -44,11 +44,11 @@ def alert_line(alert: Alert) -> str:
             f"ALERT timestamp: {alert.timestamp}, silent since: {format_number(alert.last_seen)}, "
             f"server: {alert.server}, service: {alert.service}"
         )
-    head = (
-        f"ALERT timestamp: {format_number(alert.timestamp)}, component: {alert.component}, "
-        f"value: {format_number(alert.value)}"
+    # `format_number` is repr: `!r` spares two calls an alert, and a file may have millions
+    return (
+        f"ALERT timestamp: {alert.timestamp!r}, component: {alert.component}, "
+        f"value: {alert.value!r}, {_identity(alert)}"
     )
-    return f"{head}, {_identity(alert)}"
 
 
 def _identity(alert: Alert) -> str:
@@ -149,7 +149,7 @@ class TextSink:
         return f"{start}{line}{end}\n"
 
     def write(self, alerts: Sequence[Alert]) -> None:
-        self._stream.write(b"".join(self.alert_lines(alerts)))
+        self._stream.write("".join(map(self._alert_text, alerts)).encode())
 
     def write_episodes(self, episodes: Sequence[Episode]) -> None:
         self._stream.write(b"".join(self.episode_lines(episodes)))
@@ -159,7 +159,10 @@ class TextSink:
         self._stream.write("".join(lines).encode("utf-8"))
 
     def alert_lines(self, alerts: Sequence[Alert]) -> list[bytes]:
-        return [self._line(alert.severity, alert_line(alert)).encode() for alert in alerts]
+        return [self._alert_text(alert).encode() for alert in alerts]
+
+    def _alert_text(self, alert: Alert) -> str:
+        return self._line(alert.severity, alert_line(alert))
 
     def episode_lines(self, episodes: Sequence[Episode]) -> list[bytes]:
         return [self._line(e.severity, episode_line(e)).encode() for e in episodes]

@@ -260,6 +260,16 @@ def test_a_flapping_alert_is_told_when_it_starts_and_stops_flapping_not_in_betwe
     assert (stop.state.value, stop.notified_at) == ("firing", T0 + 26 * M)
 
 
+def test_an_episode_that_resolves_as_it_starts_flapping_is_listed_once() -> None:
+    spec = rule(flapping=Flapping(21, 0.5, 0.25))
+    # a flaps, and resolves in minute 9 as it starts flapping; b resolves in that minute too
+    done = run([spec], {"a": " ".join(["0.95 0.5"] * 5), "b": "_ _ _ _ _ _ _ _ 0.95 0.5"})
+    assert (9, "flapping") in done.told()
+    listed = [(episode.key.server, episode.started) for episode in done.episodes]
+    assert sorted(set(listed)) == sorted(listed)
+    assert ("a", T0 + 8 * M) in listed and ("b", T0 + 8 * M) in listed
+
+
 # --- majority, made precise ----------------------------------------------------------------
 
 
