@@ -597,6 +597,7 @@ class Lifecycle:
 
 _RESTARTING = (Change.FIRED.value, Change.ESCALATED.value)
 _TOLD_ONCE_FIRING = (Change.ESCALATED, Change.DEESCALATED, Change.DATA_BACK, Change.NO_DATA)
+_FIRED = Change.FIRED.value
 
 
 def _notice_for(episode: Episode, change: Change) -> str | None:
@@ -604,16 +605,18 @@ def _notice_for(episode: Episode, change: Change) -> str | None:
     muted (flapping or inhibited); then of its changes; of its end if they heard it fire and
     it is not flapping; of its flapping (unless inhibited) when that starts and stops."""
     told = episode.notified_at is not None
+    # `_value_`, not `value`: an enum's `value` is a property, slow for a call an alert
+    said: str = change._value_
     if change in (Change.FLAPPING, Change.STABLE):
-        return None if episode.inhibited else change.value
+        return None if episode.inhibited else said
     if change in (Change.RESOLVED, Change.DROPPED):
-        return change.value if told and not episode.flapping else None
+        return said if told and not episode.flapping else None
     if episode.muted:
         return None
     if episode.state is State.FIRING and not told:
-        return Change.FIRED.value
+        return _FIRED
     kept_firing = change is Change.NO_DATA and episode.state is State.FIRING  # shown, not told
-    return change.value if told and change in _TOLD_ONCE_FIRING and not kept_firing else None
+    return said if told and change in _TOLD_ONCE_FIRING and not kept_firing else None
 
 
 def episode_id(key: AlertKey, started: int) -> str:

@@ -57,7 +57,7 @@ class EpisodeRecord(
             severity=episode.severity,
             service=key.service,
             server=key.server or None,
-            state=episode.state.value,
+            state=episode.state._value_,  # not `value`, a slow property: one a record
             started=episode.started,
             fired=episode.fired,
             ended=episode.ended,
@@ -70,7 +70,7 @@ class EpisodeRecord(
             inhibited=episode.inhibited,
             notified=episode.notified_at is not None,
             unmatched_servers=episode.unmatched,
-            change=episode.change.value if as_change else None,
+            change=episode.change._value_ if as_change else None,
             notice=episode.tell if as_change else None,
             id=episode.id,
         )
