@@ -26,7 +26,7 @@ from operator import attrgetter, floordiv, ge, itemgetter, ne
 from typing import Any, NamedTuple, Protocol
 
 from sereno.events.schema import Event, Number
-from sereno.events.times import DEFAULT_MAX_CLOCK_SKEW
+from sereno.events.times import DEFAULT_MAX_CLOCK_SKEW, Timestamps
 
 WINDOW_SECONDS = 60
 DEFAULT_ALLOWED_LATENESS = 30.0
@@ -204,7 +204,7 @@ class Windows:
         self,
         events: Sequence[Event],
         on_late: LateHandler | Misfits,
-        timestamps: list[Number] | None = None,
+        timestamps: Timestamps | None = None,
     ) -> Iterator[Window]:
         """Add events in order, yielding each window as soon as the watermark closes it.
 
@@ -242,7 +242,7 @@ class Windows:
         return self._newest + self._max_skew
 
     def _extend_runs(
-        self, events: Sequence[Event], misfits: Misfits, timestamps: list[Number] | None
+        self, events: Sequence[Event], misfits: Misfits, told: Timestamps | None
     ) -> Iterator[Window]:
         """`_extend_each`, a run of events of one minute at a time: the run is taken up to
         the event that closes a window (if one does), then the windows are closed.
@@ -250,10 +250,14 @@ class Windows:
         Whatever could be ahead of the fleet goes event by event from there: the rest of the
         batch is left to `_extend_each`.
         """
-        if timestamps is None:
-            timestamps = list(map(_timestamp, events))
-        position = 0
-        for end in _run_ends(timestamps):
+        if not events:
+            return
+        if told is None:
+            each = list(map(_timestamp, events))
+            told = Timestamps(each, min(each), max(each))
+        timestamps, position = told.each, 0
+        for end, newest_of_run in _runs(told):
+            known = newest_of_run
             while position < end:
                 run = timestamps[position:end]
                 if window_start(run[0]) < self._closed_before:  # its minute was evaluated
@@ -261,7 +265,8 @@ class Windows:
                         misfits.late(index)
                     position = end
                     break
-                newest_in_run = max(run)
+                newest_in_run = max(run) if known is None else known
+                known = None  # of the rest of the run, once a window closes within it
                 fleet_known = not self._one_server and self._newest > float("-inf")
                 if fleet_known and newest_in_run > self._ahead_limit():
                     yield from self._extend_each(events[position:], _Shifted(misfits, position))
@@ -417,29 +422,35 @@ class Windows:
         self._reject(lambda item: item.minute < self._closed_before)
 
 
-def _run_ends(timestamps: list[Number]) -> list[int]:
-    """Where each run of consecutive timestamps of one minute ends (the index after it)."""
-    ends = _sorted_run_ends(timestamps)
-    if ends is None:
+def _runs(told: Timestamps) -> list[tuple[int, Number | None]]:
+    """Where each run of consecutive timestamps of one minute ends (the index after it),
+    with its newest timestamp when that is known already."""
+    timestamps = told.each
+    if _minute(told.oldest) == _minute(told.newest):  # a batch within one minute: most
+        return [(len(timestamps), told.newest)]
+    runs = _sorted_runs(timestamps)
+    if runs is None:
         minutes = list(map(floordiv, timestamps, repeat(WINDOW_SECONDS)))
         ends = [*compress(count(1), map(ne, minutes, islice(minutes, 1, None))), len(minutes)]
-    return ends
+        runs = [(end, None) for end in ends]
+    return runs
 
 
-def _sorted_run_ends(timestamps: list[Number]) -> list[int] | None:
-    """`_run_ends` when the minutes come in order (as they mostly do): found by bisection
-    and checked run by run, without a division an event; None if they do not."""
-    ends: list[int] = []
+def _sorted_runs(timestamps: list[Number]) -> list[tuple[int, Number | None]] | None:
+    """`_runs` when the minutes come in order (as they mostly do): found by bisection and
+    checked run by run, without a division an event; None if they do not."""
+    runs: list[tuple[int, Number | None]] = []
     position, total = 0, len(timestamps)
     while position < total:
         minute = timestamps[position] // WINDOW_SECONDS
         end = bisect_left(timestamps, minute + 1, position, total, key=_minute)
         run = timestamps[position:end]
-        if _minute(min(run)) != minute or _minute(max(run)) != minute:
+        newest = max(run)
+        if _minute(min(run)) != minute or _minute(newest) != minute:
             return None
-        ends.append(end)
+        runs.append((end, newest))
         position = end
-    return ends
+    return runs
 
 
 def _minute(timestamp: Number) -> Number:

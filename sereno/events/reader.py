@@ -16,8 +16,8 @@ from typing import Protocol
 
 import msgspec
 
-from sereno.events.schema import Event, Number
-from sereno.events.times import ANY_TIME, EventTimes
+from sereno.events.schema import Event
+from sereno.events.times import ANY_TIME, EventTimes, Timestamps
 
 _timestamp = attrgetter("timestamp")
 
@@ -147,7 +147,7 @@ class EventBatch:
         self.positions = positions
         self.source = source
         self.in_array = in_array
-        self.timestamps: list[Number] | None = None
+        self.timestamps: Timestamps | None = None
         """The events' timestamps, once the reader has looked at them."""
 
     def location(self, index: int) -> str:
@@ -219,8 +219,12 @@ class EventReader:
         latest = self._times.latest
         for batch in batches:
             timestamps = list(map(_timestamp, batch.events))
-            if not timestamps or (lowest <= min(timestamps) and max(timestamps) <= latest):
-                batch.timestamps = timestamps  # the windows need them too
+            if not timestamps:
+                yield batch
+                continue
+            oldest, newest = min(timestamps), max(timestamps)
+            if lowest <= oldest and newest <= latest:
+                batch.timestamps = Timestamps(timestamps, oldest, newest)  # the windows' too
                 yield batch
             else:
                 yield from self._screen(batch)

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NamedTuple
+
+from sereno.events.schema import Number
 
 DEFAULT_MAX_CLOCK_SKEW = 300.0
 PLAUSIBLE_SECONDS = 1e8  # 1973: a timestamp in a smaller unit divided down to seconds is past it
 _SMALLER_UNITS = ((1e3, "milliseconds"), (1e6, "microseconds"), (1e9, "nanoseconds"))
 _YEAR = 365.25 * 86400
+
+
+class Timestamps(NamedTuple):
+    """A batch's timestamps, in order, with the oldest and the newest of them."""
+
+    each: list[Number]
+    oldest: Number
+    newest: Number
 
 
 def span(seconds: float) -> str:

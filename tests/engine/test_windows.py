@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from sereno.engine.windows import Window, Windows
 from sereno.events.schema import Event
+from sereno.events.times import Timestamps
 
 from conftest import event
 
@@ -41,7 +42,8 @@ def in_batches(
     for size in sizes:
         batch = events[offset : offset + size]
         report = lambda index, base=offset: late.append(base + index)  # noqa: E731
-        timestamps = [item.timestamp for item in batch] if told_times else None
+        each = [item.timestamp for item in batch]
+        timestamps = Timestamps(each, min(each), max(each)) if told_times else None
         closed.extend(windows.extend(batch, report, timestamps))
         offset += size
     closed.extend(windows.close_all())
