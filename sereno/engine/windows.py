@@ -283,7 +283,7 @@ class Windows:
                 if closing is not None:
                     yield from self.close_ready()
 
-    def _closing_index(self, run: list[float], newest_in_run: float) -> int | None:
+    def _closing_index(self, run: list[Number], newest_in_run: Number) -> int | None:
         """The index of the first event of `run` at or past a window's closing time (0 if
         event time has passed it already: the run opened a window of a minute long gone);
         None if none is."""
@@ -442,7 +442,7 @@ def _sorted_runs(timestamps: list[Number]) -> list[tuple[int, Number | None]] | 
     runs: list[tuple[int, Number | None]] = []
     position, total = 0, len(timestamps)
     while position < total:
-        minute = timestamps[position] // WINDOW_SECONDS
+        minute = _minute(timestamps[position])
         end = bisect_left(timestamps, minute + 1, position, total, key=_minute)
         run = timestamps[position:end]
         newest = max(run)
