@@ -11,7 +11,7 @@ from typing import IO
 
 from sereno import __version__
 from sereno.cli.diagnostics import Diagnostics
-from sereno.cli.jobs import MAX_JOBS, jobs_for, run_in_jobs
+from sereno.cli.jobcount import MAX_JOBS, jobs_for
 from sereno.cli.options import (
     COMMANDS,
     Parser,
@@ -129,6 +129,9 @@ def batch_command(argv: Sequence[str]) -> int:
     sink = _sink(args, ruleset, stdout)
     jobs = jobs_for(args, ruleset)
     if jobs > 1:
+        # imported here: multiprocessing and its kin take a run of one job ~10 ms to import
+        from sereno.cli.jobs import run_in_jobs  # noqa: PLC0415
+
         return run_in_jobs(args, ruleset, sink, jobs, stdout)
     problems = Diagnostics(strict=args.strict)
     counted = CountingSink(sink)

@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import fcntl
 import multiprocessing
-import os
 import queue
 import threading
 import time
@@ -39,7 +38,7 @@ from sereno.cli.pipeline import engine_for, finish, open_pipeline
 from sereno.engine.alerts import Alert
 from sereno.engine.engine import Engine
 from sereno.engine.lifecycle import Episode
-from sereno.engine.shard import Shares, shares_by_service
+from sereno.engine.shard import Shares
 from sereno.engine.windows import Window
 from sereno.errors import SerenoError
 from sereno.events.schema import Event, event_type
@@ -48,8 +47,6 @@ from sereno.rules.rulefmt import RuleSet, RuleSpec
 from sereno.sinks.console import LineSink
 from sereno.text import how_it_ended
 
-MIN_BYTES_FOR_JOBS = 64 << 20  # smaller files are done before the other jobs would start
-MAX_JOBS = 256
 HANDED_AHEAD = 16  # pieces handed to a job and not yet sent to it: how far job 0 may run ahead
 PIPE_BYTES = 1 << 20
 MERGE_LAG = 8  # minutes evaluated by job 0 before it waits for the others' lines of a minute
@@ -109,28 +106,6 @@ _json_lines = msgspec.json.Encoder()
 
 class JobFailed(SerenoError):
     """Another job stopped, or went out of step."""
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on every platform
-        return os.cpu_count() or 1
-
-
-def jobs_for(args: argparse.Namespace, ruleset: RuleSet) -> int:
-    """How many jobs a run takes: as asked (by default one per core for a file of 64 MB or
-    more); one for standard input, `--strict`, `--notices` (whose changes one process tells
-    in one order), and rules that inhibit across services."""
-    if args.file == "-" or args.strict or args.notices or not shares_by_service(ruleset):
-        return 1
-    if args.jobs is not None:
-        return int(args.jobs)
-    try:
-        size = os.stat(args.file).st_size
-    except OSError:
-        return 1  # reading it says what is wrong
-    return available_cores() if size >= MIN_BYTES_FOR_JOBS else 1
 
 
 @dataclass

@@ -18,7 +18,6 @@ import importlib.util
 import marshal
 import os
 import sys
-import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -74,6 +73,8 @@ def _built_from(tables: ModuleType | None, rule_engine: ModuleType) -> bool:
 
 def _save(rule_engine: ModuleType, path: Path) -> None:
     """Have PLY build the tables once more and write them out, then keep them, atomically."""
+    import tempfile  # noqa: PLC0415 (only when the tables are written, once)
+
     from rule_engine._vendor.ply import yacc  # noqa: PLC0415
 
     try:

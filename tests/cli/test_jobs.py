@@ -15,16 +15,8 @@ from typing import Any
 import pytest
 
 from sereno.cli import jobs as job_module
-from sereno.cli.jobs import (
-    MIN_BYTES_FOR_JOBS,
-    JobFailed,
-    _EventsDecoder,
-    _OtherJob,
-    _parts,
-    _pieces,
-    available_cores,
-    jobs_for,
-)
+from sereno.cli.jobcount import MIN_BYTES_FOR_JOBS, available_cores, jobs_for
+from sereno.cli.jobs import JobFailed, _EventsDecoder, _OtherJob, _parts, _pieces
 from sereno.engine.shard import BUCKETS, Shares
 from sereno.engine.windows import Window
 from sereno.events.schema import Event, event_type
