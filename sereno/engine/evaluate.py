@@ -262,7 +262,7 @@ class MajorityRule:
         unmatched: dict[AlertKey, tuple[str, ...]] = {}
         active = window.active_servers
         for service, events in _by_service(matching).items():
-            alert = self._decide(window.start, _matches_of(events), active[service])
+            alert = self._decide_plain(window.start, events, active[service])
             if alert is not None:
                 alerts.append(alert)
                 if not self._alerts_only:
@@ -326,11 +326,25 @@ class MajorityRule:
                 return self._alert(start, matched, active, level)
         return None
 
+    def _decide_plain(self, start: int, matching: list[Event], active: int) -> MajorityAlert | None:
+        """`_decide` for a rule of one level, from the service's matching samples: its
+        matched servers are the servers of the samples."""
+        spec = self.spec
+        if active < spec.min_active:
+            return None
+        servers = {event.server: event for event in matching}
+        if len(servers) < len(matching):  # a server matched with several components
+            servers = _highest_by_server(matching)
+        if not spec.quorum.met(len(servers), active):
+            return None
+        return self._alert(start, servers, active, 0)
+
     def _alert(
         self, start: int, servers: dict[str, Event], active: int, level: int
     ) -> MajorityAlert:
         names = sorted(servers)
-        highest = max((servers[name] for name in names), key=lambda event: event.value)
+        # the first of the highest, by name
+        highest = max(map(servers.__getitem__, names), key=_value)
         spec = self.spec
         return MajorityAlert(
             rule=spec.name,
@@ -368,13 +382,13 @@ def _by_service(events: list[Event]) -> dict[str, list[Event]]:
     }
 
 
-def _matches_of(events: list[Event]) -> dict[str, _Match]:
-    """Each server's match at the only level: its highest matching sample."""
-    servers = {event.server: (0, event) for event in events}
-    if len(servers) < len(events):  # a server matched with several components
-        servers = {}
-        for event in events:
-            _keep_highest(servers, event, 0)
+def _highest_by_server(events: list[Event]) -> dict[str, Event]:
+    """Each server's highest sample (of equally high ones, the first)."""
+    servers: dict[str, Event] = {}
+    for event in events:
+        current = servers.get(event.server)
+        if current is None or event.value > current.value:
+            servers[event.server] = event
     return servers
 
 
