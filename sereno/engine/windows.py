@@ -428,7 +428,7 @@ def _runs(told: Timestamps) -> list[tuple[int, Number | None]]:
     timestamps = told.each
     if _minute(told.oldest) == _minute(told.newest):  # a batch within one minute: most
         return [(len(timestamps), told.newest)]
-    runs = _sorted_runs(timestamps)
+    runs = _sorted_runs(told)
     if runs is None:
         minutes = list(map(floordiv, timestamps, repeat(WINDOW_SECONDS)))
         ends = [*compress(count(1), map(ne, minutes, islice(minutes, 1, None))), len(minutes)]
@@ -436,21 +436,33 @@ def _runs(told: Timestamps) -> list[tuple[int, Number | None]]:
     return runs
 
 
-def _sorted_runs(timestamps: list[Number]) -> list[tuple[int, Number | None]] | None:
+def _sorted_runs(told: Timestamps) -> list[tuple[int, Number | None]] | None:
     """`_runs` when the minutes come in order (as they mostly do): found by bisection and
-    checked run by run, without a division an event; None if they do not."""
+    checked run by run, without a division an event; None if they do not.
+
+    A run is checked at its ends only where the batch's oldest and newest do not vouch for
+    it: the first run starts in the oldest's minute, the last ends in the newest's."""
+    timestamps = told.each
     runs: list[tuple[int, Number | None]] = []
     position, total = 0, len(timestamps)
-    while position < total:
-        minute = _minute(timestamps[position])
+    minute = _minute(timestamps[0])
+    if minute != _minute(told.oldest):
+        return None
+    while True:
         end = bisect_left(timestamps, minute + 1, position, total, key=_minute)
         run = timestamps[position:end]
+        if position > 0 and _minute(min(run)) != minute:
+            return None
+        if end == total:
+            if _minute(told.newest) != minute:
+                return None
+            runs.append((end, told.newest))
+            return runs
         newest = max(run)
-        if _minute(min(run)) != minute or _minute(newest) != minute:
+        if _minute(newest) != minute:
             return None
         runs.append((end, newest))
-        position = end
-    return runs
+        position, minute = end, _minute(timestamps[end])
 
 
 def _minute(timestamp: Number) -> Number:

@@ -222,7 +222,10 @@ class EventReader:
             if not timestamps:
                 yield batch
                 continue
-            oldest, newest = min(timestamps), max(timestamps)
+            # a batch has a few distinct timestamps: the oldest and newest of those are the
+            # same objects `min` and `max` of them all give (the first of equal ones)
+            distinct = set(timestamps)
+            oldest, newest = min(distinct), max(distinct)
             if lowest <= oldest and newest <= latest:
                 batch.timestamps = Timestamps(timestamps, oldest, newest)  # the windows' too
                 yield batch
