@@ -12,6 +12,9 @@ For each file, whole processes run in turn, several times each:
   duckdb       benchmarks/duckdb_peer.py FILE        a peer: the default rules as one DuckDB
                                                      query (only if duckdb can be imported,
                                                      and not with -r)
+  bound        benchmarks/bound.py FILE              the default rules written out by hand for
+                                                     generated files: what pure Python costs
+                                                     at the least (not with -r)
 
 `sereno -h` is read once at the start: if it has no --jobs, the -jN rows are skipped and the
 others run without --jobs 1. `--only NAMES` runs some of the rows (the floor always runs: the
@@ -36,7 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -74,6 +77,7 @@ class Rows:
     rules: Path | None = None
     jobs: int | None = None  # sereno's --jobs for the -jN rows; None: sereno has no --jobs
     duckdb: bool = False
+    bound: bool = False
     only: frozenset[str] | None = None  # None: all
 
     def wanted(self, name: str) -> bool:
@@ -82,7 +86,13 @@ class Rows:
 
 def all_names(jobs: int) -> list[str]:
     """Every row there can be, with --jobs `jobs`."""
-    return ["floor", *SERENO_ROWS, *(f"{name}-j{jobs}" for name in SERENO_ROWS), "duckdb"]
+    return [
+        "floor",
+        *SERENO_ROWS,
+        *(f"{name}-j{jobs}" for name in SERENO_ROWS),
+        "duckdb",
+        "bound",
+    ]
 
 
 def compile_bytecode() -> None:
@@ -120,6 +130,8 @@ def commands(path: Path, rows: Rows) -> dict[str, list[str]]:
             found[f"{name}-j{rows.jobs}"] = [*sereno, str(path), *options, "--jobs", str(rows.jobs)]
     if rows.duckdb:
         found["duckdb"] = [sys.executable, str(HERE / "duckdb_peer.py"), str(path)]
+    if rows.bound:
+        found["bound"] = [sys.executable, str(HERE / "bound.py"), str(path)]
     return {name: command for name, command in found.items() if rows.wanted(name)}
 
 
@@ -180,6 +192,30 @@ def report_scaling(runs: list[tuple[Path, int, dict[str, Measured]]]) -> None:
         print(f"  {path.name}: {events / base_events:.1f}x the events, {times}")
 
 
+def chosen_rows(args: argparse.Namespace, only: frozenset[str] | None) -> Rows:
+    """The rows to run, saying why any asked for cannot."""
+    rows = Rows(rules=args.rules, only=only)
+    sereno_rows = [*SERENO_ROWS, *(f"{name}-j{args.jobs}" for name in SERENO_ROWS)]
+    if any(rows.wanted(name) for name in sereno_rows):
+        if sereno_has_jobs():
+            rows = replace(rows, jobs=args.jobs)
+        else:
+            print("sereno has no --jobs: the -jN rows skipped, the others run without --jobs 1")
+    if rows.wanted("duckdb"):
+        if args.rules is not None:
+            print("duckdb: computes the packaged rules only, skipped with -r")
+        elif not duckdb_installed():
+            print("duckdb: not installed (pip install duckdb), skipped")
+        else:
+            rows = replace(rows, duckdb=True)
+    if rows.wanted("bound"):
+        if args.rules is not None:
+            print("bound: the packaged rules only, skipped with -r")
+        else:
+            rows = replace(rows, bound=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n", 1)[0],
@@ -214,20 +250,7 @@ def main() -> None:
                 f"--only: no row {', '.join(sorted(unknown))}"
                 f" (rows: {', '.join(all_names(args.jobs))})"
             )
-    rows = Rows(rules=args.rules, only=only)
-    sereno_rows = [*SERENO_ROWS, *(f"{name}-j{args.jobs}" for name in SERENO_ROWS)]
-    if any(rows.wanted(name) for name in sereno_rows):
-        if sereno_has_jobs():
-            rows = Rows(rules=args.rules, jobs=args.jobs, only=only)
-        else:
-            print("sereno has no --jobs: the -jN rows skipped, the others run without --jobs 1")
-    if rows.wanted("duckdb"):
-        if args.rules is not None:
-            print("duckdb: computes the packaged rules only, skipped with -r")
-        elif not duckdb_installed():
-            print("duckdb: not installed (pip install duckdb), skipped")
-        else:
-            rows = Rows(rules=rows.rules, jobs=rows.jobs, duckdb=True, only=only)
+    rows = chosen_rows(args, only)
     compile_bytecode()
     rules = f", rules {args.rules}" if args.rules is not None else ""
     jobs = f", --jobs {rows.jobs} in the -j{rows.jobs} rows" if rows.jobs is not None else ""
