@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import yaml
 
 from sereno.engine.alerts import Alert
 from sereno.engine.engine import Engine
@@ -21,6 +20,7 @@ from sereno.engine.windows import WINDOW_SECONDS, Windows, window_start
 from sereno.errors import SerenoError
 from sereno.events.schema import Event, event_type
 from sereno.rules.rulefmt import RuleSet, load_default_rules, load_rules
+from sereno.rules.yamlnodes import load
 
 NO_SAMPLE = "_"
 
@@ -110,12 +110,16 @@ class Outcome:
 
 def load_test_file(path: Path) -> tuple[RuleTestFile, RuleSet]:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        spec = msgspec.convert(document, RuleTestFile)
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise RuleTestError(f"{path}: cannot read the test file: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise RuleTestError(f"{path}: not valid YAML: {error}") from None
+    except UnicodeDecodeError:
+        raise RuleTestError(f"{path}: cannot read the test file: not valid UTF-8 text") from None
+    document, not_yaml = load(text, str(path))
+    if not_yaml is not None:
+        raise RuleTestError(not_yaml)
+    try:
+        spec = msgspec.convert(document, RuleTestFile)
     except msgspec.ValidationError as error:
         raise RuleTestError(f"{path}: {_explain(error)}") from None
     if not spec.tests:

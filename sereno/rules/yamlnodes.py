@@ -34,22 +34,44 @@ def compose(text: str, source: str) -> tuple[yaml.Node | None, str | None]:
     """The document's node tree, or the one-line problem that makes it not YAML."""
     try:
         return yaml.compose(text, Loader=_FAST_LOADER), None
-    except (yaml.YAMLError, ValueError):  # libyaml raises UnicodeEncodeError of its own
-        pass  # PyYAML's own parser words the problem, as it always has
+    # libyaml raises UnicodeEncodeError of its own; PyYAML's parser, if it is the one,
+    # RecursionError
+    except (yaml.YAMLError, ValueError, RecursionError) as error:
+        refused: Exception = error  # PyYAML's own parser words the problem, as it always has
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader), None
-    except yaml.MarkedYAMLError as error:
+    except RecursionError:  # nested deeper than PyYAML's parser goes: libyaml said where
+        return None, _problem(refused, text, source, "nested too deeply")
+    except yaml.YAMLError as error:
+        return None, _problem(error, text, source)
+
+
+def load(text: str, source: str) -> tuple[Any, str | None]:
+    """The document as plain values, as `yaml.safe_load` gives them, or the one-line problem
+    that makes it not YAML."""
+    node, problem = compose(text, source)
+    if node is None:
+        return None, problem
+    try:  # built in a loop, not by recursion: as deep as the parsers go
+        return yaml.constructor.SafeConstructor().construct_document(node), None
+    except yaml.YAMLError as error:  # a tag it does not know, say
+        return None, _problem(error, text, source)
+
+
+def _problem(error: Exception, text: str, source: str, otherwise: str = "") -> str:
+    """A YAML error in one line, where in the file first."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
         mark = error.problem_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        return None, f"{where}: not valid YAML: {error.problem}"
-    except yaml.reader.ReaderError as error:  # a control character: its str is two lines
+        return f"{source}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {error.problem}"
+    if isinstance(error, yaml.reader.ReaderError):  # a control character: its str is two lines
         line = text.count("\n", 0, error.position) + 1
         column = error.position - text.rfind("\n", 0, error.position)
         character = f"#x{error.character:04x}" if isinstance(error.character, int) else ""
         problem = f"unacceptable character {character}: {error.reason}"
-        return None, f"{source}:{line}:{column}: not valid YAML: {problem}"
-    except yaml.YAMLError as error:
-        return None, f"{source}: not valid YAML: {error}"
+        return f"{source}:{line}:{column}: not valid YAML: {problem}"
+    if isinstance(error, yaml.MarkedYAMLError):
+        return f"{source}: not valid YAML: {error.problem}"
+    return f"{source}: not valid YAML: {otherwise or error}"
 
 
 def kind_name(node: yaml.Node | None) -> str:

@@ -105,11 +105,24 @@ tests:
         ),
         ("tests:\n  - {name: x, events: [{server: a}], alerts: []}", "events[0]"),
         ("rules: missing.yaml\ntests:\n  - {name: x, alerts: []}", "cannot read the rules file"),
-        ("tests: [", "not valid YAML"),
+        ("tests: [", "t.yaml:1:9: not valid YAML: expected the node content"),
+        ("tests: " + "[" * 1500, "t.yaml:1:1007: not valid YAML: exceeded maximum nesting depth"),
+        ("tests:\n  - name: a\x07\n", "t.yaml:2:12: not valid YAML: unacceptable character"),
+        ("tests: !!python/object:os.system x\n", "t.yaml:1:8: not valid YAML: could not"),
     ],
 )
 def test_a_bad_test_file_is_refused(content: str, message: str, write_file: WriteFile) -> None:
     result = run_sereno("test", write_file("t.yaml", content))
     assert result.returncode == 2
     assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not any(line.startswith(" ") for line in result.stderr.splitlines())  # one-liners
+
+
+def test_a_test_file_not_in_utf8_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_bytes(b"tests: \xff\xfe\n")
+    result = run_sereno("test", str(path))
+    assert result.returncode == 2
+    assert f"{path}: cannot read the test file: not valid UTF-8 text" in result.stderr
     assert "Traceback" not in result.stderr

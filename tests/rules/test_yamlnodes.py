@@ -63,3 +63,21 @@ def test_an_unacceptable_character_is_told_in_one_line_with_its_place(
     text: str, problem: str
 ) -> None:
     assert yamlnodes.compose(text, "rules.yaml") == (None, problem)
+
+
+def test_nesting_deeper_than_either_parser_goes_is_told_where() -> None:
+    node, problem = yamlnodes.compose("rules: " + "[" * 5000, "rules.yaml")
+    assert node is None
+    assert problem == "rules.yaml:1:1007: not valid YAML: exceeded maximum nesting depth"
+
+
+@pytest.mark.parametrize(
+    "text", [SHIPPED_RULES.read_text(encoding="utf-8"), NON_ASCII, "", "a: [1, 2.5, true, ~]"]
+)
+def test_a_document_loads_as_safe_load_gives_it(text: str) -> None:
+    assert yamlnodes.load(text, "t.yaml") == (yaml.safe_load(text), None)
+
+
+def test_a_document_as_deep_as_libyaml_goes_loads() -> None:
+    document, problem = yamlnodes.load("a: " + "[" * 999 + "]" * 999, "t.yaml")
+    assert problem is None and isinstance(document, dict)
