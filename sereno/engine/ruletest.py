@@ -20,7 +20,7 @@ from sereno.engine.windows import WINDOW_SECONDS, Windows, window_start
 from sereno.errors import SerenoError
 from sereno.events.schema import Event, event_type
 from sereno.rules.rulefmt import RuleSet, load_default_rules, load_rules
-from sereno.rules.yamlnodes import load
+from sereno.rules.yamlnodes import load, read_text
 
 NO_SAMPLE = "_"
 
@@ -109,12 +109,9 @@ class Outcome:
 
 
 def load_test_file(path: Path) -> tuple[RuleTestFile, RuleSet]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise RuleTestError(f"{path}: cannot read the test file: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise RuleTestError(f"{path}: cannot read the test file: not valid UTF-8 text") from None
+    text, unreadable = read_text(path)
+    if text is None:
+        raise RuleTestError(f"{path}: cannot read the test file: {unreadable}")
     document, not_yaml = load(text, str(path))
     if not_yaml is not None:
         raise RuleTestError(not_yaml)

@@ -22,7 +22,7 @@ from sereno.notify.redact import shown_url
 from sereno.notify.silences import matchers_problem
 from sereno.notify.timeintervals import TimeInterval, TimeIntervalReader
 from sereno.rules.rulefmt import RuleSet, format_duration, parse_duration
-from sereno.rules.yamlnodes import BOOL, FLOAT, INT, STR, NodeReader, compose, kind_name
+from sereno.rules.yamlnodes import BOOL, FLOAT, INT, STR, NodeReader, compose, kind_name, read_text
 
 
 class ConfigError(RefusedFile):
@@ -175,11 +175,9 @@ def receivers_config(
 
 
 def load_config(path: str | Path, ruleset: RuleSet) -> NotifyConfig:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not valid UTF-8 text"
-        raise ConfigError([f"{path}: cannot read the config file: {reason}"]) from None
+    text, unreadable = read_text(path)
+    if text is None:
+        raise ConfigError([f"{path}: cannot read the config file: {unreadable}"])
     return parse_config(text, str(path), ruleset)
 
 

@@ -17,7 +17,17 @@ from rich.color import Color, ColorParseError
 from sereno.errors import RefusedFile
 from sereno.rules.conditions import Condition, ConditionSyntaxError, parse_condition
 from sereno.rules.summary import template_problem
-from sereno.rules.yamlnodes import BOOL, FLOAT, INT, STR, NodeReader, compose, keys, kind_name
+from sereno.rules.yamlnodes import (
+    BOOL,
+    FLOAT,
+    INT,
+    STR,
+    NodeReader,
+    compose,
+    keys,
+    kind_name,
+    read_text,
+)
 
 
 class RulesError(RefusedFile):
@@ -281,17 +291,10 @@ def load_default_rules() -> RuleSet:
 
 
 def load_rules(path: str | Path) -> RuleSet:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise RulesError([f"{path}: cannot read the rules file: {_os_reason(error)}"]) from None
+    text, unreadable = read_text(path)
+    if text is None:
+        raise RulesError([f"{path}: cannot read the rules file: {unreadable}"])
     return parse_rules(text, str(path))
-
-
-def _os_reason(error: Exception) -> str:
-    if isinstance(error, OSError):
-        return error.strerror or str(error)
-    return "not valid UTF-8 text"
 
 
 def parse_rules(text: str, source: str) -> RuleSet:

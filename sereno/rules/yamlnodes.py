@@ -4,6 +4,7 @@ and column; all problems are collected and the file is refused as a whole if the
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
@@ -28,6 +29,16 @@ _T = TypeVar("_T")
 # libyaml's parser where PyYAML was built with it: the same nodes and marks, some
 # thirty times faster than PyYAML's own (which every run pays for the rules it reads)
 _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_text(path: str | Path) -> tuple[str | None, str | None]:
+    """A YAML file's text, or why it cannot be read (None, the reason)."""
+    try:
+        return Path(path).read_text(encoding="utf-8"), None
+    except OSError as error:
+        return None, error.strerror or str(error)
+    except UnicodeDecodeError:
+        return None, "not valid UTF-8 text"
 
 
 def compose(text: str, source: str) -> tuple[yaml.Node | None, str | None]:

@@ -81,3 +81,14 @@ def test_a_document_loads_as_safe_load_gives_it(text: str) -> None:
 def test_a_document_as_deep_as_libyaml_goes_loads() -> None:
     document, problem = yamlnodes.load("a: " + "[" * 999 + "]" * 999, "t.yaml")
     assert problem is None and isinstance(document, dict)
+
+
+def test_a_file_is_read_or_its_reason_given(tmp_path: Path) -> None:
+    good, latin1, folder = tmp_path / "good.yaml", tmp_path / "latin1.yaml", tmp_path / "dir"
+    good.write_text("rules: []\n", encoding="utf-8")
+    latin1.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    folder.mkdir()
+    assert yamlnodes.read_text(good) == ("rules: []\n", None)
+    assert yamlnodes.read_text(latin1) == (None, "not valid UTF-8 text")
+    assert yamlnodes.read_text(tmp_path / "missing.yaml") == (None, "No such file or directory")
+    assert yamlnodes.read_text(folder) == (None, "Is a directory")
