@@ -253,8 +253,7 @@ class Windows:
         if not events:
             return
         if told is None:
-            each = list(map(_timestamp, events))
-            told = Timestamps(each, min(each), max(each))
+            told = Timestamps.of(list(map(_timestamp, events)))
         timestamps, position = told.each, 0
         for end, newest_of_run in _runs(told):
             known = newest_of_run

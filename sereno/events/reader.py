@@ -222,12 +222,9 @@ class EventReader:
             if not timestamps:
                 yield batch
                 continue
-            # a batch has a few distinct timestamps: the oldest and newest of those are the
-            # same objects `min` and `max` of them all give (the first of equal ones)
-            distinct = set(timestamps)
-            oldest, newest = min(distinct), max(distinct)
-            if lowest <= oldest and newest <= latest:
-                batch.timestamps = Timestamps(timestamps, oldest, newest)  # the windows' too
+            told = Timestamps.of(timestamps)
+            if lowest <= told.oldest and told.newest <= latest:
+                batch.timestamps = told  # the windows' too
                 yield batch
             else:
                 yield from self._screen(batch)

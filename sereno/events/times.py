@@ -21,6 +21,14 @@ class Timestamps(NamedTuple):
     oldest: Number
     newest: Number
 
+    @classmethod
+    def of(cls, each: list[Number]) -> Timestamps:
+        """`each` (not empty), with its oldest and newest: taken among its distinct values,
+        a few in a batch, they are the same objects `min` and `max` of them all give (the
+        first of equal ones)."""
+        distinct = set(each)
+        return cls(each, min(distinct), max(distinct))
+
 
 def span(seconds: float) -> str:
     """A length of time in words, to the unit that reads best: `3,000 years`, `2 hours`."""
